@@ -1,0 +1,261 @@
+// Package ctap2 is the authenticator: it answers CTAP 2.1 commands
+// (authenticatorMakeCredential, authenticatorGetAssertion, clientPIN, ...)
+// and U2F/CTAP1 messages as a FIDO2 roaming security key would, over the
+// interfaces of package keystore. It knows nothing of transports: package hid
+// carries its messages.
+package ctap2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// CTAP2 command codes (CTAP 2.1 section 6).
+const (
+	CmdMakeCredential        byte = 0x01
+	CmdGetAssertion          byte = 0x02
+	CmdGetInfo               byte = 0x04
+	CmdClientPIN             byte = 0x06
+	CmdReset                 byte = 0x07
+	CmdGetNextAssertion      byte = 0x08
+	CmdBioEnrollment         byte = 0x09
+	CmdCredentialManagement  byte = 0x0A
+	CmdSelection             byte = 0x0B
+	CmdLargeBlobs            byte = 0x0C
+	CmdConfig                byte = 0x0D
+	CmdBioEnrollmentPreview  byte = 0x40
+	CmdCredentialMgmtPreview byte = 0x41
+)
+
+// PasskeyKind says whether new credentials are device-bound or syncable.
+type PasskeyKind string
+
+// Passkey kinds (WebAuthn section 6.1.3, backup eligibility).
+const (
+	DeviceBound PasskeyKind = "device-bound"
+	Syncable    PasskeyKind = "syncable"
+)
+
+// AttestationFormat selects the attestation statement of makeCredential.
+type AttestationFormat string
+
+// Attestation formats (WebAuthn section 8).
+const (
+	AttestationNone       AttestationFormat = "none"
+	AttestationPackedSelf AttestationFormat = "packed-self"
+	AttestationPacked     AttestationFormat = "packed" // x5c from the per-installation CA
+	AttestationTPM        AttestationFormat = "tpm"
+)
+
+// DefaultAAGUID is vkey's own AAGUID, used unless configured otherwise.
+var DefaultAAGUID = [16]byte{0x76, 0x6b, 0x65, 0x79, 0x2d, 0x76, 0x69, 0x72, 0x74, 0x75, 0x61, 0x6c, 0x2d, 0x6b, 0x65, 0x79} // "vkey-virtual-key"
+
+// Options configure an Authenticator. Store is required; zero values of the
+// rest pick the defaults named on each field.
+type Options struct {
+	// Store is the authenticator's memory.
+	Store keystore.Store
+	// SoftwareKeys makes syncable keys, and device-bound ones when
+	// DeviceKeys is nil or lacks the algorithm (default keystore.Software{}).
+	SoftwareKeys keystore.KeyProvider
+	// DeviceKeys makes device-bound keys (the TPM); nil means software keys.
+	DeviceKeys keystore.KeyProvider
+	// Presence asks for user presence (default: deny, a key nobody touches).
+	Presence Presence
+	// AAGUID identifies the authenticator model (default DefaultAAGUID).
+	AAGUID [16]byte
+	// Attestation is the makeCredential attestation format (default packed with x5c).
+	Attestation AttestationFormat
+	// Passkeys is the default kind of new credentials (default device-bound).
+	Passkeys PasskeyKind
+	// FirmwareVersion is reported by getInfo.
+	FirmwareVersion uint64
+	// MaxMsgSize is the largest CTAP message accepted (default 1200).
+	MaxMsgSize int
+	// Now is the clock (default time.Now); tests replace it.
+	Now func() time.Time
+	// Logger receives diagnostics; never secrets (default: discard).
+	Logger *slog.Logger
+}
+
+// Authenticator is a CTAP 2.1 authenticator. Commands are processed one at a
+// time, as on a hardware key.
+type Authenticator struct {
+	opts  Options
+	store keystore.Store
+
+	mu sync.Mutex // serialises commands and guards the volatile state below
+	// powerUp is when the authenticator was (virtually) plugged in.
+	powerUp time.Time
+	// volatile holds state that a power cycle forgets.
+	volatile volatileState
+}
+
+// volatileState is what a power cycle resets (CTAP 2.1 section 6.5.5.x:
+// pinUvAuthToken, key agreement key, consecutive PIN mismatches;
+// getNextAssertion and credential management enumeration state).
+type volatileState struct {
+	next *nextAssertionState
+	pin  pinVolatile
+	cm   credMgmtVolatile
+}
+
+// New returns an authenticator over opts.Store.
+func New(opts Options) (*Authenticator, error) {
+	if opts.Store == nil {
+		return nil, errors.New("ctap2: Options.Store is required")
+	}
+	if opts.SoftwareKeys == nil {
+		opts.SoftwareKeys = keystore.Software{}
+	}
+	if opts.Presence == nil {
+		opts.Presence = DenyPresence{}
+	}
+	if opts.AAGUID == ([16]byte{}) {
+		opts.AAGUID = DefaultAAGUID
+	}
+	if opts.Attestation == "" {
+		opts.Attestation = AttestationPacked
+	}
+	switch opts.Attestation {
+	case AttestationNone, AttestationPackedSelf, AttestationPacked, AttestationTPM:
+	default:
+		return nil, fmt.Errorf("ctap2: unknown attestation format %q (want none, packed-self, packed or tpm)", opts.Attestation)
+	}
+	if opts.Passkeys == "" {
+		opts.Passkeys = DeviceBound
+	}
+	if opts.Passkeys != DeviceBound && opts.Passkeys != Syncable {
+		return nil, fmt.Errorf("ctap2: unknown passkey kind %q (want device-bound or syncable)", opts.Passkeys)
+	}
+	if opts.MaxMsgSize <= 0 {
+		opts.MaxMsgSize = 1200
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Authenticator{opts: opts, store: opts.Store}
+	if err := a.ensureIdentity(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.powerCycleLocked()
+	a.mu.Unlock()
+	return a, nil
+}
+
+// PowerCycle resets the volatile state as unplugging and replugging the key
+// would: tokens, key agreement keys, the per-boot PIN mismatch counter and
+// enumeration state; the 10-second reset window starts again.
+func (a *Authenticator) PowerCycle() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.powerCycleLocked()
+}
+
+func (a *Authenticator) powerCycleLocked() {
+	a.powerUp = a.opts.Now()
+	a.volatile = volatileState{}
+	a.initPINVolatileLocked()
+}
+
+// MaxMsgSize is the largest CTAP message the authenticator accepts.
+func (a *Authenticator) MaxMsgSize() int { return a.opts.MaxMsgSize }
+
+// Store returns the authenticator's store.
+func (a *Authenticator) Store() keystore.Store { return a.store }
+
+type commandFunc func(a *Authenticator, ctx context.Context, params []byte) (any, error)
+
+// commandTable maps CTAP2 command codes to their handlers.
+func commandTable(cmd byte) (commandFunc, string) {
+	switch cmd {
+	case CmdMakeCredential:
+		return (*Authenticator).makeCredential, "makeCredential"
+	case CmdGetAssertion:
+		return (*Authenticator).getAssertion, "getAssertion"
+	case CmdGetNextAssertion:
+		return (*Authenticator).getNextAssertion, "getNextAssertion"
+	case CmdGetInfo:
+		return (*Authenticator).getInfo, "getInfo"
+	case CmdClientPIN:
+		return (*Authenticator).clientPIN, "clientPIN"
+	case CmdReset:
+		return (*Authenticator).reset, "reset"
+	case CmdCredentialManagement, CmdCredentialMgmtPreview:
+		return (*Authenticator).credentialManagement, "credentialManagement"
+	case CmdSelection:
+		return (*Authenticator).selection, "selection"
+	case CmdLargeBlobs:
+		return (*Authenticator).largeBlobs, "largeBlobs"
+	case CmdConfig:
+		return (*Authenticator).config, "config"
+	}
+	return nil, ""
+}
+
+// HandleCBOR processes one CTAPHID_CBOR message: a command byte followed by
+// its CBOR parameters. It returns the status byte followed by the CBOR
+// response. It never panics on any input.
+func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
+	if len(msg) == 0 {
+		return []byte{byte(ErrInvalidLength)}
+	}
+	if len(msg) > a.opts.MaxMsgSize {
+		return []byte{byte(ErrRequestTooLarge)}
+	}
+	fn, name := commandTable(msg[0])
+	if fn == nil {
+		return []byte{byte(ErrInvalidCommand)}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if msg[0] != CmdGetAssertion && msg[0] != CmdGetNextAssertion {
+		// Any other command ends an assertion sequence (CTAP 2.1 section 6.3).
+		a.volatile.next = nil
+	}
+	resp, err := a.safeCall(ctx, fn, msg[1:])
+	if err != nil {
+		var st Status
+		if !errors.As(err, &st) {
+			a.opts.Logger.Error("command failed", "command", name, "err", err)
+			st = ErrOther
+		}
+		return []byte{byte(st)}
+	}
+	if resp == nil {
+		return []byte{byte(StatusOK)}
+	}
+	body, err := Marshal(resp)
+	if err != nil {
+		a.opts.Logger.Error("encoding response", "command", name, "err", err)
+		return []byte{byte(ErrOther)}
+	}
+	return append([]byte{byte(StatusOK)}, body...)
+}
+
+// safeCall turns a panic in a command into CTAP1_ERR_OTHER so that no input
+// can bring the key down; the panic is logged as the bug it is.
+func (a *Authenticator) safeCall(ctx context.Context, fn commandFunc, params []byte) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.opts.Logger.Error("BUG: command panicked", "panic", r)
+			resp, err = nil, ErrOther
+		}
+	}()
+	return fn(a, ctx, params)
+}
+
+// requestPresence asks the user and maps the outcome to a CTAP status.
+func (a *Authenticator) requestPresence(ctx context.Context, req PresenceRequest) error {
+	return presenceStatus(a.opts.Presence.Request(ctx, req))
+}

@@ -1,0 +1,210 @@
+// Package keystore holds everything a vkey authenticator remembers:
+// credentials, signature counters, PIN state, configuration, the large-blob
+// array and the per-installation identity (credential-ID wrapping key and
+// attestation keys). It also defines the KeyProvider interface through which
+// credential keys are created and used (software keys here, TPM keys in
+// package tpm) and the Sealer interface that protects the master key.
+//
+// keystore never imports ctap2, hid or tpm.
+package keystore
+
+import (
+	"crypto"
+	"errors"
+	"time"
+)
+
+// Algorithm is a COSE algorithm identifier (RFC 9053, IANA COSE registry).
+type Algorithm int64
+
+// COSE algorithms a credential key may use.
+const (
+	// AlgES256 is ECDSA over P-256 with SHA-256.
+	AlgES256 Algorithm = -7
+	// AlgEdDSA is EdDSA; with a key on Ed25519 it is what OpenSSH and browsers send.
+	AlgEdDSA Algorithm = -8
+	// AlgEd25519 is the fully specified Ed25519 identifier (RFC 9864).
+	AlgEd25519 Algorithm = -19
+)
+
+// ErrNotFound is returned when a credential (or other record) does not exist.
+var ErrNotFound = errors.New("keystore: not found")
+
+// ErrFull is returned when no more discoverable credentials fit.
+var ErrFull = errors.New("keystore: credential storage full")
+
+// Key is a credential private key held by a KeyProvider.
+type Key interface {
+	// Algorithm is the COSE algorithm the key signs with.
+	Algorithm() Algorithm
+	// Public returns *ecdsa.PublicKey or ed25519.PublicKey.
+	Public() crypto.PublicKey
+	// Sign signs message as WebAuthn requires for the algorithm: for ES256 an
+	// ASN.1 DER ECDSA signature over SHA-256(message), for EdDSA a raw
+	// Ed25519 signature over message itself.
+	Sign(message []byte) ([]byte, error)
+}
+
+// KeyProvider creates and loads credential keys.
+type KeyProvider interface {
+	// Name identifies the provider in stored credentials ("software", "tpm").
+	Name() string
+	// Supports reports whether the provider can create keys of alg.
+	Supports(alg Algorithm) bool
+	// Generate creates a key. blob is the provider's opaque serialized form
+	// (a private key for software keys, a TPM-wrapped blob for TPM keys); the
+	// caller keeps it secret (sealed in a credential ID or encrypted at rest).
+	Generate(alg Algorithm) (blob []byte, key Key, err error)
+	// Load turns a blob made by Generate back into a usable key.
+	Load(alg Algorithm, blob []byte) (Key, error)
+}
+
+// Sealer protects a small secret (the store's master key) so that only this
+// machine (for the TPM) can recover it.
+type Sealer interface {
+	// Seal returns an opaque blob that Unseal turns back into secret.
+	Seal(secret []byte) ([]byte, error)
+	// Unseal recovers the secret sealed by Seal.
+	Unseal(blob []byte) ([]byte, error)
+}
+
+// Credential is one stored credential. Discoverable credentials are always
+// stored; non-discoverable ones are stored only when they need state the
+// credential ID cannot carry (syncable credentials, so they can be exported).
+type Credential struct {
+	ID              []byte    `cbor:"1,keyasint"`
+	RPID            string    `cbor:"2,keyasint"`
+	RPName          string    `cbor:"3,keyasint,omitempty"`
+	UserID          []byte    `cbor:"4,keyasint,omitempty"`
+	UserName        string    `cbor:"5,keyasint,omitempty"`
+	UserDisplayName string    `cbor:"6,keyasint,omitempty"`
+	Algorithm       Algorithm `cbor:"7,keyasint"`
+	// Provider names the KeyProvider that made KeyBlob.
+	Provider string `cbor:"8,keyasint"`
+	// KeyBlob is secret: the provider's serialized private key.
+	KeyBlob      []byte `cbor:"9,keyasint"`
+	Discoverable bool   `cbor:"10,keyasint,omitempty"`
+	// CredProtect is the credProtect level (1-3), 0 meaning unset (level 1).
+	CredProtect uint8 `cbor:"11,keyasint,omitempty"`
+	// CredRandomWithUV and CredRandomWithoutUV are the hmac-secret CredRandom
+	// values (CTAP 2.1 section 12.5); nil when hmac-secret was not requested.
+	CredRandomWithUV    []byte `cbor:"12,keyasint,omitempty"`
+	CredRandomWithoutUV []byte `cbor:"13,keyasint,omitempty"`
+	CredBlob            []byte `cbor:"14,keyasint,omitempty"`
+	LargeBlobKey        []byte `cbor:"15,keyasint,omitempty"`
+	// BackupEligible (BE) marks a syncable credential; BackupState (BS) is
+	// set once it has been exported (WebAuthn section 6.1).
+	BackupEligible bool      `cbor:"16,keyasint,omitempty"`
+	BackupState    bool      `cbor:"17,keyasint,omitempty"`
+	Created        time.Time `cbor:"18,keyasint"`
+	// PublicKey is the COSE_Key encoding of the public key.
+	PublicKey []byte `cbor:"19,keyasint,omitempty"`
+	// HMACSecret records that the hmac-secret extension was enabled.
+	HMACSecret bool `cbor:"20,keyasint,omitempty"`
+}
+
+// Clone returns a deep copy of c.
+func (c *Credential) Clone() *Credential {
+	if c == nil {
+		return nil
+	}
+	d := *c
+	for _, b := range []*[]byte{&d.ID, &d.UserID, &d.KeyBlob, &d.CredRandomWithUV, &d.CredRandomWithoutUV, &d.CredBlob, &d.LargeBlobKey, &d.PublicKey} {
+		if *b != nil {
+			*b = append([]byte(nil), (*b)...)
+		}
+	}
+	return &d
+}
+
+// PINState is the persistent part of clientPIN (CTAP 2.1 section 6.5).
+type PINState struct {
+	// Hash is LEFT(SHA-256(PIN), 16); nil when no PIN is set.
+	Hash []byte `cbor:"1,keyasint,omitempty"`
+	// CodePoints is the length of the current PIN in Unicode code points.
+	CodePoints int `cbor:"2,keyasint,omitempty"`
+	// Retries is pinRetries: attempts left before the PIN is blocked.
+	Retries int `cbor:"3,keyasint"`
+	// ForceChange is forcePINChange (set by authenticatorConfig).
+	ForceChange bool `cbor:"4,keyasint,omitempty"`
+}
+
+// Config is the persistent authenticatorConfig state (CTAP 2.1 section 6.11).
+type Config struct {
+	AlwaysUV              bool     `cbor:"1,keyasint,omitempty"`
+	EnterpriseAttestation bool     `cbor:"2,keyasint,omitempty"`
+	MinPINLength          int      `cbor:"3,keyasint,omitempty"`
+	MinPINLengthRPIDs     []string `cbor:"4,keyasint,omitempty"`
+}
+
+// Identity holds the per-installation secrets generated on first use.
+type Identity struct {
+	// WrapKey is the 32-byte AES-256-GCM key that seals credential IDs.
+	WrapKey []byte `cbor:"1,keyasint"`
+	// AttestationCAKey/Cert are the per-installation attestation root
+	// (PKCS#8 and DER); AttestationKey/Cert the batch leaf it issued.
+	AttestationCAKey  []byte `cbor:"2,keyasint,omitempty"`
+	AttestationCACert []byte `cbor:"3,keyasint,omitempty"`
+	AttestationKey    []byte `cbor:"4,keyasint,omitempty"`
+	AttestationCert   []byte `cbor:"5,keyasint,omitempty"`
+}
+
+// Store is the authenticator's memory. Implementations must be safe for
+// concurrent use and must make every successful write durable before it
+// returns (for the file store: atomic replace with fsync), except where a
+// method says otherwise.
+type Store interface {
+	// Identity returns the installation identity, or ErrNotFound before one is set.
+	Identity() (*Identity, error)
+	// SetIdentity stores the installation identity.
+	SetIdentity(id *Identity) error
+
+	// PutCredential inserts c, or replaces the credential with the same ID.
+	// It returns ErrFull when a new discoverable credential does not fit.
+	PutCredential(c *Credential) error
+	// Credential returns the credential with this ID, or ErrNotFound.
+	Credential(id []byte) (*Credential, error)
+	// Credentials returns every stored credential, oldest first.
+	Credentials() ([]*Credential, error)
+	// DeleteCredential removes a credential (and its counter); ErrNotFound if absent.
+	DeleteCredential(id []byte) error
+	// RemainingDiscoverable is how many more discoverable credentials fit.
+	RemainingDiscoverable() int
+
+	// NextSignCount increments the signature counter of credential id
+	// (stored or not) and returns the new value. The value returned must
+	// never be returned again for that id, across restarts and crashes.
+	NextSignCount(id []byte) (uint32, error)
+	// SignCount returns the last value NextSignCount returned for id (0 if none).
+	SignCount(id []byte) (uint32, error)
+	// SetSignCount sets the counter (for the control API); the next
+	// NextSignCount returns a larger value.
+	SetSignCount(id []byte, n uint32) error
+
+	// PINState returns the clientPIN state (Retries is 8 on a new store).
+	PINState() (PINState, error)
+	// SetPINState stores the clientPIN state.
+	SetPINState(s PINState) error
+
+	// Config returns the authenticatorConfig state.
+	Config() (Config, error)
+	// SetConfig stores the authenticatorConfig state.
+	SetConfig(c Config) error
+
+	// LargeBlobArray returns the serialized large-blob array (CTAP 2.1
+	// section 6.10); nil when none was ever written.
+	LargeBlobArray() ([]byte, error)
+	// SetLargeBlobArray stores the serialized large-blob array.
+	SetLargeBlobArray(b []byte) error
+
+	// Reset wipes credentials, counters, PIN, config and large blobs, and
+	// gives the identity a new WrapKey (so old credential IDs die), keeping
+	// the attestation keys.
+	Reset() error
+	// Close releases the store (locks, files).
+	Close() error
+}
+
+// DefaultPINRetries is the number of PIN attempts a new authenticator allows
+// (CTAP 2.1 section 6.5.2.2: maximum of 8).
+const DefaultPINRetries = 8
