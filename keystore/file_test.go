@@ -1,0 +1,409 @@
+package keystore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testKey(t testing.TB) []byte {
+	t.Helper()
+	k := make([]byte, MasterKeySize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func openT(t testing.TB, dir string, key []byte) *File {
+	t.Helper()
+	f, err := OpenFile(dir, FileOptions{MasterKey: key})
+	if err != nil {
+		t.Fatalf("OpenFile: %v", err)
+	}
+	return f
+}
+
+func sampleCred(id string, discoverable bool) *Credential {
+	return &Credential{
+		ID:                  []byte(id),
+		RPID:                "example.com",
+		RPName:              "Example",
+		UserID:              []byte("user-" + id),
+		UserName:            "alice",
+		UserDisplayName:     "Alice",
+		Algorithm:           AlgES256,
+		Provider:            SoftwareProviderName,
+		KeyBlob:             []byte("keyblob-" + id),
+		Discoverable:        discoverable,
+		CredProtect:         2,
+		CredRandomWithUV:    bytes.Repeat([]byte{1}, 32),
+		CredRandomWithoutUV: bytes.Repeat([]byte{2}, 32),
+		CredBlob:            []byte("blob"),
+		LargeBlobKey:        bytes.Repeat([]byte{3}, 32),
+		BackupEligible:      true,
+		Created:             time.Date(2025, 1, 2, 3, 4, 5, 6789, time.UTC),
+		PublicKey:           []byte{0xa5, 1, 2},
+		HMACSecret:          true,
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	key := testKey(t)
+	f := openT(t, dir, key)
+
+	if _, err := f.Identity(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Identity on new store: %v, want ErrNotFound", err)
+	}
+	if p, _ := f.PINState(); p.Retries != DefaultPINRetries || p.Hash != nil {
+		t.Fatalf("new PIN state %+v", p)
+	}
+	if b, _ := f.LargeBlobArray(); b != nil {
+		t.Fatalf("new large blob %x", b)
+	}
+	id := &Identity{WrapKey: bytes.Repeat([]byte{9}, 32), AttestationCAKey: []byte("ca"), AttestationCACert: []byte("cacert"), AttestationKey: []byte("ak"), AttestationCert: []byte("ac")}
+	must(t, f.SetIdentity(id))
+	c1, c2 := sampleCred("one", true), sampleCred("two", false)
+	c2.Created = c1.Created.Add(time.Second)
+	must(t, f.PutCredential(c2))
+	must(t, f.PutCredential(c1))
+	must(t, f.PutCredential(sampleCred("three", true)))
+	must(t, f.DeleteCredential([]byte("three")))
+	if err := f.DeleteCredential([]byte("three")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := f.NextSignCount([]byte("one")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, f.SetSignCount([]byte("two"), 1000))
+	pin := PINState{Hash: bytes.Repeat([]byte{7}, 16), CodePoints: 6, Retries: 5, ForceChange: true}
+	must(t, f.SetPINState(pin))
+	cfg := Config{AlwaysUV: true, EnterpriseAttestation: true, MinPINLength: 8, MinPINLengthRPIDs: []string{"a.example"}}
+	must(t, f.SetConfig(cfg))
+	must(t, f.SetLargeBlobArray([]byte{0x80, 1, 2, 3}))
+	must(t, f.Close())
+
+	g := openT(t, dir, key)
+	defer g.Close()
+	gotID, err := g.Identity()
+	must(t, err)
+	if !reflect.DeepEqual(gotID, id) {
+		t.Errorf("identity %+v, want %+v", gotID, id)
+	}
+	cs, err := g.Credentials()
+	must(t, err)
+	if len(cs) != 2 || string(cs[0].ID) != "one" || string(cs[1].ID) != "two" {
+		t.Fatalf("credentials after reopen: %d", len(cs))
+	}
+	for _, want := range []*Credential{c1, c2} {
+		got, err := g.Credential(want.ID)
+		must(t, err)
+		if !got.Created.Equal(want.Created) {
+			t.Errorf("created %v want %v", got.Created, want.Created)
+		}
+		got.Created = want.Created
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("credential %s: got %+v want %+v", want.ID, got, want)
+		}
+	}
+	if _, err := g.Credential([]byte("three")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted credential is back: %v", err)
+	}
+	if n := g.RemainingDiscoverable(); n != DefaultMaxDiscoverable-1 {
+		t.Errorf("RemainingDiscoverable %d", n)
+	}
+	if n, _ := g.SignCount([]byte("one")); n < 5 {
+		t.Errorf("SignCount(one) after reopen %d < 5", n)
+	}
+	if n, _ := g.NextSignCount([]byte("one")); n <= 5 {
+		t.Errorf("NextSignCount(one) after reopen %d <= 5", n)
+	}
+	if n, _ := g.SignCount([]byte("two")); n != 1000 {
+		t.Errorf("SignCount(two) %d want 1000", n)
+	}
+	if n, _ := g.NextSignCount([]byte("two")); n != 1001 {
+		t.Errorf("NextSignCount(two) %d want 1001", n)
+	}
+	if got, _ := g.PINState(); !reflect.DeepEqual(got, pin) {
+		t.Errorf("PIN %+v want %+v", got, pin)
+	}
+	if got, _ := g.Config(); !reflect.DeepEqual(got, cfg) {
+		t.Errorf("config %+v want %+v", got, cfg)
+	}
+	if got, _ := g.LargeBlobArray(); !bytes.Equal(got, []byte{0x80, 1, 2, 3}) {
+		t.Errorf("large blob %x", got)
+	}
+
+	// Reset: new WrapKey, attestation kept, everything else gone, durable.
+	must(t, g.Reset())
+	must(t, g.Close())
+	h := openT(t, dir, key)
+	defer h.Close()
+	rid, err := h.Identity()
+	must(t, err)
+	if bytes.Equal(rid.WrapKey, id.WrapKey) || len(rid.WrapKey) != 32 || !bytes.Equal(rid.AttestationKey, id.AttestationKey) {
+		t.Errorf("identity after reset %+v", rid)
+	}
+	if cs, _ := h.Credentials(); len(cs) != 0 {
+		t.Errorf("%d credentials after reset", len(cs))
+	}
+	if p, _ := h.PINState(); p.Hash != nil || p.Retries != DefaultPINRetries {
+		t.Errorf("PIN after reset %+v", p)
+	}
+	if n, _ := h.SignCount([]byte("two")); n != 0 {
+		t.Errorf("counter after reset %d", n)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileFull(t *testing.T) {
+	dir := t.TempDir()
+	f, err := OpenFile(dir, FileOptions{MasterKey: testKey(t), MaxDiscoverable: 2})
+	must(t, err)
+	defer f.Close()
+	must(t, f.PutCredential(sampleCred("a", true)))
+	must(t, f.PutCredential(sampleCred("b", true)))
+	if err := f.PutCredential(sampleCred("c", true)); !errors.Is(err, ErrFull) {
+		t.Fatalf("third discoverable: %v, want ErrFull", err)
+	}
+	must(t, f.PutCredential(sampleCred("a", true))) // replace still fits
+	must(t, f.PutCredential(sampleCred("d", false)))
+	if n := f.RemainingDiscoverable(); n != 0 {
+		t.Fatalf("remaining %d", n)
+	}
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	f := openT(t, dir, testKey(t))
+	must(t, f.PutCredential(sampleCred("a", true)))
+	defer f.Close()
+	st, err := os.Stat(dir)
+	must(t, err)
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("folder mode %v", st.Mode().Perm())
+	}
+	ents, err := os.ReadDir(dir)
+	must(t, err)
+	if len(ents) < 2 {
+		t.Fatalf("expected state and lock files, got %d entries", len(ents))
+	}
+	for _, e := range ents {
+		info, err := e.Info()
+		must(t, err)
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", e.Name(), info.Mode().Perm())
+		}
+	}
+}
+
+func TestFileLock(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	f := openT(t, dir, key)
+	_, err := OpenFile(dir, FileOptions{MasterKey: key})
+	var le *LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("second open: %v, want *LockedError", err)
+	}
+	if le.PID != os.Getpid() || !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
+		t.Fatalf("lock error %q does not name pid %d", err, os.Getpid())
+	}
+	if strings.Count(strings.TrimSuffix(err.Error(), "."), ". ") != 0 {
+		t.Errorf("lock error is not one sentence: %q", err)
+	}
+	must(t, f.Close())
+	g := openT(t, dir, key)
+	must(t, g.Close())
+}
+
+func TestFileClosed(t *testing.T) {
+	f := openT(t, t.TempDir(), testKey(t))
+	must(t, f.Close())
+	if err := f.PutCredential(sampleCred("a", true)); err == nil {
+		t.Fatal("write after Close succeeded")
+	}
+	if _, err := f.NextSignCount([]byte("a")); err == nil {
+		t.Fatal("NextSignCount after Close succeeded")
+	}
+}
+
+func TestFileTamper(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	f := openT(t, dir, key)
+	must(t, f.SetPINState(PINState{Hash: []byte("0123456789abcdef"), Retries: 8}))
+	must(t, f.Close())
+	path := filepath.Join(dir, StateFileName)
+	orig, err := os.ReadFile(path)
+	must(t, err)
+	positions := len(orig)
+	for i := 0; i < positions; i++ {
+		for _, mask := range []byte{0x01, 0x80} {
+			bad := append([]byte(nil), orig...)
+			bad[i] ^= mask
+			must(t, os.WriteFile(path, bad, 0o600))
+			g, err := OpenFile(dir, FileOptions{MasterKey: key})
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				if g != nil {
+					g.Close()
+				}
+				t.Fatalf("byte %d ^ %#x: open gave %v, want *CorruptError", i, mask, err)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "left untouched") {
+				t.Fatalf("unclear error %q", err)
+			}
+			now, err := os.ReadFile(path)
+			must(t, err)
+			if !bytes.Equal(now, bad) {
+				t.Fatalf("byte %d: state file was modified", i)
+			}
+		}
+	}
+	// Truncations too.
+	for _, n := range []int{0, 1, 8, stateHeaderSize, len(orig) - 1} {
+		must(t, os.WriteFile(path, orig[:n], 0o600))
+		if _, err := OpenFile(dir, FileOptions{MasterKey: key}); !errors.As(err, new(*CorruptError)) {
+			t.Fatalf("truncated to %d: %v", n, err)
+		}
+	}
+	// Wrong master key.
+	must(t, os.WriteFile(path, orig, 0o600))
+	if _, err := OpenFile(dir, FileOptions{MasterKey: testKey(t)}); !errors.As(err, new(*CorruptError)) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	g := openT(t, dir, key)
+	must(t, g.Close())
+	t.Logf("flipped 2 bits in each of %d bytes: all rejected, file untouched", positions)
+}
+
+// TestFileNoPlaintext stores known secrets and checks that no file in the
+// state folder contains them.
+func TestFileNoPlaintext(t *testing.T) {
+	dir := t.TempDir()
+	f := openT(t, dir, testKey(t))
+	keyBlob := []byte("SECRET-KEYBLOB-0123456789abcdef-0123456789")
+	pinHash := []byte("PINHASH-fedcba98")
+	wrap := []byte("WRAPKEY-0123456789abcdef01234567")
+	c := sampleCred("cred", true)
+	c.KeyBlob = keyBlob
+	must(t, f.PutCredential(c))
+	must(t, f.SetPINState(PINState{Hash: pinHash, Retries: 8, CodePoints: 4}))
+	must(t, f.SetIdentity(&Identity{WrapKey: wrap}))
+	defer f.Close()
+	ents, err := os.ReadDir(dir)
+	must(t, err)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		must(t, err)
+		for _, secret := range [][]byte{keyBlob, pinHash, wrap, c.CredRandomWithUV, []byte("example.com")} {
+			if bytes.Contains(b, secret) {
+				t.Errorf("%s contains %q in plaintext", e.Name(), secret)
+			}
+		}
+	}
+}
+
+// TestFileCountersSurviveCrash reopens without Close (the lock is released
+// by closing its descriptor, as a dying process would) after NextSignCount
+// calls that did not persist anything by themselves.
+func TestFileCountersSurviveCrash(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	ids := [][]byte{[]byte("a"), []byte("b")}
+	var max [2]uint32
+	for round := 0; round < 5; round++ {
+		f, err := OpenFile(dir, FileOptions{MasterKey: key, ReserveBlock: 16})
+		must(t, err)
+		for i, id := range ids {
+			first, err := f.NextSignCount(id)
+			must(t, err)
+			if first <= max[i] {
+				t.Fatalf("round %d: %s counter %d after seeing %d", round, id, first, max[i])
+			}
+			max[i] = first
+			for n := 0; n < 37*(round+1); n++ {
+				v, err := f.NextSignCount(id)
+				must(t, err)
+				if v != max[i]+1 {
+					t.Fatalf("counter jumped from %d to %d within a session", max[i], v)
+				}
+				max[i] = v
+			}
+		}
+		// Simulated crash: drop the lock without Close.
+		unlockDir(f.lock)
+	}
+}
+
+func TestFileCounterExhausted(t *testing.T) {
+	f := openT(t, t.TempDir(), testKey(t))
+	defer f.Close()
+	id := []byte("x")
+	must(t, f.SetSignCount(id, 1<<32-2))
+	n, err := f.NextSignCount(id)
+	must(t, err)
+	if n != 1<<32-1 {
+		t.Fatalf("got %d", n)
+	}
+	if _, err := f.NextSignCount(id); !errors.Is(err, ErrCounterExhausted) {
+		t.Fatalf("got %v, want ErrCounterExhausted", err)
+	}
+}
+
+// TestFileWriteFailureRollsBack makes the atomic rename fail (the state
+// path is a non-empty folder) and checks memory does not claim what disk lacks.
+func TestFileWriteFailureRollsBack(t *testing.T) {
+	dir := t.TempDir()
+	f := openT(t, dir, testKey(t))
+	defer f.Close()
+	must(t, os.MkdirAll(filepath.Join(dir, StateFileName, "blocker"), 0o700))
+	if err := f.PutCredential(sampleCred("a", true)); err == nil {
+		t.Fatal("write over a folder succeeded")
+	}
+	if _, err := f.Credential([]byte("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("failed write is visible: %v", err)
+	}
+	if _, err := f.NextSignCount([]byte("a")); err == nil {
+		t.Fatal("NextSignCount succeeded without persisting its reservation")
+	}
+	if n, _ := f.SignCount([]byte("a")); n != 0 {
+		t.Fatalf("counter advanced to %d without a reservation on disk", n)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+}
+
+func TestLockedErrorMessage(t *testing.T) {
+	e := &LockedError{Dir: "/x", PID: 42}
+	if !strings.Contains(e.Error(), "process 42") {
+		t.Fatal(e.Error())
+	}
+	e.PID = 0
+	if strings.Contains(e.Error(), "0") {
+		t.Fatal(e.Error())
+	}
+	_ = fmt.Sprint(e)
+}
