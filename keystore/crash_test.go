@@ -1,0 +1,167 @@
+package keystore
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const crashChildEnv = "VKEY_KEYSTORE_CRASH_CHILD"
+
+// crashCounterIDs are the (unstored) credential IDs the child counts on.
+var crashCounterIDs = []string{"ctr-a", "ctr-b", "ctr-c"}
+
+// TestFileCrashChild is the child half of TestFileCrashKill: it does
+// nothing unless re-executed by it. It opens the store and loops forever,
+// printing each answered operation on its own line (one write each):
+//
+//	C <credential id>         PutCredential returned nil
+//	N <counter id> <value>    NextSignCount returned value
+func TestFileCrashChild(t *testing.T) {
+	spec := os.Getenv(crashChildEnv)
+	if spec == "" {
+		t.Skip("child half of TestFileCrashKill")
+	}
+	dir, keyHex, _ := strings.Cut(spec, ";")
+	key, err := hex.DecodeString(keyHex)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	f, err := OpenFile(dir, FileOptions{MasterKey: key, ReserveBlock: 8})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	pid := os.Getpid()
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("cred-%d-%d", pid, i)
+		c := &Credential{ID: []byte(id), RPID: "crash.example", Algorithm: AlgES256, Provider: SoftwareProviderName, KeyBlob: []byte("k"), Created: time.Now()}
+		if err := f.PutCredential(c); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		if _, err := os.Stdout.WriteString("C " + id + "\n"); err != nil {
+			os.Exit(5)
+		}
+		for j := 0; j < 5; j++ {
+			cid := crashCounterIDs[(i+j)%len(crashCounterIDs)]
+			v, err := f.NextSignCount([]byte(cid))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(6)
+			}
+			if _, err := os.Stdout.WriteString("N " + cid + " " + strconv.FormatUint(uint64(v), 10) + "\n"); err != nil {
+				os.Exit(5)
+			}
+		}
+	}
+}
+
+// TestFileCrashKill re-executes the test binary as a child that writes
+// credentials and counts signatures, kills it with SIGKILL at random
+// moments, and after every kill checks that the state loads, that every
+// credential whose creation was answered is present, and that counters
+// only grow (also across the restart).
+func TestFileCrashKill(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "" {
+		t.Skip("in child")
+	}
+	kills := 200
+	if testing.Short() {
+		kills = 20
+	}
+	dir := t.TempDir()
+	key := testKey(t)
+	seen := map[string]uint32{}
+	created := map[string]bool{}
+	ops := 0
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for k := 0; k < kills; k++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFileCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir+";"+hex.EncodeToString(key))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		must(t, err)
+		must(t, cmd.Start())
+		r := bufio.NewReader(out)
+		// Kill after a random number of answered lines, plus a random pause
+		// so the kill lands anywhere in a write.
+		wantLines := 1 + rng.IntN(40)
+		lines := 0
+		firstInRun := map[string]bool{}
+		check := func(line string) {
+			line = strings.TrimSuffix(line, "\n")
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 2 && f[0] == "C":
+				created[f[1]] = true
+			case len(f) == 3 && f[0] == "N":
+				v, err := strconv.ParseUint(f[2], 10, 32)
+				if err != nil {
+					t.Fatalf("bad line %q", line)
+				}
+				if uint32(v) <= seen[f[1]] {
+					t.Fatalf("kill %d: counter %s answered %d after %d (first in run: %v)", k, f[1], v, seen[f[1]], !firstInRun[f[1]])
+				}
+				firstInRun[f[1]] = true
+				seen[f[1]] = uint32(v)
+			default:
+				t.Fatalf("bad line %q", line)
+			}
+			ops++
+		}
+		for lines < wantLines {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
+			}
+			check(line)
+			lines++
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		must(t, cmd.Process.Signal(syscall.SIGKILL))
+		// Every complete line the child wrote before dying was answered.
+		rest, _ := io.ReadAll(r)
+		for _, line := range strings.SplitAfter(string(rest), "\n") {
+			if strings.HasSuffix(line, "\n") {
+				check(line)
+			}
+		}
+		err = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("child was not killed: %v; stderr: %s", err, stderr.String())
+		}
+
+		f, err := OpenFile(dir, FileOptions{MasterKey: key})
+		if err != nil {
+			t.Fatalf("kill %d: state does not load: %v", k, err)
+		}
+		for id := range created {
+			if _, err := f.Credential([]byte(id)); err != nil {
+				f.Close()
+				t.Fatalf("kill %d: answered credential %s is missing: %v", k, id, err)
+			}
+		}
+		for id, v := range seen {
+			if n, _ := f.SignCount([]byte(id)); n < v {
+				f.Close()
+				t.Fatalf("kill %d: counter %s reloads at %d, below answered %d", k, id, n, v)
+			}
+		}
+		must(t, f.Close())
+	}
+	t.Logf("%d SIGKILLs, %d answered operations, %d credentials, counters %v", kills, ops, len(created), seen)
+}
