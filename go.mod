@@ -1,7 +1,16 @@
 module github.com/vkey-dev/vkey
 
-go 1.26
+go 1.26.0
 
 require github.com/fxamacker/cbor/v2 v2.10.0
 
-require github.com/x448/float16 v0.8.4 // indirect
+require (
+	github.com/danieljoos/wincred v1.2.3 // indirect
+	github.com/godbus/dbus/v5 v5.2.2 // indirect
+	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/google/go-tpm-tools v0.4.11 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+	github.com/zalando/go-keyring v0.2.8 // indirect
+	golang.org/x/crypto v0.51.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)
