@@ -50,8 +50,11 @@ func (s *fakeSealer) Unseal(blob []byte) ([]byte, error) {
 // blockingKeyring never answers, like a keyring waiting on an unlock prompt.
 type blockingKeyring struct{ release chan struct{} }
 
-func (b blockingKeyring) Get(string, string) (string, error) { <-b.release; return "", keyring.ErrNotFound }
-func (b blockingKeyring) Set(string, string, string) error   { <-b.release; return nil }
+func (b blockingKeyring) Get(string, string) (string, error) {
+	<-b.release
+	return "", keyring.ErrNotFound
+}
+func (b blockingKeyring) Set(string, string, string) error { <-b.release; return nil }
 
 func checkMode(t *testing.T, path string) {
 	t.Helper()
