@@ -1,0 +1,292 @@
+package tpm
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// ProviderName is the keystore.KeyProvider name of TPM keys.
+const ProviderName = "tpm"
+
+// eccSigScheme is ECDSA with SHA-256, the scheme of credential keys and the AIK.
+var eccSigScheme = tpm2.TPMTECCScheme{
+	Scheme:  tpm2.TPMAlgECDSA,
+	Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+}
+
+// sigSchemeECDSA is the same scheme as a TPMT_SIG_SCHEME for Sign/Certify.
+var sigSchemeECDSA = tpm2.TPMTSigScheme{
+	Scheme:  tpm2.TPMAlgECDSA,
+	Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA256}),
+}
+
+// eccP256Unique is an all-zero P-256 point, the unique field of templates.
+func eccP256Unique() tpm2.TPMUPublicID {
+	return tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
+		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
+	})
+}
+
+// credentialKeyTemplate is the template of credential keys: an unrestricted
+// ECC P-256 ECDSA-SHA256 signing key that cannot leave this TPM
+// (fixedTPM|fixedParent|sensitiveDataOrigin), usable with an empty password
+// (userWithAuth) and exempt from dictionary-attack lockout (noDA).
+func credentialKeyTemplate() tpm2.TPMTPublic {
+	return tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgECC,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM:            true,
+			FixedParent:         true,
+			SensitiveDataOrigin: true,
+			UserWithAuth:        true,
+			NoDA:                true,
+			SignEncrypt:         true,
+		},
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme:    eccSigScheme,
+			CurveID:   tpm2.TPMECCNistP256,
+			KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+		}),
+		Unique: eccP256Unique(),
+	}
+}
+
+// aikTemplate is the attestation identity key: a restricted ECC P-256
+// ECDSA-SHA256 signing key, derived as a primary key in the endorsement
+// hierarchy, so the same TPM always gives the same AIK without storing it.
+// Being restricted, it only signs TPM-generated structures (TPMS_ATTEST),
+// which is what makes TPM2_Certify evidence (TPM 2.0 Part 1, section 25.2).
+func aikTemplate() tpm2.TPMTPublic {
+	return tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgECC,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM:            true,
+			FixedParent:         true,
+			SensitiveDataOrigin: true,
+			UserWithAuth:        true,
+			NoDA:                true,
+			Restricted:          true,
+			SignEncrypt:         true,
+		},
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme:    eccSigScheme,
+			CurveID:   tpm2.TPMECCNistP256,
+			KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+		}),
+		Unique: eccP256Unique(),
+	}
+}
+
+// KeyProvider returns the keystore.KeyProvider of TPM-resident ES256 keys.
+func (tp *TPM) KeyProvider() keystore.KeyProvider { return provider{tp} }
+
+// provider implements keystore.KeyProvider.
+type provider struct{ tp *TPM }
+
+// Name implements keystore.KeyProvider.
+func (provider) Name() string { return ProviderName }
+
+// Supports implements keystore.KeyProvider: only ES256 (the TPM's ECC P-256).
+func (provider) Supports(alg keystore.Algorithm) bool { return alg == keystore.AlgES256 }
+
+// Generate implements keystore.KeyProvider with TPM2_Create under the SRK.
+func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
+	if alg != keystore.AlgES256 {
+		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 only)", alg)
+	}
+	tp := p.tp
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	t, err := tp.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	rsp, err := tpm2.Create{
+		ParentHandle: tp.srkAuth(),
+		InPublic:     tpm2.New2B(credentialKeyTemplate()),
+	}.Execute(t)
+	if err != nil {
+		return nil, nil, tp.wrap("create credential key", err)
+	}
+	b := &blob{
+		kind:       kindSigningKey,
+		parentName: append([]byte(nil), tp.srkName.Buffer...),
+		public:     append([]byte(nil), rsp.OutPublic.Bytes()...),
+		private:    append([]byte(nil), rsp.OutPrivate.Buffer...),
+	}
+	k, err := tp.newKey(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: created key: %w", tp.desc, err)
+	}
+	return b.marshal(), k, nil
+}
+
+// Load implements keystore.KeyProvider. It checks the blob and that it was
+// made under this TPM's storage key; the TPM itself is used only by Sign and
+// CertifyTPM.
+func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error) {
+	if alg != keystore.AlgES256 {
+		return nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 only)", alg)
+	}
+	b, err := parseBlob(data, kindSigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: load key: %w", err)
+	}
+	tp := p.tp
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if _, err := tp.conn(); err != nil {
+		return nil, err
+	}
+	if err := tp.checkParent(b); err != nil {
+		return nil, fmt.Errorf("%s: load key: %w", tp.desc, err)
+	}
+	return tp.newKey(b)
+}
+
+// newKey builds a Key from a checked blob.
+func (tp *TPM) newKey(b *blob) (*Key, error) {
+	_, pub, err := signingKeyPublic(b.public)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{tp: tp, b: b, pub: pub}, nil
+}
+
+// Key is a credential key resident in the TPM. It implements keystore.Key
+// and keystore.TPMKey. Each use loads it, uses it and flushes it.
+type Key struct {
+	tp  *TPM
+	b   *blob
+	pub *ecdsa.PublicKey
+}
+
+var _ keystore.TPMKey = (*Key)(nil)
+
+// Algorithm implements keystore.Key.
+func (k *Key) Algorithm() keystore.Algorithm { return keystore.AlgES256 }
+
+// Public implements keystore.Key; it is an *ecdsa.PublicKey.
+func (k *Key) Public() crypto.PublicKey { return k.pub }
+
+// PubArea returns the key's TPMT_PUBLIC as the TPM encoded it.
+func (k *Key) PubArea() []byte { return append([]byte(nil), k.b.public...) }
+
+// Sign implements keystore.Key: TPM2_Load, TPM2_Sign of SHA-256(message),
+// TPM2_FlushContext; the result is an ASN.1 DER ECDSA signature.
+func (k *Key) Sign(message []byte) ([]byte, error) {
+	digest := sha256.Sum256(message)
+	tp := k.tp
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	lr, err := tp.loadBlob(k.b)
+	if err != nil {
+		return nil, err
+	}
+	t := tp.t
+	defer func() { _ = flush(t, lr.ObjectHandle) }()
+	rsp, err := tpm2.Sign{
+		KeyHandle:  tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: lr.Name, Auth: tpm2.PasswordAuth(nil)},
+		Digest:     tpm2.TPM2BDigest{Buffer: digest[:]},
+		InScheme:   sigSchemeECDSA,
+		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
+	}.Execute(t)
+	if err != nil {
+		return nil, tp.wrap("sign", err)
+	}
+	return derSignature(&rsp.Signature)
+}
+
+// derSignature encodes a TPMT_SIGNATURE (ECDSA) as ASN.1 DER
+// Ecdsa-Sig-Value (RFC 3279 section 2.2.3), as WebAuthn section 6.5.5 needs.
+func derSignature(sig *tpm2.TPMTSignature) ([]byte, error) {
+	if sig.SigAlg != tpm2.TPMAlgECDSA {
+		return nil, fmt.Errorf("tpm: signature algorithm 0x%04x, want ECDSA", uint16(sig.SigAlg))
+	}
+	e, err := sig.Signature.ECDSA()
+	if err != nil {
+		return nil, fmt.Errorf("tpm: signature: %w", err)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{
+		new(big.Int).SetBytes(e.SignatureR.Buffer),
+		new(big.Int).SetBytes(e.SignatureS.Buffer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tpm: encode signature: %w", err)
+	}
+	return der, nil
+}
+
+// CertifyTPM implements keystore.TPMKey: it loads the key and the AIK, and
+// has the AIK certify the key with TPM2_Certify (qualifyingData becomes the
+// TPMS_ATTEST extraData). This is the evidence of the WebAuthn "tpm"
+// attestation statement (WebAuthn section 8.3): pubArea, certInfo and sig.
+func (k *Key) CertifyTPM(qualifyingData []byte) (*keystore.TPMAttestation, error) {
+	if len(qualifyingData) > 64 { // TPM2B_DATA holds at most sizeof(TPMT_HA)
+		return nil, fmt.Errorf("tpm: qualifying data of %d bytes is too long", len(qualifyingData))
+	}
+	tp := k.tp
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	info, err := tp.readInfo()
+	if err != nil {
+		return nil, err
+	}
+	lr, err := tp.loadBlob(k.b)
+	if err != nil {
+		return nil, err
+	}
+	t := tp.t
+	defer func() { _ = flush(t, lr.ObjectHandle) }()
+	aik, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.TPMRHEndorsement,
+		InPublic:      tpm2.New2B(aikTemplate()),
+	}.Execute(t)
+	if err != nil {
+		return nil, tp.wrap("create attestation key", err)
+	}
+	defer func() { _ = flush(t, aik.ObjectHandle) }()
+	aikPub, err := aik.OutPublic.Contents()
+	if err != nil {
+		return nil, fmt.Errorf("%s: attestation key public area: %w", tp.desc, err)
+	}
+	aikKey, err := eccPublic(aikPub)
+	if err != nil {
+		return nil, fmt.Errorf("%s: attestation key: %w", tp.desc, err)
+	}
+	rsp, err := tpm2.Certify{
+		ObjectHandle:   tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: lr.Name, Auth: tpm2.PasswordAuth(nil)},
+		SignHandle:     tpm2.AuthHandle{Handle: aik.ObjectHandle, Name: aik.Name, Auth: tpm2.PasswordAuth(nil)},
+		QualifyingData: tpm2.TPM2BData{Buffer: qualifyingData},
+		InScheme:       sigSchemeECDSA,
+	}.Execute(t)
+	if err != nil {
+		return nil, tp.wrap("certify", err)
+	}
+	sig, err := derSignature(&rsp.Signature)
+	if err != nil {
+		return nil, err
+	}
+	return &keystore.TPMAttestation{
+		PubArea:      k.PubArea(),
+		CertInfo:     append([]byte(nil), rsp.CertifyInfo.Bytes()...),
+		Signature:    sig,
+		SignatureAlg: keystore.AlgES256,
+		AIKPublic:    aikKey,
+		Manufacturer: info.manufacturer,
+		Model:        info.model,
+		Version:      info.version,
+	}, nil
+}

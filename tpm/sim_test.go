@@ -1,0 +1,24 @@
+//go:build cgo
+
+package tpm
+
+import (
+	"testing"
+
+	"github.com/google/go-tpm/tpm2/transport/simulator"
+)
+
+// TestSimulator runs the same checks against go-tpm-tools' in-process
+// reference simulator (needs cgo).
+func TestSimulator(t *testing.T) {
+	st, err := simulator.OpenSimulator()
+	if err != nil {
+		t.Fatalf("open simulator: %v", err)
+	}
+	tp, err := newTPM(st, "simulator")
+	if err != nil {
+		t.Fatalf("newTPM(simulator): %v", err)
+	}
+	defer tp.Close()
+	exercise(t, tp)
+}
