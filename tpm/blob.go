@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/binary"
@@ -99,25 +100,38 @@ func unmarshalPublic(pubArea []byte) (pub *tpm2.TPMTPublic, err error) {
 	return pub, nil
 }
 
+// signingKeyPrefix is the encoding of credentialKeyTemplate up to its unique
+// field: a public area the TPM made from that template starts with exactly
+// these bytes (TPM2_Create copies the template and fills in unique).
+var signingKeyPrefix = func() []byte {
+	b := tpm2.Marshal(credentialKeyTemplate())
+	return b[:len(b)-2*(2+32)]
+}()
+
 // signingKeyPublic checks that pubArea is a non-exportable ECC P-256 signing
-// key as Generate makes them and returns its public key.
-func signingKeyPublic(pubArea []byte) (*tpm2.TPMTPublic, *ecdsa.PublicKey, error) {
-	pub, err := unmarshalPublic(pubArea)
-	if err != nil {
-		return nil, nil, err
+// key as Generate makes them (the exact template: fixedTPM, fixedParent,
+// sensitiveDataOrigin, sign, ECDSA-SHA256) and returns its public key. It
+// compares bytes instead of decoding the structure, which keeps Load cheap.
+func signingKeyPublic(pubArea []byte) (*ecdsa.PublicKey, error) {
+	if !bytes.HasPrefix(pubArea, signingKeyPrefix) {
+		return nil, fmt.Errorf("%w: public area is not that of a vkey credential key", ErrBadBlob)
 	}
-	a := pub.ObjectAttributes
-	if pub.Type != tpm2.TPMAlgECC || pub.NameAlg != tpm2.TPMAlgSHA256 {
-		return nil, nil, fmt.Errorf("%w: not an ECC key with SHA-256 name", ErrBadBlob)
+	rest := pubArea[len(signingKeyPrefix):]
+	var xy [2][]byte
+	for i := range xy {
+		if len(rest) < 2 {
+			return nil, fmt.Errorf("%w: public area truncated", ErrBadBlob)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n > 32 || len(rest) < 2+n {
+			return nil, fmt.Errorf("%w: bad ECC coordinate", ErrBadBlob)
+		}
+		xy[i], rest = rest[2:2+n], rest[2+n:]
 	}
-	if !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin || !a.SignEncrypt || a.Decrypt || a.Restricted {
-		return nil, nil, fmt.Errorf("%w: key attributes are not those of a non-exportable signing key", ErrBadBlob)
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in public area", ErrBadBlob, len(rest))
 	}
-	ecPub, err := eccPublic(pub)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pub, ecPub, nil
+	return p256Point(xy[0], xy[1])
 }
 
 // eccPublic converts the unique field of an ECC P-256 public area into an
@@ -134,7 +148,12 @@ func eccPublic(pub *tpm2.TPMTPublic) (*ecdsa.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECC point: %w", ErrBadBlob, err)
 	}
-	x, y := pt.X.Buffer, pt.Y.Buffer
+	return p256Point(pt.X.Buffer, pt.Y.Buffer)
+}
+
+// p256Point makes an *ecdsa.PublicKey of big-endian coordinates, checking
+// that the point is on the curve.
+func p256Point(x, y []byte) (*ecdsa.PublicKey, error) {
 	if len(x) > 32 || len(y) > 32 {
 		return nil, fmt.Errorf("%w: ECC point too long", ErrBadBlob)
 	}

@@ -158,7 +158,7 @@ func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error
 
 // newKey builds a Key from a checked blob.
 func (tp *TPM) newKey(b *blob) (*Key, error) {
-	_, pub, err := signingKeyPublic(b.public)
+	pub, err := signingKeyPublic(b.public)
 	if err != nil {
 		return nil, err
 	}

@@ -241,7 +241,7 @@ func checkAttestation(t *testing.T, att *keystore.TPMAttestation, qd []byte, cre
 		t.Errorf("attested name %x, want nameAlg||SHA-256(pubArea) %x", name, want)
 	}
 	// pubArea carries the credential public key.
-	_, pub, err := signingKeyPublic(att.PubArea)
+	pub, err := signingKeyPublic(att.PubArea)
 	if err != nil {
 		t.Fatal(err)
 	}
