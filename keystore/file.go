@@ -619,7 +619,9 @@ func (f *File) NextSignCount(id []byte) (uint32, error) {
 	return next, nil
 }
 
-// SignCount implements Store.
+// SignCount implements Store. After a restart it is the reserved ceiling,
+// which may exceed the last value handed out before the restart (the
+// values in between are skipped, never reused).
 func (f *File) SignCount(id []byte) (uint32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -407,3 +407,47 @@ func TestLockedErrorMessage(t *testing.T) {
 	}
 	_ = fmt.Sprint(e)
 }
+
+// TestFileConcurrentCounters checks that concurrent NextSignCount calls
+// (crossing many reservations) never hand out a value twice.
+func TestFileConcurrentCounters(t *testing.T) {
+	f, err := OpenFile(t.TempDir(), FileOptions{MasterKey: testKey(t), ReserveBlock: 4})
+	must(t, err)
+	defer f.Close()
+	const workers, each = 4, 300
+	results := make(chan uint32, workers*each)
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				v, err := f.NextSignCount([]byte("shared"))
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- v
+				if i%50 == 0 {
+					if err := f.PutCredential(sampleCred(fmt.Sprint("w", i), false)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		must(t, <-errs)
+	}
+	close(results)
+	seen := map[uint32]bool{}
+	for v := range results {
+		if seen[v] {
+			t.Fatalf("value %d handed out twice", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) != workers*each {
+		t.Fatalf("%d values", len(seen))
+	}
+}
