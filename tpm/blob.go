@@ -195,11 +195,11 @@ func (tp *TPM) checkParent(b *blob) error {
 // loadBlob loads a wrapped object under the SRK; the caller flushes the
 // returned handle. Callers hold tp.mu.
 func (tp *TPM) loadBlob(b *blob) (*tpm2.LoadResponse, error) {
-	if err := tp.checkParent(b); err != nil {
-		return nil, err
-	}
 	t, err := tp.conn()
 	if err != nil {
+		return nil, err
+	}
+	if err := tp.checkParent(b); err != nil {
 		return nil, err
 	}
 	rsp, err := tpm2.Load{

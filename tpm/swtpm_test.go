@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -8,9 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // swtpmProc is a swtpm process serving a TPM 2.0 on a unix socket.
@@ -19,6 +24,25 @@ type swtpmProc struct {
 	sock string
 	cmd  *exec.Cmd
 	done chan error
+	log  syncBuffer // swtpm's stderr, shown if the test fails
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // needSwtpm skips the test when swtpm is not installed.
@@ -45,21 +69,33 @@ func newStateDir(tb testing.TB) string {
 // (stopping it earlier is fine).
 func startSwtpm(tb testing.TB, dir string) *swtpmProc {
 	tb.Helper()
+	return startSwtpmFlags(tb, dir, "not-need-init,startup-clear")
+}
+
+// startSwtpmFlags is startSwtpm with swtpm's --flags.
+func startSwtpmFlags(tb testing.TB, dir, flags string) *swtpmProc {
+	tb.Helper()
 	needSwtpm(tb)
 	sock := filepath.Join(dir, "sock")
 	_ = os.Remove(sock)
+	p := &swtpmProc{dir: dir, sock: sock, done: make(chan error, 1)}
 	cmd := exec.Command("swtpm", "socket", "--tpm2",
 		"--tpmstate", "dir="+dir,
 		"--server", "type=unixio,path="+sock,
 		"--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl"),
-		"--flags", "not-need-init,startup-clear")
-	cmd.Stderr = os.Stderr
+		"--flags", flags)
+	p.cmd = cmd
+	cmd.Stderr = &p.log
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start swtpm: %v", err)
 	}
-	p := &swtpmProc{dir: dir, sock: sock, cmd: cmd, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
-	tb.Cleanup(p.stop)
+	tb.Cleanup(func() {
+		p.stop()
+		if tb.Failed() {
+			tb.Logf("swtpm output:\n%s", p.log.String())
+		}
+	})
 
 	// Wait until swtpm accepts connections (it creates the socket first).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -135,5 +171,32 @@ func TestOpenPermissionMessage(t *testing.T) {
 	err := permissionError("/dev/tpmrm0", os.ErrPermission)
 	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "sudo usermod -aG tss $USER") {
 		t.Errorf("permission error = %v", err)
+	}
+}
+
+// TestStartupNeeded opens a swtpm that has not received TPM2_Startup.
+func TestStartupNeeded(t *testing.T) {
+	p := startSwtpmFlags(t, newStateDir(t), "not-need-init")
+	tp, err := Open(p.spec())
+	if err != nil {
+		t.Fatalf("Open(unstarted swtpm): %v", err)
+	}
+	defer tp.Close()
+	if _, _, err := tp.KeyProvider().Generate(keystore.AlgES256); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	tp := &TPM{desc: "test TPM"}
+	if err := tp.wrap("sign", tpm2.TPMRCLockout); !errors.Is(err, ErrLockout) || !errors.Is(err, tpm2.TPMRCLockout) {
+		t.Errorf("lockout: %v", err)
+	}
+	if err := tp.wrap("create", tpm2.TPMRCBadAuth); !strings.Contains(err.Error(), "owner hierarchy") {
+		t.Errorf("bad auth: %v", err)
+	}
+	k := &Key{tp: tp, b: &blob{kind: kindSigningKey}}
+	if _, err := k.Sign(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sign on a closed TPM: %v", err)
 	}
 }

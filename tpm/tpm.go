@@ -180,10 +180,19 @@ func srkTemplate() tpm2.TPMTPublic { return tpm2.ECCSRKTemplate }
 func (tp *TPM) createSRK() error {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
-	rsp, err := tpm2.CreatePrimary{
+	create := tpm2.CreatePrimary{
 		PrimaryHandle: tpm2.TPMRHOwner,
 		InPublic:      tpm2.New2B(srkTemplate()),
-	}.Execute(tp.t)
+	}
+	rsp, err := create.Execute(tp.t)
+	if errors.Is(err, tpm2.TPMRCInitialize) {
+		// A TPM that was never started (a bare swtpm without startup-clear,
+		// a fresh simulator): start it, as firmware does at boot.
+		if _, serr := (tpm2.Startup{StartupType: tpm2.TPMSUClear}).Execute(tp.t); serr != nil {
+			return tp.wrap("TPM2_Startup", serr)
+		}
+		rsp, err = create.Execute(tp.t)
+	}
 	if err != nil {
 		return tp.wrap("create storage primary key", err)
 	}

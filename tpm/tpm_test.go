@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
@@ -19,6 +20,62 @@ func exercise(t *testing.T, tp *TPM) {
 	t.Run("SealUnseal", func(t *testing.T) { testSeal(t, tp) })
 	t.Run("Certify", func(t *testing.T) { testCertify(t, tp) })
 	t.Run("BadBlobs", func(t *testing.T) { testBadBlobs(t, tp) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, tp) })
+}
+
+// testConcurrent uses one TPM from several goroutines: the mutex must keep
+// commands from interleaving and the object slots from overflowing.
+func testConcurrent(t *testing.T, tp *TPM) {
+	kp := tp.KeyProvider()
+	blob, key, err := kp.Generate(keystore.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(*ecdsa.PublicKey)
+	sealed, err := tp.Sealer().Seal([]byte("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				msg := []byte{byte(g), byte(i)}
+				k, err := kp.Load(keystore.AlgES256, blob)
+				if err != nil {
+					errs <- err
+					return
+				}
+				sig, err := k.Sign(msg)
+				if err != nil {
+					errs <- err
+					return
+				}
+				h := sha256.Sum256(msg)
+				if !ecdsa.VerifyASN1(pub, h[:], sig) {
+					errs <- errors.New("bad signature")
+					return
+				}
+				if g%2 == 0 {
+					if _, err := tp.Sealer().Unseal(sealed); err != nil {
+						errs <- err
+						return
+					}
+				} else if _, err := k.(keystore.TPMKey).CertifyTPM(msg); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 func TestSwtpm(t *testing.T) {
