@@ -1,5 +1,245 @@
 package ctap2
 
-// ensureIdentity creates the installation identity (credential-ID wrapping
-// key, attestation CA and leaf) on first use. TODO(issue 2).
-func (a *Authenticator) ensureIdentity() error { return nil }
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// oidFIDOGenCeAAGUID is id-fido-gen-ce-aaguid (WebAuthn section 8.2.1): the
+// attestation certificate extension that carries the AAGUID.
+var oidFIDOGenCeAAGUID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 45724, 1, 1, 4}
+
+// attestationValidity is how long generated attestation certificates last.
+const attestationValidity = 20 * 365 * 24 * time.Hour
+
+// ensureIdentity creates the per-installation identity on first use: the
+// credential-ID wrapping key and an attestation CA with a batch leaf
+// certificate for packed attestation. A leaf whose AAGUID extension no
+// longer matches the configured AAGUID is reissued.
+func (a *Authenticator) ensureIdentity() error {
+	id, err := a.store.Identity()
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		id = &keystore.Identity{}
+	case err != nil:
+		return fmt.Errorf("ctap2: reading identity: %w", err)
+	}
+	changed := false
+	if len(id.WrapKey) != 32 {
+		id.WrapKey = make([]byte, 32)
+		if _, err := rand.Read(id.WrapKey); err != nil {
+			return fmt.Errorf("ctap2: generating wrap key: %w", err)
+		}
+		changed = true
+	}
+	if id.AttestationCAKey == nil || id.AttestationCACert == nil {
+		if err := newAttestationCA(id, a.opts.Now()); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if !leafMatches(id.AttestationCert, a.opts.AAGUID) {
+		if err := newAttestationLeaf(id, a.opts.AAGUID, a.opts.Now()); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		if err := a.store.SetIdentity(id); err != nil {
+			return fmt.Errorf("ctap2: storing identity: %w", err)
+		}
+	}
+	return a.useIdentity(id)
+}
+
+// useIdentity caches the parsed identity for the commands.
+func (a *Authenticator) useIdentity(id *keystore.Identity) error {
+	key, err := x509.ParsePKCS8PrivateKey(id.AttestationKey)
+	if err != nil {
+		return fmt.Errorf("ctap2: parsing attestation key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return errors.New("ctap2: attestation key cannot sign")
+	}
+	a.wrapKey = append([]byte(nil), id.WrapKey...)
+	a.attestKey, a.attestCert = signer, id.AttestationCert
+	return nil
+}
+
+func randomSerial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+func newAttestationCA(id *keystore.Identity, now time.Time) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("ctap2: generating attestation CA key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return fmt.Errorf("ctap2: attestation CA serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			Organization: []string{"vkey"},
+			CommonName:   fmt.Sprintf("vkey attestation root %x", serial.Bytes()[:4]),
+		},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(attestationValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return fmt.Errorf("ctap2: creating attestation CA certificate: %w", err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("ctap2: encoding attestation CA key: %w", err)
+	}
+	id.AttestationCAKey, id.AttestationCACert = pkcs8, der
+	id.AttestationKey, id.AttestationCert = nil, nil
+	return nil
+}
+
+// aaguidExtension is the id-fido-gen-ce-aaguid extension: an OCTET STRING
+// holding the 16-byte AAGUID, itself the extension's value.
+func aaguidExtension(aaguid [16]byte) (pkix.Extension, error) {
+	v, err := asn1.Marshal(aaguid[:])
+	return pkix.Extension{Id: oidFIDOGenCeAAGUID, Value: v}, err
+}
+
+func leafMatches(der []byte, aaguid [16]byte) bool {
+	if der == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return false
+	}
+	for _, ext := range cert.Extensions {
+		if ext.Id.Equal(oidFIDOGenCeAAGUID) {
+			var got []byte
+			_, err := asn1.Unmarshal(ext.Value, &got)
+			return err == nil && bytes.Equal(got, aaguid[:])
+		}
+	}
+	return false
+}
+
+// issueCertificate signs tmpl for pub with the installation's attestation CA.
+func issueCertificate(id *keystore.Identity, tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	caCert, err := x509.ParseCertificate(id.AttestationCACert)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: parsing attestation CA certificate: %w", err)
+	}
+	caKey, err := x509.ParsePKCS8PrivateKey(id.AttestationCAKey)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: parsing attestation CA key: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: issuing attestation certificate: %w", err)
+	}
+	return der, nil
+}
+
+// newAttestationLeaf issues the packed attestation certificate, meeting
+// WebAuthn section 8.2.1: version 3; subject C, O, OU "Authenticator
+// Attestation", CN; basicConstraints CA=false; the AAGUID extension.
+func newAttestationLeaf(id *keystore.Identity, aaguid [16]byte, now time.Time) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("ctap2: generating attestation key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return fmt.Errorf("ctap2: attestation serial: %w", err)
+	}
+	ext, err := aaguidExtension(aaguid)
+	if err != nil {
+		return fmt.Errorf("ctap2: encoding AAGUID extension: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			Country:            []string{"US"},
+			Organization:       []string{"vkey"},
+			OrganizationalUnit: []string{"Authenticator Attestation"},
+			CommonName:         "vkey virtual security key",
+		},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(attestationValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+		ExtraExtensions:       []pkix.Extension{ext},
+	}
+	der, err := issueCertificate(id, tmpl, &key.PublicKey)
+	if err != nil {
+		return err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("ctap2: encoding attestation key: %w", err)
+	}
+	id.AttestationKey, id.AttestationCert = pkcs8, der
+	return nil
+}
+
+// AttestationRoot returns the DER certificate of this installation's
+// attestation CA, which relying parties trust to verify packed attestation.
+func (a *Authenticator) AttestationRoot() ([]byte, error) {
+	id, err := a.store.Identity()
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: reading identity: %w", err)
+	}
+	return append([]byte(nil), id.AttestationCACert...), nil
+}
+
+// attestationStatement signs authData || clientDataHash in the configured
+// format (WebAuthn section 8.2 packed, 8.3 tpm, 8.7 none).
+func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte) (string, map[string]any, error) {
+	toSign := append(append([]byte(nil), authData...), clientDataHash...)
+	switch a.opts.Attestation {
+	case AttestationNone:
+		return "none", map[string]any{}, nil
+	case AttestationPackedSelf:
+		sig, err := key.Sign(toSign)
+		if err != nil {
+			return "", nil, fmt.Errorf("self attestation signature: %w", err)
+		}
+		return "packed", map[string]any{"alg": int64(cred.Algorithm), "sig": sig}, nil
+	case AttestationTPM:
+		if tk, ok := key.(keystore.TPMKey); ok {
+			stmt, err := a.tpmAttestation(tk, toSign)
+			return "tpm", stmt, err
+		}
+		// A software key cannot give TPM attestation: fall back to packed.
+	}
+	digest := sha256Sum(toSign)
+	sig, err := a.attestKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return "", nil, fmt.Errorf("attestation signature: %w", err)
+	}
+	return "packed", map[string]any{
+		"alg": int64(keystore.AlgES256),
+		"sig": sig,
+		"x5c": [][]byte{a.attestCert},
+	}, nil
+}

@@ -7,6 +7,7 @@ package ctap2
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,13 @@ type Authenticator struct {
 	powerUp time.Time
 	// volatile holds state that a power cycle forgets.
 	volatile volatileState
+	// wrapKey seals credential IDs; attestKey and attestCert sign packed
+	// attestation. All three are loaded from the store's identity.
+	wrapKey    []byte
+	attestKey  crypto.Signer
+	attestCert []byte
+	// u2f turns presence into U2F's polling model.
+	u2f u2fPresence
 }
 
 // volatileState is what a power cycle resets (CTAP 2.1 section 6.5.5.x:
@@ -104,6 +112,7 @@ type volatileState struct {
 	next *nextAssertionState
 	pin  pinVolatile
 	cm   credMgmtVolatile
+	lb   *largeBlobWrite
 }
 
 // New returns an authenticator over opts.Store.

@@ -24,7 +24,6 @@ func newCodec() codec {
 		MaxNestedLevels:  8,
 		MaxArrayElements: 1024,
 		MaxMapPairs:      256,
-		IntDec:           cbor.IntDecConvertSigned,
 		DefaultMapType:   nil,
 		UTF8:             cbor.UTF8RejectInvalid,
 	}.DecMode()

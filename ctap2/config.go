@@ -1,8 +1,147 @@
 package ctap2
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
 
-// config is authenticatorConfig (CTAP 2.1 section 6.11). TODO(issue 4).
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// authenticatorConfig subcommands (CTAP 2.1 section 6.11).
+const (
+	cfgEnableEnterpriseAttestation = 0x01
+	cfgToggleAlwaysUV              = 0x02
+	cfgSetMinPINLength             = 0x03
+)
+
+// maxRPIDsForSetMinPINLength is how many RP IDs may learn the minimum PIN
+// length (CTAP 2.1 section 6.4, maxRPIDsForSetMinPINLength).
+const maxRPIDsForSetMinPINLength = 8
+
+type configRequest struct {
+	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
+	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
+	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
+}
+
+type setMinPINLengthParams struct {
+	NewMinPINLength   *uint64  `cbor:"1,keyasint,omitempty"`
+	MinPINLengthRPIDs []string `cbor:"2,keyasint,omitempty"`
+	ForceChangePIN    *bool    `cbor:"3,keyasint,omitempty"`
+}
+
+// authPrefix is the 32 bytes of 0xff that begin the messages authenticated
+// for config and largeBlobs (CTAP 2.1 sections 6.10.2 and 6.11.1).
+func authPrefix() []byte {
+	b := make([]byte, 32)
+	for i := range b {
+		b[i] = 0xff
+	}
+	return b
+}
+
+// authorizeManagement checks the pinUvAuthParam of a command that must be
+// authorized once a PIN is set or alwaysUv is on (config, largeBlobs set).
+func (a *Authenticator) authorizeManagement(protocol *uint64, param, message []byte, perm Permission) error {
+	if param == nil {
+		set, err := a.pinSet()
+		if err != nil {
+			return err
+		}
+		cfg, err := a.store.Config()
+		if err != nil {
+			return fmt.Errorf("reading config: %w", err)
+		}
+		if set || cfg.AlwaysUV {
+			return ErrPUATRequired
+		}
+		return nil
+	}
+	return a.verifyToken(protocol, param, message, perm, "")
+}
+
+// config is authenticatorConfig (CTAP 2.1 section 6.11).
 func (a *Authenticator) config(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	var req configRequest
+	if err := decodeParams(params, &req); err != nil {
+		return nil, err
+	}
+	if req.SubCommand == nil {
+		return nil, ErrMissingParameter
+	}
+	sub := *req.SubCommand
+	if sub != cfgEnableEnterpriseAttestation && sub != cfgToggleAlwaysUV && sub != cfgSetMinPINLength {
+		return nil, ErrInvalidSubcommand
+	}
+	msg := append(authPrefix(), 0x0d, byte(sub))
+	msg = append(msg, req.SubCommandParams...)
+	if err := a.authorizeManagement(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermAuthenticatorCfg); err != nil {
+		return nil, err
+	}
+	cfg, err := a.store.Config()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	switch sub {
+	case cfgEnableEnterpriseAttestation:
+		cfg.EnterpriseAttestation = true
+	case cfgToggleAlwaysUV:
+		cfg.AlwaysUV = !cfg.AlwaysUV
+	case cfgSetMinPINLength:
+		if err := a.setMinPINLength(&cfg, req.SubCommandParams); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.store.SetConfig(cfg); err != nil {
+		return nil, fmt.Errorf("storing config: %w", err)
+	}
+	return nil, nil
+}
+
+// setMinPINLength is the setMinPINLength subcommand (CTAP 2.1 section 6.11.4).
+func (a *Authenticator) setMinPINLength(cfg *keystore.Config, raw cbor.RawMessage) error {
+	var p setMinPINLengthParams
+	if len(raw) > 0 {
+		if err := Unmarshal(raw, &p); err != nil {
+			return err
+		}
+	}
+	current := a.minPINLength()
+	newMin := current
+	if p.NewMinPINLength != nil {
+		if *p.NewMinPINLength < uint64(current) || *p.NewMinPINLength > maxPINBytes {
+			return ErrPINPolicyViolation
+		}
+		newMin = int(*p.NewMinPINLength)
+	}
+	if len(p.MinPINLengthRPIDs) > maxRPIDsForSetMinPINLength {
+		return ErrPINPolicyViolation
+	}
+	for _, id := range p.MinPINLengthRPIDs {
+		if !utf8.ValidString(id) {
+			return ErrInvalidParameter
+		}
+	}
+	st, err := a.store.PINState()
+	if err != nil {
+		return fmt.Errorf("reading PIN state: %w", err)
+	}
+	force := p.ForceChangePIN != nil && *p.ForceChangePIN
+	if force && st.Hash == nil {
+		return ErrPINNotSet
+	}
+	if st.Hash != nil && (force || st.CodePoints < newMin) {
+		st.ForceChange = true
+		if err := a.store.SetPINState(st); err != nil {
+			return fmt.Errorf("storing PIN state: %w", err)
+		}
+	}
+	cfg.MinPINLength = newMin
+	if p.MinPINLengthRPIDs != nil {
+		cfg.MinPINLengthRPIDs = p.MinPINLengthRPIDs
+	}
+	return nil
 }

@@ -1,11 +1,275 @@
 package ctap2
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
 
-// credMgmtVolatile is the enumeration state of credentialManagement. TODO(issue 4).
-type credMgmtVolatile struct{}
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/keystore"
+)
 
-// credentialManagement is authenticatorCredentialManagement (CTAP 2.1 section 6.8). TODO(issue 4).
+// credentialManagement subcommands (CTAP 2.1 section 6.8).
+const (
+	cmGetCredsMetadata          = 0x01
+	cmEnumerateRPsBegin         = 0x02
+	cmEnumerateRPsGetNextRP     = 0x03
+	cmEnumerateCredentialsBegin = 0x04
+	cmEnumerateCredentialsNext  = 0x05
+	cmDeleteCredential          = 0x06
+	cmUpdateUserInformation     = 0x07
+)
+
+// credMgmtVolatile is the enumeration state of credentialManagement.
+type credMgmtVolatile struct {
+	rps   []RPEntity
+	creds []*keystore.Credential
+}
+
+type credMgmtRequest struct {
+	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
+	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
+	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
+}
+
+type credMgmtParams struct {
+	RPIDHash     []byte                `cbor:"1,keyasint,omitempty"`
+	CredentialID *CredentialDescriptor `cbor:"2,keyasint,omitempty"`
+	User         *UserEntity           `cbor:"3,keyasint,omitempty"`
+}
+
+// CredMgmtResponse is the authenticatorCredentialManagement response map.
+type CredMgmtResponse struct {
+	ExistingResidentCredentialsCount        *uint64               `cbor:"1,keyasint,omitempty"`
+	MaxPossibleRemainingResidentCredentials *uint64               `cbor:"2,keyasint,omitempty"`
+	RP                                      *RPEntity             `cbor:"3,keyasint,omitempty"`
+	RPIDHash                                []byte                `cbor:"4,keyasint,omitempty"`
+	TotalRPs                                uint64                `cbor:"5,keyasint,omitempty"`
+	User                                    *UserEntity           `cbor:"6,keyasint,omitempty"`
+	CredentialID                            *CredentialDescriptor `cbor:"7,keyasint,omitempty"`
+	PublicKey                               cbor.RawMessage       `cbor:"8,keyasint,omitempty"`
+	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
+	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
+	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
+}
+
+// credentialManagement is authenticatorCredentialManagement (CTAP 2.1
+// section 6.8), answered on 0x0A and on the preview code 0x41.
 func (a *Authenticator) credentialManagement(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	var req credMgmtRequest
+	if err := decodeParams(params, &req); err != nil {
+		return nil, err
+	}
+	if req.SubCommand == nil {
+		return nil, ErrMissingParameter
+	}
+	sub := *req.SubCommand
+	var p credMgmtParams
+	if len(req.SubCommandParams) > 0 {
+		if err := Unmarshal(req.SubCommandParams, &p); err != nil {
+			return nil, err
+		}
+	}
+	switch sub {
+	case cmEnumerateRPsGetNextRP:
+		return a.nextRP()
+	case cmEnumerateCredentialsNext:
+		return a.nextCredential()
+	case cmGetCredsMetadata, cmEnumerateRPsBegin, cmEnumerateCredentialsBegin, cmDeleteCredential, cmUpdateUserInformation:
+	default:
+		return nil, ErrInvalidSubcommand
+	}
+	a.volatile.cm = credMgmtVolatile{}
+	// Every other subcommand needs a token with the cm permission
+	// (CTAP 2.1 section 6.8.x, step 1 of each).
+	if req.PinUvAuthParam == nil {
+		return nil, ErrPUATRequired
+	}
+	msg := append([]byte{byte(sub)}, req.SubCommandParams...)
+	if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermCredentialMgmt, ""); err != nil {
+		return nil, err
+	}
+	all, err := a.discoverable()
+	if err != nil {
+		return nil, err
+	}
+	switch sub {
+	case cmGetCredsMetadata:
+		if err := a.tokenUnbound(); err != nil {
+			return nil, err
+		}
+		n, rem := uint64(len(all)), uint64(a.store.RemainingDiscoverable())
+		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
+	case cmEnumerateRPsBegin:
+		if err := a.tokenUnbound(); err != nil {
+			return nil, err
+		}
+		return a.beginRPs(all)
+	case cmEnumerateCredentialsBegin:
+		if p.RPIDHash == nil {
+			return nil, ErrMissingParameter
+		}
+		return a.beginCredentials(all, p.RPIDHash)
+	case cmDeleteCredential:
+		return nil, a.deleteCredential(&p)
+	default:
+		return nil, a.updateUser(&p)
+	}
+}
+
+// tokenUnbound refuses a token bound to one RP for whole-key operations.
+func (a *Authenticator) tokenUnbound() error {
+	if a.volatile.pin.token.rpID != "" {
+		return ErrPINAuthInvalid
+	}
+	return nil
+}
+
+// tokenAllowsRP refuses a token bound to another RP.
+func (a *Authenticator) tokenAllowsRP(rpID string) error {
+	if t := a.volatile.pin.token.rpID; t != "" && t != rpID {
+		return ErrPINAuthInvalid
+	}
+	return nil
+}
+
+func (a *Authenticator) discoverable() ([]*keystore.Credential, error) {
+	all, err := a.store.Credentials()
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	out := all[:0]
+	for _, c := range all {
+		if c.Discoverable {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (a *Authenticator) beginRPs(all []*keystore.Credential) (any, error) {
+	seen := map[string]bool{}
+	var rps []RPEntity
+	for _, c := range all {
+		if !seen[c.RPID] {
+			seen[c.RPID] = true
+			rps = append(rps, RPEntity{ID: c.RPID, Name: c.RPName})
+		}
+	}
+	if len(rps) == 0 {
+		return nil, ErrNoCredentials
+	}
+	sort.Slice(rps, func(i, j int) bool { return rps[i].ID < rps[j].ID })
+	a.volatile.cm.rps = rps[1:]
+	resp := rpResponse(rps[0])
+	resp.TotalRPs = uint64(len(rps))
+	return resp, nil
+}
+
+func rpResponse(rp RPEntity) CredMgmtResponse {
+	h := sha256Sum([]byte(rp.ID))
+	return CredMgmtResponse{RP: &rp, RPIDHash: h[:]}
+}
+
+func (a *Authenticator) nextRP() (any, error) {
+	if len(a.volatile.cm.rps) == 0 {
+		return nil, ErrNotAllowed
+	}
+	rp := a.volatile.cm.rps[0]
+	a.volatile.cm.rps = a.volatile.cm.rps[1:]
+	return rpResponse(rp), nil
+}
+
+func (a *Authenticator) beginCredentials(all []*keystore.Credential, rpIDHash []byte) (any, error) {
+	var creds []*keystore.Credential
+	for _, c := range all {
+		h := sha256Sum([]byte(c.RPID))
+		if bytes.Equal(h[:], rpIDHash) {
+			creds = append(creds, c)
+		}
+	}
+	if len(creds) == 0 {
+		return nil, ErrNoCredentials
+	}
+	if err := a.tokenAllowsRP(creds[0].RPID); err != nil {
+		return nil, err
+	}
+	a.volatile.cm.creds = creds[1:]
+	resp := credentialResponse(creds[0])
+	resp.TotalCredentials = uint64(len(creds))
+	return resp, nil
+}
+
+func credentialResponse(c *keystore.Credential) CredMgmtResponse {
+	level := uint64(c.CredProtect)
+	if level == 0 {
+		level = 1
+	}
+	return CredMgmtResponse{
+		User:         &UserEntity{ID: c.UserID, Name: c.UserName, DisplayName: c.UserDisplayName},
+		CredentialID: &CredentialDescriptor{Type: publicKeyType, ID: c.ID},
+		PublicKey:    cbor.RawMessage(c.PublicKey),
+		CredProtect:  level,
+		LargeBlobKey: c.LargeBlobKey,
+	}
+}
+
+func (a *Authenticator) nextCredential() (any, error) {
+	if len(a.volatile.cm.creds) == 0 {
+		return nil, ErrNotAllowed
+	}
+	c := a.volatile.cm.creds[0]
+	a.volatile.cm.creds = a.volatile.cm.creds[1:]
+	return credentialResponse(c), nil
+}
+
+func (a *Authenticator) storedDiscoverable(d *CredentialDescriptor) (*keystore.Credential, error) {
+	if d == nil {
+		return nil, ErrMissingParameter
+	}
+	c, err := a.store.Credential(d.ID)
+	if errors.Is(err, keystore.ErrNotFound) || (err == nil && !c.Discoverable) {
+		return nil, ErrNoCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading credential: %w", err)
+	}
+	if err := a.tokenAllowsRP(c.RPID); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (a *Authenticator) deleteCredential(p *credMgmtParams) error {
+	c, err := a.storedDiscoverable(p.CredentialID)
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteCredential(c.ID); err != nil {
+		return fmt.Errorf("deleting credential: %w", err)
+	}
+	a.opts.Logger.Info("credential deleted", "rp", c.RPID)
+	return nil
+}
+
+// updateUser is updateUserInformation (CTAP 2.1 section 6.8.6).
+func (a *Authenticator) updateUser(p *credMgmtParams) error {
+	if p.User == nil {
+		return ErrMissingParameter
+	}
+	c, err := a.storedDiscoverable(p.CredentialID)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(c.UserID, p.User.ID) {
+		return ErrInvalidParameter
+	}
+	c.UserName, c.UserDisplayName = p.User.Name, p.User.DisplayName
+	if err := a.store.PutCredential(c); err != nil {
+		return fmt.Errorf("updating credential: %w", err)
+	}
+	return nil
 }

@@ -1,16 +1,312 @@
 package ctap2
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// nextAssertionTimeout is how long getNextAssertion may follow
+// getAssertion (CTAP 2.1 section 6.3: 30 seconds).
+const nextAssertionTimeout = 30 * time.Second
 
 // nextAssertionState is kept between getAssertion and getNextAssertion.
-type nextAssertionState struct{}
-
-// getAssertion is authenticatorGetAssertion (CTAP 2.1 section 6.2). TODO(issue 2).
-func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+type nextAssertionState struct {
+	rpID           string
+	clientDataHash []byte
+	remaining      []*keystore.Credential
+	up, uv         bool
+	ext            getAssertionExtensions
+	started        time.Time
 }
 
-// getNextAssertion is authenticatorGetNextAssertion (CTAP 2.1 section 6.3). TODO(issue 2).
+// hmacSecretInput is the hmac-secret extension input (CTAP 2.1 section 12.5).
+type hmacSecretInput struct {
+	KeyAgreement *COSEKeyAgreement `cbor:"1,keyasint"`
+	SaltEnc      []byte            `cbor:"2,keyasint"`
+	SaltAuth     []byte            `cbor:"3,keyasint"`
+	Protocol     *uint64           `cbor:"4,keyasint,omitempty"`
+}
+
+// getAssertionExtensions is what getAssertion understood of the extensions.
+type getAssertionExtensions struct {
+	hmacProto    PINProtocol
+	hmacShared   []byte
+	hmacSalts    []byte // salt1 || optional salt2, decrypted
+	credBlob     bool
+	largeBlobKey bool
+}
+
+func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessage) (getAssertionExtensions, error) {
+	var e getAssertionExtensions
+	for name, raw := range ext {
+		switch name {
+		case "hmac-secret":
+			var in hmacSecretInput
+			if err := Unmarshal(raw, &in); err != nil {
+				return e, err
+			}
+			if in.KeyAgreement == nil || in.SaltEnc == nil || in.SaltAuth == nil {
+				return e, ErrMissingParameter
+			}
+			version := uint64(1)
+			if in.Protocol != nil {
+				version = *in.Protocol
+			}
+			proto, ok := PINProtocolFor(version)
+			if !ok {
+				return e, ErrInvalidParameter
+			}
+			shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, in.KeyAgreement)
+			if err != nil {
+				return e, err
+			}
+			if !proto.Verify(shared, in.SaltEnc, in.SaltAuth) {
+				return e, ErrPINAuthInvalid
+			}
+			salts, err := proto.Decrypt(shared, in.SaltEnc)
+			if err != nil || (len(salts) != 32 && len(salts) != 64) {
+				return e, ErrInvalidLength
+			}
+			e.hmacProto, e.hmacShared, e.hmacSalts = proto, shared, salts
+		case "credBlob":
+			if err := Unmarshal(raw, &e.credBlob); err != nil {
+				return e, err
+			}
+		case "largeBlobKey":
+			if err := Unmarshal(raw, &e.largeBlobKey); err != nil {
+				return e, err
+			}
+			if !e.largeBlobKey {
+				return e, ErrInvalidOption
+			}
+		}
+	}
+	return e, nil
+}
+
+// getAssertion is authenticatorGetAssertion (CTAP 2.1 section 6.2.2).
+func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, error) {
+	a.volatile.next = nil
+	var req GetAssertionRequest
+	if err := decodeParams(params, &req); err != nil {
+		return nil, err
+	}
+	if req.RPID == "" || req.ClientDataHash == nil {
+		return nil, ErrMissingParameter
+	}
+	// Step 1: a zero-length pinUvAuthParam asks for a touch to pick a key.
+	if req.PinUvAuthParam != nil && len(req.PinUvAuthParam) == 0 {
+		return nil, a.touchProbe(ctx, "getAssertion", req.RPID)
+	}
+	if req.PinUvAuthParam != nil {
+		if err := checkPinUvAuthProtocol(req.PinUvAuthProtocol); err != nil {
+			return nil, err
+		}
+	}
+	// Steps 3-5: options.
+	if _, ok := req.Options["rk"]; ok {
+		return nil, ErrUnsupportedOption
+	}
+	up := true
+	if v, ok := req.Options["up"]; ok {
+		up = v
+	}
+	if req.Options["uv"] {
+		return nil, ErrInvalidOption // no built-in user verification method
+	}
+	// Step 6: user verification through the pinUvAuthToken.
+	uv := false
+	if req.PinUvAuthParam != nil {
+		if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, req.ClientDataHash, PermGetAssertion, req.RPID); err != nil {
+			return nil, err
+		}
+		uv = true
+	} else if up {
+		// alwaysUv (section 6.11.2); a silent (up=false) pre-flight is allowed.
+		if err := a.requireUV(false); err != nil {
+			return nil, err
+		}
+	}
+	ext, err := a.parseGetAssertionExtensions(req.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	// Step 7: locate the applicable credentials.
+	creds, err := a.applicableCredentials(req.RPID, req.AllowList, uv)
+	if err != nil {
+		return nil, err
+	}
+	if len(creds) == 0 {
+		return nil, ErrNoCredentials
+	}
+	// Step 9: user presence.
+	if up {
+		if err := a.requestPresence(ctx, PresenceRequest{Command: "getAssertion", RPID: req.RPID}); err != nil {
+			return nil, err
+		}
+	}
+	if uv {
+		a.consumeTokenPresence()
+	}
+	resp, err := a.assert(creds[0], req.RPID, req.ClientDataHash, up, uv, &ext)
+	if err != nil {
+		return nil, err
+	}
+	// Step 12: with no allowList, the discoverable credentials after the
+	// first are handed out by getNextAssertion, newest first.
+	if req.AllowList == nil && len(creds) > 1 {
+		resp.NumberOfCredentials = len(creds)
+		a.volatile.next = &nextAssertionState{
+			rpID: req.RPID, clientDataHash: req.ClientDataHash, remaining: creds[1:],
+			up: up, uv: uv, ext: ext, started: a.opts.Now(),
+		}
+	}
+	return resp, nil
+}
+
+// applicableCredentials is step 7 of getAssertion: the allowList entries
+// that are ours, or the discoverable credentials of rpID newest first,
+// minus those credProtect hides without user verification.
+func (a *Authenticator) applicableCredentials(rpID string, allowList []CredentialDescriptor, uv bool) ([]*keystore.Credential, error) {
+	var creds []*keystore.Credential
+	if allowList != nil {
+		for _, d := range allowList {
+			c, err := a.findCredential(rpID, d)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil && (uv || c.CredProtect != credProtectRequired) {
+				creds = append(creds, c)
+			}
+		}
+		return creds, nil
+	}
+	all, err := a.store.Credentials()
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	for _, c := range all {
+		if !c.Discoverable || c.RPID != rpID {
+			continue
+		}
+		// credProtect levels 2 and 3 hide a credential from discovery
+		// without user verification (CTAP 2.1 section 12.1).
+		if !uv && c.CredProtect >= credProtectOptionalWithList {
+			continue
+		}
+		creds = append(creds, c)
+	}
+	sort.SliceStable(creds, func(i, j int) bool { return creds[i].Created.After(creds[j].Created) })
+	return creds, nil
+}
+
+// loadKey returns the usable key of a credential.
+func (a *Authenticator) loadKey(c *keystore.Credential) (keystore.Key, error) {
+	p := a.providerNamed(c.Provider)
+	if p == nil {
+		return nil, fmt.Errorf("credential key provider %q is not available", c.Provider)
+	}
+	key, err := p.Load(c.Algorithm, c.KeyBlob)
+	if err != nil {
+		return nil, fmt.Errorf("loading credential key: %w", err)
+	}
+	return key, nil
+}
+
+// assert signs one assertion with c (CTAP 2.1 section 6.2.2 steps 10-13).
+func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHash []byte, up, uv bool, ext *getAssertionExtensions) (*GetAssertionResponse, error) {
+	key, err := a.loadKey(c)
+	if err != nil {
+		return nil, err
+	}
+	outExt := map[string]any{}
+	if ext.hmacSalts != nil && c.HMACSecret {
+		credRandom := c.CredRandomWithoutUV
+		if uv {
+			credRandom = c.CredRandomWithUV
+		}
+		out := hmacSHA256(credRandom, ext.hmacSalts[:32])
+		if len(ext.hmacSalts) == 64 {
+			out = append(out, hmacSHA256(credRandom, ext.hmacSalts[32:])...)
+		}
+		enc, err := ext.hmacProto.Encrypt(ext.hmacShared, out)
+		if err != nil {
+			return nil, err
+		}
+		outExt["hmac-secret"] = enc
+	}
+	if ext.credBlob {
+		outExt["credBlob"] = append([]byte{}, c.CredBlob...)
+	}
+	var extBytes []byte
+	if len(outExt) > 0 {
+		if extBytes, err = Marshal(outExt); err != nil {
+			return nil, fmt.Errorf("encoding extension outputs: %w", err)
+		}
+	}
+	count, err := a.store.NextSignCount(c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("signature counter: %w", err)
+	}
+	flags := credentialFlags(c)
+	if up {
+		flags |= flagUP
+	}
+	if uv {
+		flags |= flagUV
+	}
+	rpIDHash := sha256Sum([]byte(rpID))
+	ad := authData(rpIDHash[:], flags, count, nil, extBytes)
+	sig, err := key.Sign(append(append(make([]byte, 0, len(ad)+len(clientDataHash)), ad...), clientDataHash...))
+	if err != nil {
+		return nil, fmt.Errorf("signing assertion: %w", err)
+	}
+	resp := &GetAssertionResponse{
+		Credential: CredentialDescriptor{Type: publicKeyType, ID: c.ID},
+		AuthData:   ad,
+		Signature:  sig,
+	}
+	if c.Discoverable {
+		// User identifiable information only after user verification
+		// (CTAP 2.1 section 6.2.2 step 12).
+		resp.User = &UserEntity{ID: c.UserID}
+		if uv {
+			resp.User.Name, resp.User.DisplayName = c.UserName, c.UserDisplayName
+		}
+	}
+	if ext.largeBlobKey && c.LargeBlobKey != nil {
+		resp.LargeBlobKey = c.LargeBlobKey
+	}
+	a.opts.Logger.Info("assertion", "rp", rpID, "counter", count, "uv", uv)
+	return resp, nil
+}
+
+// getNextAssertion is authenticatorGetNextAssertion (CTAP 2.1 section 6.3).
 func (a *Authenticator) getNextAssertion(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	st := a.volatile.next
+	if st == nil || len(st.remaining) == 0 {
+		a.volatile.next = nil
+		return nil, ErrNotAllowed
+	}
+	if a.opts.Now().Sub(st.started) > nextAssertionTimeout {
+		a.volatile.next = nil
+		return nil, ErrNotAllowed
+	}
+	c := st.remaining[0]
+	st.remaining = st.remaining[1:]
+	// The credential may have been deleted meanwhile through another channel.
+	if _, err := a.store.Credential(c.ID); errors.Is(err, keystore.ErrNotFound) {
+		return nil, ErrNoCredentials
+	}
+	resp, err := a.assert(c, st.rpID, st.clientDataHash, st.up, st.uv, &st.ext)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }

@@ -1,8 +1,339 @@
 package ctap2
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 
-// makeCredential is authenticatorMakeCredential (CTAP 2.1 section 6.1). TODO(issue 2).
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// maxCredBlobLength is the largest credBlob stored (CTAP 2.1 section 12.2
+// requires at least 32).
+const maxCredBlobLength = 32
+
+// decodeParams decodes a command's CBOR parameter map into v. Absent
+// parameters decode as an empty map, so the command reports the member that
+// is missing.
+func decodeParams(params []byte, v any) error {
+	if len(params) == 0 {
+		return nil
+	}
+	return Unmarshal(params, v)
+}
+
+// chooseAlgorithm walks pubKeyCredParams in the client's order of preference
+// (CTAP 2.1 section 6.1.2 step 3).
+func (a *Authenticator) chooseAlgorithm(params []cbor.RawMessage) (keystore.Algorithm, error) {
+	if params == nil {
+		return 0, ErrMissingParameter
+	}
+	var chosen keystore.Algorithm
+	for _, raw := range params {
+		var p struct {
+			Type *string `cbor:"type"`
+			Alg  *int64  `cbor:"alg"`
+		}
+		if err := Unmarshal(raw, &p); err != nil {
+			return 0, err
+		}
+		if p.Type == nil || p.Alg == nil {
+			return 0, ErrMissingParameter
+		}
+		if chosen == 0 && *p.Type == publicKeyType && a.supportsAlgorithm(keystore.Algorithm(*p.Alg)) {
+			chosen = keystore.Algorithm(*p.Alg)
+		}
+	}
+	if chosen == 0 {
+		return 0, ErrUnsupportedAlgorithm
+	}
+	return chosen, nil
+}
+
+func (a *Authenticator) supportsAlgorithm(alg keystore.Algorithm) bool {
+	return a.opts.SoftwareKeys.Supports(alg) || (a.opts.DeviceKeys != nil && a.opts.DeviceKeys.Supports(alg))
+}
+
+// providerFor picks the key provider of a new credential: syncable keys are
+// software keys (they must be exportable); device-bound keys come from the
+// device provider (the TPM) when it can make them.
+func (a *Authenticator) providerFor(alg keystore.Algorithm, kind PasskeyKind) keystore.KeyProvider {
+	if kind == DeviceBound && a.opts.DeviceKeys != nil && a.opts.DeviceKeys.Supports(alg) {
+		return a.opts.DeviceKeys
+	}
+	return a.opts.SoftwareKeys
+}
+
+// providerNamed finds the provider that made a stored key.
+func (a *Authenticator) providerNamed(name string) keystore.KeyProvider {
+	if a.opts.DeviceKeys != nil && a.opts.DeviceKeys.Name() == name {
+		return a.opts.DeviceKeys
+	}
+	if a.opts.SoftwareKeys.Name() == name {
+		return a.opts.SoftwareKeys
+	}
+	return nil
+}
+
+// makeCredentialExtensions is what makeCredential understood of the
+// extensions map (CTAP 2.1 section 12).
+type makeCredentialExtensions struct {
+	credProtect  uint8
+	hmacSecret   bool
+	credBlob     []byte
+	hasCredBlob  bool
+	largeBlobKey bool
+	minPINLength bool
+}
+
+func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredentialExtensions, error) {
+	var e makeCredentialExtensions
+	for name, raw := range ext {
+		switch name {
+		case "credProtect":
+			var level uint64
+			if err := Unmarshal(raw, &level); err != nil {
+				return e, err
+			}
+			if level >= 1 && level <= 3 {
+				e.credProtect = uint8(level)
+			}
+		case "hmac-secret":
+			if err := Unmarshal(raw, &e.hmacSecret); err != nil {
+				return e, err
+			}
+		case "credBlob":
+			if err := Unmarshal(raw, &e.credBlob); err != nil {
+				return e, err
+			}
+			e.hasCredBlob = true
+		case "largeBlobKey":
+			if err := Unmarshal(raw, &e.largeBlobKey); err != nil {
+				return e, err
+			}
+			if !e.largeBlobKey {
+				// CTAP 2.1 section 12.3: the only valid input is true.
+				return e, ErrInvalidOption
+			}
+		case "minPinLength":
+			if err := Unmarshal(raw, &e.minPINLength); err != nil {
+				return e, err
+			}
+		}
+	}
+	return e, nil
+}
+
+// makeCredential is authenticatorMakeCredential (CTAP 2.1 section 6.1.2).
 func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	var req MakeCredentialRequest
+	if err := decodeParams(params, &req); err != nil {
+		return nil, err
+	}
+	if req.ClientDataHash == nil || req.RP == nil || req.User == nil || req.PubKeyCredParams == nil {
+		return nil, ErrMissingParameter
+	}
+	if req.RP.ID == "" || req.User.ID == nil {
+		return nil, ErrMissingParameter
+	}
+	if len(req.User.ID) > 64 {
+		return nil, ErrInvalidLength // WebAuthn section 5.4.3: user handle at most 64 bytes
+	}
+	// Step 1: a zero-length pinUvAuthParam asks for a touch to pick a key.
+	if req.PinUvAuthParam != nil && len(req.PinUvAuthParam) == 0 {
+		return nil, a.touchProbe(ctx, "makeCredential", req.RP.ID)
+	}
+	// Step 2.
+	if req.PinUvAuthParam != nil {
+		if err := checkPinUvAuthProtocol(req.PinUvAuthProtocol); err != nil {
+			return nil, err
+		}
+	}
+	// Step 3.
+	alg, err := a.chooseAlgorithm(req.PubKeyCredParams)
+	if err != nil {
+		return nil, err
+	}
+	// Steps 4-5: options.
+	rk := req.Options["rk"]
+	if up, ok := req.Options["up"]; ok && !up {
+		return nil, ErrInvalidOption
+	}
+	if req.Options["uv"] {
+		return nil, ErrInvalidOption // no built-in user verification method
+	}
+	ext, err := parseMakeCredentialExtensions(req.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	if ext.largeBlobKey && !rk {
+		return nil, ErrInvalidOption // CTAP 2.1 section 12.3
+	}
+	// Steps 6-11: user verification through the pinUvAuthToken.
+	uv, err := a.authorizeMakeCredential(&req, rk)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := a.enterpriseAttestation(req.EnterpriseAttestation)
+	if err != nil {
+		return nil, err
+	}
+	rpIDHash := sha256Sum([]byte(req.RP.ID))
+	// Step 12: excludeList.
+	for _, d := range req.ExcludeList {
+		c, err := a.findCredential(req.RP.ID, d)
+		if err != nil || c == nil {
+			continue
+		}
+		if c.CredProtect == credProtectRequired && !uv {
+			continue // level 3 credentials are invisible without UV
+		}
+		if err := a.requestPresence(ctx, PresenceRequest{Command: "makeCredential", RPID: req.RP.ID, UserName: req.User.Name}); err != nil {
+			return nil, err
+		}
+		return nil, ErrCredentialExcluded
+	}
+	// Step 14: user presence.
+	if err := a.requestPresence(ctx, PresenceRequest{Command: "makeCredential", RPID: req.RP.ID, UserName: req.User.Name}); err != nil {
+		return nil, err
+	}
+	a.consumeTokenPresence()
+
+	kind := a.opts.Passkeys
+	provider := a.providerFor(alg, kind)
+	blob, key, err := provider.Generate(alg)
+	if err != nil {
+		return nil, fmt.Errorf("generating %d key with %s: %w", alg, provider.Name(), err)
+	}
+	cred := &keystore.Credential{
+		RPID: req.RP.ID, RPName: req.RP.Name,
+		UserID: req.User.ID, UserName: req.User.Name, UserDisplayName: req.User.DisplayName,
+		Algorithm: alg, Provider: provider.Name(), KeyBlob: blob,
+		Discoverable: rk, CredProtect: ext.credProtect,
+		BackupEligible: kind == Syncable,
+		Created:        a.opts.Now(),
+	}
+	outExt := map[string]any{}
+	if ext.credProtect != 0 {
+		outExt["credProtect"] = ext.credProtect
+	}
+	if ext.hmacSecret {
+		cred.HMACSecret = true
+		cred.CredRandomWithUV = randomBytes(32)
+		cred.CredRandomWithoutUV = randomBytes(32)
+		outExt["hmac-secret"] = true
+	}
+	if ext.hasCredBlob {
+		stored := len(ext.credBlob) <= maxCredBlobLength
+		if stored {
+			cred.CredBlob = ext.credBlob
+		}
+		outExt["credBlob"] = stored
+	}
+	if ext.minPINLength {
+		if n, ok := a.minPINLengthFor(req.RP.ID); ok {
+			outExt["minPinLength"] = uint64(n)
+		}
+	}
+	var largeBlobKey []byte
+	if ext.largeBlobKey {
+		largeBlobKey = randomBytes(32)
+		cred.LargeBlobKey = largeBlobKey
+	}
+	if cred.ID, err = sealCredentialID(a.wrapKey, rpIDHash[:], cred); err != nil {
+		return nil, err
+	}
+	if cred.PublicKey, err = encodeCOSEKey(alg, key.Public()); err != nil {
+		return nil, err
+	}
+	// Discoverable credentials live in the store; so do syncable ones, so
+	// that `vkey backup export` finds them.
+	if rk || cred.BackupEligible {
+		if rk {
+			if err := a.replaceUserCredential(cred); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.store.PutCredential(cred); err != nil {
+			if errors.Is(err, keystore.ErrFull) {
+				return nil, ErrKeyStoreFull
+			}
+			return nil, fmt.Errorf("storing credential: %w", err)
+		}
+	}
+	count, err := a.store.NextSignCount(cred.ID)
+	if err != nil {
+		return nil, fmt.Errorf("signature counter: %w", err)
+	}
+	flags := flagUP | credentialFlags(cred)
+	if uv {
+		flags |= flagUV
+	}
+	var extBytes []byte
+	if len(outExt) > 0 {
+		if extBytes, err = Marshal(outExt); err != nil {
+			return nil, fmt.Errorf("encoding extension outputs: %w", err)
+		}
+	}
+	ad := authData(rpIDHash[:], flags, count, attestedCredentialData(a.opts.AAGUID, cred.ID, cred.PublicKey), extBytes)
+	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash)
+	if err != nil {
+		return nil, err
+	}
+	a.opts.Logger.Info("credential created", "rp", req.RP.ID, "discoverable", rk, "alg", int64(alg), "provider", provider.Name())
+	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
+}
+
+// replaceUserCredential deletes the discoverable credential that cred
+// replaces: the same relying party and user handle (CTAP 2.1 section 6.1.2
+// step 17).
+func (a *Authenticator) replaceUserCredential(cred *keystore.Credential) error {
+	all, err := a.store.Credentials()
+	if err != nil {
+		return fmt.Errorf("listing credentials: %w", err)
+	}
+	for _, c := range all {
+		if c.Discoverable && c.RPID == cred.RPID && bytes.Equal(c.UserID, cred.UserID) {
+			if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+				return fmt.Errorf("replacing credential: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// findCredential resolves a credential descriptor for rpID: a stored
+// credential with that ID, or a credential sealed in the ID itself. It
+// returns nil when the credential is not ours or not for this RP.
+func (a *Authenticator) findCredential(rpID string, d CredentialDescriptor) (*keystore.Credential, error) {
+	if d.Type != publicKeyType || len(d.ID) == 0 {
+		return nil, nil
+	}
+	c, err := a.store.Credential(d.ID)
+	switch {
+	case err == nil:
+		if c.RPID != rpID {
+			return nil, nil
+		}
+		return c, nil
+	case !errors.Is(err, keystore.ErrNotFound):
+		return nil, fmt.Errorf("reading credential: %w", err)
+	}
+	c, err = openCredentialID(a.wrapKey, rpID, d.ID)
+	if err != nil || c.Discoverable {
+		// A discoverable credential that is no longer stored was deleted.
+		return nil, nil
+	}
+	return c, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // crypto/rand.Read never fails on Linux
+	}
+	return b
 }

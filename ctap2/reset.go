@@ -1,13 +1,37 @@
 package ctap2
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
-// reset is authenticatorReset (CTAP 2.1 section 6.6). TODO(issue 2).
+// resetWindow is how long after power-up authenticatorReset is allowed
+// (CTAP 2.1 section 6.6: within 10 seconds).
+const resetWindow = 10 * 1e9
+
+// reset is authenticatorReset (CTAP 2.1 section 6.6).
 func (a *Authenticator) reset(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	if a.opts.Now().Sub(a.powerUp) > resetWindow {
+		return nil, ErrNotAllowed
+	}
+	if err := a.requestPresence(ctx, PresenceRequest{Command: "reset"}); err != nil {
+		return nil, err
+	}
+	if err := a.store.Reset(); err != nil {
+		return nil, fmt.Errorf("resetting store: %w", err)
+	}
+	if err := a.ensureIdentity(); err != nil {
+		return nil, err
+	}
+	powerUp := a.powerUp
+	a.powerCycleLocked()
+	a.powerUp = powerUp
+	a.opts.Logger.Info("authenticator reset")
+	return nil, nil
 }
 
-// selection is authenticatorSelection (CTAP 2.1 section 6.9). TODO(issue 2).
+// selection is authenticatorSelection (CTAP 2.1 section 6.9): the user
+// picks this key by touching it.
 func (a *Authenticator) selection(ctx context.Context, params []byte) (any, error) {
-	return nil, ErrInvalidCommand
+	return nil, a.requestPresence(ctx, PresenceRequest{Command: "selection"})
 }

@@ -208,3 +208,31 @@ type Store interface {
 // DefaultPINRetries is the number of PIN attempts a new authenticator allows
 // (CTAP 2.1 section 6.5.2.2: maximum of 8).
 const DefaultPINRetries = 8
+
+// TPMAttestation is what a TPM-resident key offers for the WebAuthn "tpm"
+// attestation statement format (WebAuthn section 8.3): TPM2_Certify over the
+// credential key by an attestation identity key (AIK) in the same TPM.
+type TPMAttestation struct {
+	// PubArea is the credential key's TPMT_PUBLIC, as the TPM encodes it.
+	PubArea []byte
+	// CertInfo is the TPMS_ATTEST structure the AIK signed; its extraData is
+	// the qualifying data passed to CertifyTPM.
+	CertInfo []byte
+	// Signature is the AIK's signature over CertInfo (ASN.1 DER ECDSA for ES256).
+	Signature []byte
+	// SignatureAlg is the COSE algorithm of Signature.
+	SignatureAlg Algorithm
+	// AIKPublic is the AIK's public key, for the AIK certificate.
+	AIKPublic crypto.PublicKey
+	// Manufacturer ("id:XXXXXXXX"), Model and Version describe the TPM for
+	// the AIK certificate's subject alternative name (WebAuthn section 8.3.1).
+	Manufacturer, Model, Version string
+}
+
+// TPMKey is a Key that lives in a TPM and can prove it.
+type TPMKey interface {
+	Key
+	// CertifyTPM certifies the key with the TPM's attestation key, with
+	// qualifyingData as the TPMS_ATTEST extraData.
+	CertifyTPM(qualifyingData []byte) (*TPMAttestation, error)
+}

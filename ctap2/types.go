@@ -1,0 +1,104 @@
+package ctap2
+
+import "github.com/fxamacker/cbor/v2"
+
+// WebAuthn entities as CTAP2 carries them (CTAP 2.1 section 6.1.1, WebAuthn
+// section 5.4). Field names are the WebAuthn member names; unknown members
+// are ignored.
+
+// RPEntity is PublicKeyCredentialRpEntity.
+type RPEntity struct {
+	ID   string `cbor:"id"`
+	Name string `cbor:"name,omitempty"`
+}
+
+// UserEntity is PublicKeyCredentialUserEntity.
+type UserEntity struct {
+	ID          []byte `cbor:"id"`
+	Name        string `cbor:"name,omitempty"`
+	DisplayName string `cbor:"displayName,omitempty"`
+}
+
+// CredentialParameter is PublicKeyCredentialParameters.
+type CredentialParameter struct {
+	Type string `cbor:"type"`
+	Alg  int64  `cbor:"alg"`
+}
+
+// CredentialDescriptor is PublicKeyCredentialDescriptor.
+type CredentialDescriptor struct {
+	Type       string   `cbor:"type"`
+	ID         []byte   `cbor:"id"`
+	Transports []string `cbor:"transports,omitempty"`
+}
+
+// publicKeyType is the only credential type WebAuthn defines.
+const publicKeyType = "public-key"
+
+// MakeCredentialRequest is the authenticatorMakeCredential parameter map
+// (CTAP 2.1 section 6.1).
+type MakeCredentialRequest struct {
+	ClientDataHash        []byte                     `cbor:"1,keyasint"`
+	RP                    *RPEntity                  `cbor:"2,keyasint"`
+	User                  *UserEntity                `cbor:"3,keyasint"`
+	PubKeyCredParams      []cbor.RawMessage          `cbor:"4,keyasint"`
+	ExcludeList           []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
+	Extensions            map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
+	Options               map[string]bool            `cbor:"7,keyasint,omitempty"`
+	PinUvAuthParam        []byte                     `cbor:"8,keyasint,omitempty"`
+	PinUvAuthProtocol     *uint64                    `cbor:"9,keyasint,omitempty"`
+	EnterpriseAttestation *uint64                    `cbor:"10,keyasint,omitempty"`
+}
+
+// MakeCredentialResponse is the authenticatorMakeCredential response map.
+type MakeCredentialResponse struct {
+	Format       string         `cbor:"1,keyasint"`
+	AuthData     []byte         `cbor:"2,keyasint"`
+	AttStmt      map[string]any `cbor:"3,keyasint"`
+	EPAtt        bool           `cbor:"4,keyasint,omitempty"`
+	LargeBlobKey []byte         `cbor:"5,keyasint,omitempty"`
+}
+
+// GetAssertionRequest is the authenticatorGetAssertion parameter map
+// (CTAP 2.1 section 6.2).
+type GetAssertionRequest struct {
+	RPID              string                     `cbor:"1,keyasint"`
+	ClientDataHash    []byte                     `cbor:"2,keyasint"`
+	AllowList         []CredentialDescriptor     `cbor:"3,keyasint,omitempty"`
+	Extensions        map[string]cbor.RawMessage `cbor:"4,keyasint,omitempty"`
+	Options           map[string]bool            `cbor:"5,keyasint,omitempty"`
+	PinUvAuthParam    []byte                     `cbor:"6,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64                    `cbor:"7,keyasint,omitempty"`
+}
+
+// GetAssertionResponse is the authenticatorGetAssertion response map.
+type GetAssertionResponse struct {
+	Credential          CredentialDescriptor `cbor:"1,keyasint"`
+	AuthData            []byte               `cbor:"2,keyasint"`
+	Signature           []byte               `cbor:"3,keyasint"`
+	User                *UserEntity          `cbor:"4,keyasint,omitempty"`
+	NumberOfCredentials int                  `cbor:"5,keyasint,omitempty"`
+	UserSelected        bool                 `cbor:"6,keyasint,omitempty"`
+	LargeBlobKey        []byte               `cbor:"7,keyasint,omitempty"`
+}
+
+// GetInfoResponse is the authenticatorGetInfo response map (CTAP 2.1 section 6.4).
+type GetInfoResponse struct {
+	Versions                         []string              `cbor:"1,keyasint"`
+	Extensions                       []string              `cbor:"2,keyasint,omitempty"`
+	AAGUID                           []byte                `cbor:"3,keyasint"`
+	Options                          map[string]bool       `cbor:"4,keyasint,omitempty"`
+	MaxMsgSize                       uint64                `cbor:"5,keyasint,omitempty"`
+	PinUvAuthProtocols               []uint64              `cbor:"6,keyasint,omitempty"`
+	MaxCredentialCountInList         uint64                `cbor:"7,keyasint,omitempty"`
+	MaxCredentialIDLength            uint64                `cbor:"8,keyasint,omitempty"`
+	Transports                       []string              `cbor:"9,keyasint,omitempty"`
+	Algorithms                       []CredentialParameter `cbor:"10,keyasint,omitempty"`
+	MaxSerializedLargeBlobArray      uint64                `cbor:"11,keyasint,omitempty"`
+	ForcePINChange                   bool                  `cbor:"12,keyasint,omitempty"`
+	MinPINLength                     uint64                `cbor:"13,keyasint,omitempty"`
+	FirmwareVersion                  uint64                `cbor:"14,keyasint,omitempty"`
+	MaxCredBlobLength                uint64                `cbor:"15,keyasint,omitempty"`
+	MaxRPIDsForSetMinPINLength       uint64                `cbor:"16,keyasint,omitempty"`
+	RemainingDiscoverableCredentials *uint64               `cbor:"20,keyasint,omitempty"`
+}
