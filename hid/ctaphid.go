@@ -111,7 +111,7 @@ type packet struct {
 	data []byte
 }
 
-// parsePacket decodes a report. Reports shorter than 64 bytes are treated
+// parsePacket decodes a report; data aliases r. Reports shorter than 64 bytes are treated
 // as if zero-padded (a HID report has a fixed size; some transports cut
 // trailing bytes), longer ones are cut to 64. ok is false when the report
 // is too short to carry a channel and a command or sequence byte.
@@ -119,8 +119,11 @@ func parsePacket(r []byte) (packet, bool) {
 	if len(r) < 5 {
 		return packet{}, false
 	}
-	var buf [ReportSize]byte
-	copy(buf[:], r)
+	buf := r[:min(len(r), ReportSize):min(len(r), ReportSize)]
+	if len(buf) < ReportSize {
+		buf = make([]byte, ReportSize)
+		copy(buf, r)
+	}
 	p := packet{cid: binary.BigEndian.Uint32(buf[0:4])}
 	if buf[4]&typeInit != 0 {
 		p.init = true

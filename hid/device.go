@@ -12,10 +12,13 @@ import (
 
 // Handler is what a CTAPHID device serves; *ctap2.Authenticator satisfies it.
 //
-// Both methods run on their own goroutine, one at a time per [Device]. ctx is
-// cancelled when the host sends CTAPHID_CANCEL on the channel, resynchronizes
-// the channel with CTAPHID_INIT, or the device stops: a handler waiting for
-// user presence must then return promptly.
+// Calls come one at a time per [Device], while the engine keeps serving the
+// port (keepalives, CTAPHID_CANCEL, other channels). ctx is cancelled when
+// the host sends CTAPHID_CANCEL on the channel, resynchronizes the channel
+// with CTAPHID_INIT, or the device stops: a handler waiting for user
+// presence must then return promptly (CTAP2 answers
+// CTAP2_ERR_KEEPALIVE_CANCEL, which the engine sends as the reply unless
+// the channel was resynchronized). msg and apdu belong to the handler.
 type Handler interface {
 	// HandleCBOR serves a CTAPHID_CBOR message: msg is the command byte
 	// followed by CBOR; the result is a status byte followed by CBOR.
@@ -27,8 +30,9 @@ type Handler interface {
 
 // Port carries 64-byte HID reports between the CTAPHID engine and one host.
 type Port interface {
-	// ReadReport blocks for the next 64-byte output report from the host.
-	// It returns an error after Close.
+	// ReadReport blocks for the next 64-byte output report from the host
+	// and returns a slice the caller owns (not a reused buffer). It returns
+	// an error after Close.
 	ReadReport() ([]byte, error)
 	// WriteReport sends one 64-byte input report to the host. It must not
 	// keep report after it returns.
@@ -129,6 +133,10 @@ func (d *Device) allocated(cid uint32) bool {
 	return d.wrapped || cid <= d.lastCID
 }
 
+// busyDelay is how long a handler runs before a second goroutine serves
+// the port meanwhile (see session.runTx).
+const busyDelay = 2 * time.Millisecond
+
 // txKey is the context key of the running transaction's state.
 type txKey struct{}
 
@@ -161,19 +169,40 @@ func (d *Device) Serve(ctx context.Context, p Port) error {
 		close(closed)
 	})
 
-	reports := make(chan []byte)
-	readErr := make(chan error, 1)
+	s := &session{d: d, p: p, ctx: ctx, log: d.log, readErr: make(chan error, 1)}
 	var wg sync.WaitGroup
-	wg.Go(func() { readLoop(ctx, p, reports, readErr) })
+	if cp, ok := p.(chanPort); ok {
+		// In-process pipe: take its reports straight from its channel,
+		// one goroutine hop less per packet.
+		s.reports = cp.inbox()
+		wg.Go(func() {
+			if err := cp.waitClosed(ctx); err != nil {
+				s.readErr <- err
+			}
+		})
+	} else {
+		rc := make(chan []byte)
+		s.reports = rc
+		wg.Go(func() { readLoop(ctx, p, rc, s.readErr) })
+	}
 
-	s := &session{d: d, p: p, ctx: ctx, log: d.log}
-	err := s.loop(reports, readErr)
+	_, err := s.loop(nil)
 
-	s.stop()
+	s.stopTimers()
 	cancel()
 	<-closed
 	wg.Wait()
 	return err
+}
+
+// chanPort is a Port whose reports come from a channel (the Pipe).
+type chanPort interface {
+	Port
+	// inbox is the channel ReadReport reads.
+	inbox() <-chan []byte
+	// waitClosed returns the error ReadReport would return once the port
+	// is closed, or nil when ctx is done first.
+	waitClosed(ctx context.Context) error
 }
 
 // readLoop feeds the session with reports until the port fails or ctx is
@@ -194,19 +223,32 @@ func readLoop(ctx context.Context, p Port, reports chan<- []byte, readErr chan<-
 }
 
 // session is the state of one Serve call: the reassembly of at most one
-// request, at most one running transaction and the channel lock. Only the
-// Serve goroutine touches it.
+// request, the running transaction and the channel lock.
+//
+// One goroutine owns it at a time. The Serve goroutine runs loop; when a
+// CBOR or MSG request is complete it runs the handler itself, after handing
+// the session to a second goroutine that runs loop in busy mode (answering
+// other packets, CANCEL and keepalives) until the handler is done; the
+// Serve goroutine then waits for that goroutine to end before it touches
+// the session again. Writes to the port from both go through wmu.
 type session struct {
 	d   *Device
 	p   Port
 	ctx context.Context
 	log *slog.Logger
 
+	reports <-chan []byte
+	readErr chan error
+
+	wmu sync.Mutex // whole messages on the port
+
+	pending []byte // a report the busy loop took after the handler finished
+
 	rx      *reassembly // request being reassembled, or nil
 	rxTimer *time.Timer // MsgTimeout since the last packet of rx
 
-	tx        *transaction // running handler, or nil
-	keepalive *time.Ticker // while tx runs
+	tx        *transaction // the running handler, or nil
+	keepalive *time.Ticker // runs while tx runs
 
 	lockCID   uint32 // channel holding CTAPHID_LOCK, or 0
 	lockUntil time.Time
@@ -221,45 +263,55 @@ type reassembly struct {
 	seq  byte // next expected sequence number
 }
 
-// transaction is a handler running on its own goroutine.
+// transaction is a handler running on the Serve goroutine.
 type transaction struct {
-	cid     uint32
-	cmd     byte
-	state   *txState
-	cancel  context.CancelFunc
-	aborted bool          // INIT resynchronized the channel: drop the reply
-	done    chan txResult // buffered: the handler goroutine never blocks
+	cid    uint32
+	state  *txState
+	cancel context.CancelFunc
+	stop   chan struct{} // closed once the handler has returned
+
+	// Under session.wmu: finished once the reply is sent (no keepalive
+	// after it), aborted by an INIT resynchronization (no reply at all).
+	finished, aborted bool
+	// done mirrors finished for the busy loop's lock-free check.
+	done atomic.Bool
 }
 
-// txResult is what a handler produced; panicked marks a handler that
-// panicked (the host gets ERR_OTHER).
-type txResult struct {
-	resp     []byte
-	panicked bool
-}
-
-// loop is the engine's state machine. It returns when ctx is done, the port
-// fails to read, or a write fails.
-func (s *session) loop(reports <-chan []byte, readErr <-chan error) error {
-	for {
-		var rxTimeout, keepalive <-chan time.Time
-		var txDone <-chan txResult
+// loop is the engine's state machine. With tx == nil it is the Serve
+// goroutine's loop and returns only when ctx is done, the port fails to
+// read, or a write fails. With tx != nil it is the busy loop: it also sends
+// keepalives, and returns when tx.stop is closed, or with the first report
+// that arrives after the handler finished (for the idle loop to process).
+func (s *session) loop(tx *transaction) (pending []byte, err error) {
+	var keepalive <-chan time.Time
+	var stop <-chan struct{}
+	if tx != nil {
+		keepalive, stop = s.keepalive.C, tx.stop
+	}
+	for err == nil {
+		if r := s.pending; r != nil && tx == nil {
+			s.pending = nil
+			err = s.handleReport(r)
+			continue
+		}
+		var rxTimeout <-chan time.Time
 		if s.rx != nil {
 			rxTimeout = s.rxTimer.C
 		}
-		if s.tx != nil {
-			keepalive, txDone = s.keepalive.C, s.tx.done
-		}
-		var err error
 		select {
 		case <-s.ctx.Done():
-			return s.ctx.Err()
-		case rerr := <-readErr:
+			return nil, s.ctx.Err()
+		case rerr := <-s.readErr:
 			if s.ctx.Err() != nil {
-				return s.ctx.Err()
+				return nil, s.ctx.Err()
 			}
-			return fmt.Errorf("hid: read report: %w", rerr)
-		case r := <-reports:
+			return nil, fmt.Errorf("hid: read report: %w", rerr)
+		case <-stop:
+			return nil, nil
+		case r := <-s.reports:
+			if tx != nil && tx.done.Load() {
+				return r, nil
+			}
 			err = s.handleReport(r)
 		case <-rxTimeout:
 			cid := s.rx.cid
@@ -268,33 +320,29 @@ func (s *session) loop(reports <-chan []byte, readErr <-chan error) error {
 			err = s.sendError(cid, ErrMsgTimeout)
 		case <-keepalive:
 			status := StatusProcessing
-			if s.tx.state.upNeeded.Load() {
+			if tx.state.upNeeded.Load() {
 				status = StatusUPNeeded
 			}
-			if !s.tx.aborted {
-				err = s.send(s.tx.cid, CmdKeepalive, []byte{status})
+			s.wmu.Lock()
+			if !tx.finished && !tx.aborted {
+				err = s.sendLocked(tx.cid, CmdKeepalive, []byte{status})
 			}
-		case res := <-txDone:
-			err = s.finishTx(res)
-		}
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return s.ctx.Err()
-			}
-			return err
+			s.wmu.Unlock()
 		}
 	}
+	if s.ctx.Err() != nil {
+		return nil, s.ctx.Err()
+	}
+	return nil, err
 }
 
-// stop ends the running transaction, if any, and waits for its handler.
-func (s *session) stop() {
+// stopTimers releases the session's timers.
+func (s *session) stopTimers() {
 	if s.rxTimer != nil {
 		s.rxTimer.Stop()
 	}
-	if s.tx != nil {
-		s.tx.cancel()
-		<-s.tx.done
-		s.endTx()
+	if s.keepalive != nil {
+		s.keepalive.Stop()
 	}
 }
 
@@ -434,8 +482,10 @@ func (s *session) handleInit(pkt packet) error {
 		if s.rx != nil && s.rx.cid == cid {
 			s.dropRx()
 		}
-		if s.tx != nil && s.tx.cid == cid && !s.tx.aborted {
+		if s.tx != nil && s.tx.cid == cid {
+			s.wmu.Lock()
 			s.tx.aborted = true
+			s.wmu.Unlock()
 			s.tx.cancel()
 		}
 		if s.lockCID == cid {
@@ -491,7 +541,7 @@ func (s *session) dispatch(cid uint32, cmd byte, msg []byte) error {
 		}
 		return s.send(cid, CmdLock, nil)
 	case CmdCBOR, CmdMsg:
-		return s.startTx(cid, cmd, msg)
+		return s.runTx(cid, cmd, msg)
 	}
 	return s.sendError(cid, ErrInvalidCmd) // unreachable: validate ran
 }
@@ -508,58 +558,90 @@ func (s *session) lockedOut(cid uint32) bool {
 	return s.lockCID != cid
 }
 
-// startTx runs the handler for a CBOR or MSG request on its own goroutine.
-func (s *session) startTx(cid uint32, cmd byte, msg []byte) error {
+// runTx runs the handler for a CBOR or MSG request on the Serve goroutine,
+// while a busy loop serves the port (see session), and sends its reply.
+func (s *session) runTx(cid uint32, cmd byte, msg []byte) error {
 	select {
 	case s.d.busy <- struct{}{}:
 	default: // another port's transaction is running
 		return s.sendError(cid, ErrChannelBusy)
 	}
+	defer func() { <-s.d.busy }()
+
 	state := &txState{}
 	ctx, cancel := context.WithCancel(context.WithValue(s.ctx, txKey{}, state))
-	tx := &transaction{cid: cid, cmd: cmd, state: state, cancel: cancel, done: make(chan txResult, 1)}
+	defer cancel()
+	tx := &transaction{cid: cid, state: state, cancel: cancel, stop: make(chan struct{})}
 	s.tx = tx
-	s.keepalive = time.NewTicker(s.d.cfg.KeepaliveInterval)
+	if s.keepalive == nil {
+		s.keepalive = time.NewTicker(s.d.cfg.KeepaliveInterval)
+	} else {
+		s.keepalive.Reset(s.d.cfg.KeepaliveInterval)
+	}
 	s.log.Debug("ctaphid: request", "cid", cid, "cmd", cmd, "len", len(msg))
-	h := s.d.h
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("ctaphid: handler panicked", "cmd", cmd, "panic", r)
-				tx.done <- txResult{panicked: true}
-			}
-		}()
-		var resp []byte
-		if cmd == CmdCBOR {
-			resp = h.HandleCBOR(ctx, msg)
-		} else {
-			resp = h.HandleMSG(ctx, msg)
+
+	type busyResult struct {
+		pending []byte
+		err     error
+	}
+	busy := make(chan busyResult, 1)
+	// The busy loop starts only if the handler still runs after
+	// busyDelay: most requests are done sooner and then cost no extra
+	// goroutine. A CANCEL or another host's packet waits at most that
+	// long.
+	busyStart := time.AfterFunc(busyDelay, func() { // owns the session until it returns
+		pending, err := s.loop(tx)
+		if err != nil {
+			tx.cancel() // the handler must not outlive Serve
 		}
-		tx.done <- txResult{resp: resp}
-	}()
-	return nil
-}
+		busy <- busyResult{pending, err}
+	})
 
-// finishTx sends the handler's reply, unless the channel was
-// resynchronized meanwhile.
-func (s *session) finishTx(res txResult) error {
-	tx := s.tx
-	s.endTx()
-	if tx.aborted {
-		return nil
-	}
-	if res.panicked || len(res.resp) > MaxFramedSize {
-		return s.sendError(tx.cid, ErrOther)
-	}
-	return s.send(tx.cid, tx.cmd, res.resp)
-}
+	resp, ok := s.callHandler(ctx, cmd, msg)
 
-// endTx releases what startTx took.
-func (s *session) endTx() {
-	s.tx.cancel()
+	s.wmu.Lock()
+	// Finished before the reply goes out: the host may send its next
+	// request as soon as it has the reply, and the busy loop must hand
+	// that request back rather than answer ERR_CHANNEL_BUSY.
+	tx.finished = true
+	tx.done.Store(true)
+	var err error
+	if !tx.aborted {
+		if !ok || len(resp) > MaxFramedSize {
+			err = s.sendLocked(cid, CmdError, []byte{byte(ErrOther)})
+		} else {
+			err = s.sendLocked(cid, cmd, resp)
+		}
+	}
+	s.wmu.Unlock()
+	var res busyResult
+	if !busyStart.Stop() { // the busy loop runs
+		close(tx.stop)
+		res = <-busy // the session is ours again
+	}
+
 	s.keepalive.Stop()
-	s.tx, s.keepalive = nil, nil
-	<-s.d.busy
+	s.tx = nil
+	s.pending = res.pending
+	if res.err != nil {
+		return res.err
+	}
+	return err
+}
+
+// callHandler calls the handler; ok is false if it panicked (the host then
+// gets ERR_OTHER rather than the process dying).
+func (s *session) callHandler(ctx context.Context, cmd byte, msg []byte) (resp []byte, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("ctaphid: handler panicked", "cmd", cmd, "panic", r)
+			resp, ok = nil, false
+		}
+	}()
+	if cmd == CmdCBOR {
+		return s.d.h.HandleCBOR(ctx, msg), true
+	}
+	return s.d.h.HandleMSG(ctx, msg), true
 }
 
 // armRxTimer (re)starts the timeout of the request being reassembled.
@@ -581,6 +663,13 @@ func (s *session) dropRx() {
 
 // send writes a message to the host.
 func (s *session) send(cid uint32, cmd byte, msg []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.sendLocked(cid, cmd, msg)
+}
+
+// sendLocked is send with s.wmu held.
+func (s *session) sendLocked(cid uint32, cmd byte, msg []byte) error {
 	err := fragment(cid, cmd, msg, s.p.WriteReport)
 	if err != nil {
 		return fmt.Errorf("hid: write report: %w", err)

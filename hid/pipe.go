@@ -1,9 +1,11 @@
 package hid
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // pipeBuffer is how many reports each direction of a Pipe holds before
@@ -22,15 +24,21 @@ func Pipe() (host, device Port) {
 	return h, d
 }
 
-// closer is a channel closed once.
+// closer is a channel closed once, with a flag for cheap checks.
 type closer struct {
-	once sync.Once
-	c    chan struct{}
+	once   sync.Once
+	closed atomic.Bool
+	c      chan struct{}
 }
 
 func newCloser() *closer { return &closer{c: make(chan struct{})} }
 
-func (c *closer) close() { c.once.Do(func() { close(c.c) }) }
+func (c *closer) close() {
+	c.once.Do(func() {
+		c.closed.Store(true)
+		close(c.c)
+	})
+}
 
 // pipeEnd is one end of a Pipe.
 type pipeEnd struct {
@@ -40,9 +48,18 @@ type pipeEnd struct {
 
 // ReadReport implements Port.
 func (e *pipeEnd) ReadReport() ([]byte, error) {
-	select {
-	case <-e.self.c:
+	return e.ReadReportContext(context.Background())
+}
+
+// ReadReportContext is ReadReport ending with ctx; it returns a report at
+// hand even when ctx is done.
+func (e *pipeEnd) ReadReportContext(ctx context.Context) ([]byte, error) {
+	if e.self.closed.Load() {
 		return nil, net.ErrClosed
+	}
+	select {
+	case r := <-e.in: // a report at hand wins over a done ctx
+		return r, nil
 	default:
 	}
 	select {
@@ -57,21 +74,27 @@ func (e *pipeEnd) ReadReport() ([]byte, error) {
 		default:
 			return nil, io.EOF
 		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
 // WriteReport implements Port. It sends a copy of report, padded or cut to
 // 64 bytes.
 func (e *pipeEnd) WriteReport(report []byte) error {
-	select {
-	case <-e.self.c:
+	switch {
+	case e.self.closed.Load():
 		return net.ErrClosed
-	case <-e.peer.c:
+	case e.peer.closed.Load():
 		return io.ErrClosedPipe
-	default:
 	}
 	r := make([]byte, ReportSize)
 	copy(r, report)
+	select {
+	case e.out <- r:
+		return nil
+	default:
+	}
 	select {
 	case e.out <- r:
 		return nil
@@ -86,4 +109,19 @@ func (e *pipeEnd) WriteReport(report []byte) error {
 func (e *pipeEnd) Close() error {
 	e.self.close()
 	return nil
+}
+
+// inbox implements chanPort.
+func (e *pipeEnd) inbox() <-chan []byte { return e.in }
+
+// waitClosed implements chanPort.
+func (e *pipeEnd) waitClosed(ctx context.Context) error {
+	select {
+	case <-e.self.c:
+		return net.ErrClosed
+	case <-e.peer.c:
+		return io.EOF
+	case <-ctx.Done():
+		return nil
+	}
 }
