@@ -338,6 +338,16 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 			rpID = *req.RPID
 		}
 	}
+	st, err := a.store.PINState()
+	if err != nil {
+		return nil, fmt.Errorf("reading PIN state: %w", err)
+	}
+	if st.Hash == nil {
+		return nil, ErrPINNotSet
+	}
+	if st.Retries <= 0 {
+		return nil, ErrPINBlocked
+	}
 	shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, req.KeyAgreement)
 	if err != nil {
 		return nil, err
@@ -345,8 +355,7 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 	if err := a.checkPINHash(proto, shared, req.PinHashEnc); err != nil {
 		return nil, err
 	}
-	st, err := a.store.PINState()
-	if err != nil {
+	if st, err = a.store.PINState(); err != nil {
 		return nil, fmt.Errorf("reading PIN state: %w", err)
 	}
 	if st.ForceChange {

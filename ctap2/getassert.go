@@ -223,7 +223,10 @@ func (a *Authenticator) loadKey(c *keystore.Credential) (keystore.Key, error) {
 func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHash []byte, up, uv bool, ext *getAssertionExtensions) (*GetAssertionResponse, error) {
 	key, err := a.loadKey(c)
 	if err != nil {
-		return nil, err
+		// A key this authenticator cannot load (another TPM's, or a provider
+		// that is not available now) is a credential it does not have.
+		a.opts.Logger.Warn("credential key unusable", "rp", rpID, "err", err)
+		return nil, ErrNoCredentials
 	}
 	outExt := map[string]any{}
 	if ext.hmacSalts != nil && c.HMACSecret {

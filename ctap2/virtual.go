@@ -1,0 +1,432 @@
+package ctap2
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// This file is what the control API (package internal/control) needs and a
+// hardware key cannot offer: it is shaped after the credential commands of
+// the W3C WebAuthn virtual authenticator (WebAuthn Level 3 section 11,
+// "Add Credential", "Get Credentials", "Remove Credential", "Remove All
+// Credentials", "Set Credential Properties"). Every method takes a.mu, so a
+// change never interleaves with a CTAP command.
+
+// Errors of the virtual-authenticator methods.
+var (
+	// ErrCredentialExists is returned by AddCredential for an ID in use.
+	ErrCredentialExists = errors.New("a credential with this ID already exists")
+	// ErrInvalidVirtualCredential is wrapped by AddCredential and
+	// SetCredentialProperties for parameters that make no credential.
+	ErrInvalidVirtualCredential = errors.New("invalid credential parameters")
+)
+
+// maxVirtualCredentialIDLength bounds the IDs AddCredential accepts; they
+// must fit getInfo's maxCredentialIdLength and authenticator data's 16-bit
+// length (WebAuthn section 6.5.1).
+const maxVirtualCredentialIDLength = maxCredentialIDLength
+
+// VirtualCredential is a credential as the control API adds and reports it
+// (the WebDriver "Credential Parameters" of WebAuthn section 11.3).
+type VirtualCredential struct {
+	// ID is the credential ID; AddCredential makes one when it is empty.
+	ID []byte
+	// RPID is the relying party.
+	RPID string
+	// UserHandle is the user.id (required for discoverable credentials; at
+	// most 64 bytes).
+	UserHandle []byte
+	// UserName and UserDisplayName are optional account names.
+	UserName, UserDisplayName string
+	// Discoverable is the WebDriver isResidentCredential.
+	Discoverable bool
+	// PrivateKey is the credential key as PKCS#8 (P-256 for ES256, Ed25519
+	// for EdDSA). AddCredential requires it; VirtualCredentials returns it
+	// only for syncable software credentials, since a device-bound key never
+	// leaves the authenticator (WebAuthn section 6.1.3).
+	PrivateKey []byte
+	// Algorithm is the COSE algorithm (derived from PrivateKey on add).
+	Algorithm keystore.Algorithm
+	// SignCount is the signature counter: the next assertion exceeds it.
+	SignCount uint32
+	// LargeBlob is the credential's large blob (CTAP 2.1 section 6.10.3),
+	// stored encrypted in the large-blob array under a per-credential
+	// largeBlobKey; nil for none.
+	LargeBlob []byte
+	// BackupEligible and BackupState are the BE and BS flags (WebAuthn
+	// section 6.1).
+	BackupEligible, BackupState bool
+	// PublicKey is the COSE_Key of the credential (reported, ignored on add).
+	PublicKey []byte
+	// Provider names the key provider ("software", "tpm"); reported only.
+	Provider string
+}
+
+// AddCredential stores a credential made from c (WebDriver "Add
+// Credential") and returns its ID. A discoverable credential replaces the
+// one of the same relying party and user handle, as makeCredential would
+// (CTAP 2.1 section 6.1.2 step 17).
+func (a *Authenticator) AddCredential(c VirtualCredential) ([]byte, error) {
+	if c.RPID == "" {
+		return nil, fmt.Errorf("%w: rpId is required", ErrInvalidVirtualCredential)
+	}
+	if len(c.UserHandle) > 64 {
+		return nil, fmt.Errorf("%w: userHandle is longer than 64 bytes", ErrInvalidVirtualCredential)
+	}
+	if c.Discoverable && len(c.UserHandle) == 0 {
+		return nil, fmt.Errorf("%w: a discoverable credential needs a userHandle", ErrInvalidVirtualCredential)
+	}
+	if c.BackupState && !c.BackupEligible {
+		return nil, fmt.Errorf("%w: backupState needs backupEligibility", ErrInvalidVirtualCredential)
+	}
+	if len(c.ID) > maxVirtualCredentialIDLength {
+		return nil, fmt.Errorf("%w: credential ID longer than %d bytes", ErrInvalidVirtualCredential, maxVirtualCredentialIDLength)
+	}
+	alg, err := pkcs8Algorithm(c.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidVirtualCredential, err)
+	}
+	if c.Algorithm != 0 && c.Algorithm != alg && !(c.Algorithm == keystore.AlgEd25519 && alg == keystore.AlgEdDSA) {
+		return nil, fmt.Errorf("%w: the private key does not match algorithm %d", ErrInvalidVirtualCredential, c.Algorithm)
+	}
+	if c.Algorithm != 0 {
+		alg = c.Algorithm
+	}
+	provider := a.opts.SoftwareKeys
+	key, err := provider.Load(alg, c.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidVirtualCredential, err)
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cred := &keystore.Credential{
+		RPID: c.RPID, UserID: c.UserHandle, UserName: c.UserName, UserDisplayName: c.UserDisplayName,
+		Algorithm: alg, Provider: provider.Name(), KeyBlob: append([]byte(nil), c.PrivateKey...),
+		Discoverable: c.Discoverable, BackupEligible: c.BackupEligible, BackupState: c.BackupState,
+		Created: a.opts.Now(),
+	}
+	if cred.PublicKey, err = encodeCOSEKey(alg, key.Public()); err != nil {
+		return nil, err
+	}
+	if len(c.ID) == 0 {
+		rpIDHash := sha256Sum([]byte(c.RPID))
+		if cred.ID, err = sealCredentialID(a.wrapKey, rpIDHash[:], cred); err != nil {
+			return nil, err
+		}
+	} else {
+		cred.ID = append([]byte(nil), c.ID...)
+		if _, err := a.store.Credential(cred.ID); err == nil {
+			return nil, ErrCredentialExists
+		} else if !errors.Is(err, keystore.ErrNotFound) {
+			return nil, fmt.Errorf("reading credential: %w", err)
+		}
+	}
+	var newArray []byte
+	if c.LargeBlob != nil {
+		cred.LargeBlobKey = randomBytes(32)
+		if newArray, err = a.largeBlobArrayWith(cred.LargeBlobKey, c.LargeBlob); err != nil {
+			return nil, err
+		}
+	}
+	if cred.Discoverable {
+		if err := a.replaceUserCredential(cred); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.store.PutCredential(cred); err != nil {
+		return nil, fmt.Errorf("storing credential: %w", err)
+	}
+	if err := a.store.SetSignCount(cred.ID, c.SignCount); err != nil {
+		return nil, fmt.Errorf("setting the signature counter: %w", err)
+	}
+	if newArray != nil {
+		if err := a.store.SetLargeBlobArray(newArray); err != nil {
+			return nil, fmt.Errorf("storing large-blob array: %w", err)
+		}
+	}
+	a.opts.Logger.Info("credential added through the control API", "rp", c.RPID, "discoverable", c.Discoverable)
+	return cred.ID, nil
+}
+
+// pkcs8Algorithm is the COSE algorithm of a PKCS#8 private key.
+func pkcs8Algorithm(der []byte) (keystore.Algorithm, error) {
+	if len(der) == 0 {
+		return 0, errors.New("privateKey (PKCS#8) is required")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return 0, fmt.Errorf("privateKey is not PKCS#8: %w", err)
+	}
+	switch k := k.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve.Params().Name != "P-256" {
+			return 0, fmt.Errorf("unsupported curve %s (want P-256)", k.Curve.Params().Name)
+		}
+		return keystore.AlgES256, nil
+	case ed25519.PrivateKey:
+		return keystore.AlgEdDSA, nil
+	}
+	return 0, fmt.Errorf("unsupported private key type %T (want P-256 or Ed25519)", k)
+}
+
+// VirtualCredentials returns every credential the authenticator stores
+// (WebDriver "Get Credentials"), oldest first. Credentials that live only
+// in their own ID (non-discoverable, device-bound, made by makeCredential)
+// are not held by the authenticator and are not listed.
+func (a *Authenticator) VirtualCredentials() ([]VirtualCredential, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all, err := a.store.Credentials()
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	blobs, err := a.largeBlobEntries()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VirtualCredential, 0, len(all))
+	for _, c := range all {
+		v, err := a.virtualLocked(c, blobs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// VirtualCredential returns the stored credential with this ID, or an
+// error matching keystore.ErrNotFound.
+func (a *Authenticator) VirtualCredential(id []byte) (VirtualCredential, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.store.Credential(id)
+	if err != nil {
+		return VirtualCredential{}, fmt.Errorf("reading credential: %w", err)
+	}
+	blobs, err := a.largeBlobEntries()
+	if err != nil {
+		return VirtualCredential{}, err
+	}
+	return a.virtualLocked(c, blobs)
+}
+
+func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []largeBlobEntry) (VirtualCredential, error) {
+	n, err := a.store.SignCount(c.ID)
+	if err != nil {
+		return VirtualCredential{}, fmt.Errorf("reading the signature counter: %w", err)
+	}
+	v := VirtualCredential{
+		ID: c.ID, RPID: c.RPID, UserHandle: c.UserID, UserName: c.UserName, UserDisplayName: c.UserDisplayName,
+		Discoverable: c.Discoverable, Algorithm: c.Algorithm, SignCount: n,
+		BackupEligible: c.BackupEligible, BackupState: c.BackupState,
+		PublicKey: c.PublicKey, Provider: c.Provider,
+	}
+	if c.BackupEligible && c.Provider == keystore.SoftwareProviderName {
+		v.PrivateKey = c.KeyBlob
+	}
+	if c.LargeBlobKey != nil {
+		for _, e := range blobs {
+			if b, ok := e.open(c.LargeBlobKey); ok {
+				v.LargeBlob = b
+				break
+			}
+		}
+	}
+	return v, nil
+}
+
+// RemoveCredential deletes a stored credential (WebDriver "Remove
+// Credential"); the error matches keystore.ErrNotFound if there is none.
+func (a *Authenticator) RemoveCredential(id []byte) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.volatile.next = nil
+	a.volatile.cm = credMgmtVolatile{}
+	if err := a.store.DeleteCredential(id); err != nil {
+		return fmt.Errorf("deleting credential: %w", err)
+	}
+	return nil
+}
+
+// RemoveAllCredentials deletes every stored credential (WebDriver "Remove
+// All Credentials") and returns how many there were. Credentials that live
+// only in their ID are not stored and stay usable; authenticatorReset ends
+// them.
+func (a *Authenticator) RemoveAllCredentials() (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.volatile.next = nil
+	a.volatile.cm = credMgmtVolatile{}
+	all, err := a.store.Credentials()
+	if err != nil {
+		return 0, fmt.Errorf("listing credentials: %w", err)
+	}
+	n := 0
+	for _, c := range all {
+		if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+			return n, fmt.Errorf("deleting credential: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// SetCredentialProperties changes a stored credential's signature counter
+// (the next assertion returns a larger value) and its BE/BS flags
+// (WebDriver "Set Credential Properties"); nil leaves a property as it is.
+// BS without BE is refused (WebAuthn section 6.1.3).
+func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be, bs *bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.store.Credential(id)
+	if err != nil {
+		return fmt.Errorf("reading credential: %w", err)
+	}
+	if be != nil || bs != nil {
+		if be != nil {
+			c.BackupEligible = *be
+		}
+		if bs != nil {
+			c.BackupState = *bs
+		}
+		if c.BackupState && !c.BackupEligible {
+			return fmt.Errorf("%w: backupState needs backupEligibility", ErrInvalidVirtualCredential)
+		}
+		if err := a.store.PutCredential(c); err != nil {
+			return fmt.Errorf("storing credential: %w", err)
+		}
+	}
+	if signCount != nil {
+		if err := a.store.SetSignCount(id, *signCount); err != nil {
+			return fmt.Errorf("setting the signature counter: %w", err)
+		}
+	}
+	return nil
+}
+
+// largeBlobEntry is one element of the large-blob array (CTAP 2.1 section
+// 6.10.3): a blob compressed with DEFLATE and encrypted with AES-256-GCM
+// under a credential's largeBlobKey.
+type largeBlobEntry struct {
+	Ciphertext []byte `cbor:"1,keyasint"`
+	Nonce      []byte `cbor:"2,keyasint"`
+	OrigSize   uint64 `cbor:"3,keyasint"`
+}
+
+// largeBlobAD is the associated data of an entry: "blob" || uint64LE(origSize).
+func largeBlobAD(origSize uint64) []byte {
+	return binary.LittleEndian.AppendUint64([]byte("blob"), origSize)
+}
+
+// maxLargeBlobOrigSize bounds decompression (the whole array is at most
+// maxSerializedLargeBlobArray; DEFLATE expands at most ~1032 times).
+const maxLargeBlobOrigSize = 1 << 20
+
+// open decrypts the entry with key; ok is false when it is not that key's.
+func (e largeBlobEntry) open(key []byte) ([]byte, bool) {
+	if len(e.Nonce) != 12 || e.OrigSize > maxLargeBlobOrigSize {
+		return nil, false
+	}
+	aead, err := largeBlobAEAD(key)
+	if err != nil {
+		return nil, false
+	}
+	compressed, err := aead.Open(nil, e.Nonce, e.Ciphertext, largeBlobAD(e.OrigSize))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), int64(e.OrigSize)+1))
+	if err != nil || uint64(len(out)) != e.OrigSize {
+		return nil, false
+	}
+	return out, true
+}
+
+func largeBlobAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("large blob key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// largeBlobEntries parses the stored large-blob array; an array that is
+// absent or fails its check is empty (CTAP 2.1 section 6.10.4: the
+// platform treats it so).
+func (a *Authenticator) largeBlobEntries() ([]largeBlobEntry, error) {
+	arr, err := a.largeBlobArray()
+	if err != nil {
+		return nil, err
+	}
+	return parseLargeBlobArray(arr), nil
+}
+
+func parseLargeBlobArray(arr []byte) []largeBlobEntry {
+	if len(arr) < 17 {
+		return nil
+	}
+	body, check := arr[:len(arr)-16], arr[len(arr)-16:]
+	h := sha256.Sum256(body)
+	if !bytes.Equal(h[:16], check) {
+		return nil
+	}
+	var entries []largeBlobEntry
+	if err := Unmarshal(body, &entries); err != nil {
+		return nil
+	}
+	return entries
+}
+
+// largeBlobArrayWith returns the serialized large-blob array with blob
+// added, encrypted under key.
+func (a *Authenticator) largeBlobArrayWith(key, blob []byte) ([]byte, error) {
+	entries, err := a.largeBlobEntries()
+	if err != nil {
+		return nil, err
+	}
+	var compressed bytes.Buffer
+	w, err := flate.NewWriter(&compressed, flate.BestCompression)
+	if err != nil {
+		return nil, fmt.Errorf("compressing large blob: %w", err)
+	}
+	if _, err := w.Write(blob); err != nil {
+		return nil, fmt.Errorf("compressing large blob: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("compressing large blob: %w", err)
+	}
+	aead, err := largeBlobAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := randomBytes(12)
+	size := uint64(len(blob))
+	entries = append(entries, largeBlobEntry{
+		Ciphertext: aead.Seal(nil, nonce, compressed.Bytes(), largeBlobAD(size)),
+		Nonce:      nonce, OrigSize: size,
+	})
+	body, err := Marshal(entries)
+	if err != nil {
+		return nil, fmt.Errorf("encoding large-blob array: %w", err)
+	}
+	h := sha256.Sum256(body)
+	out := append(body, h[:16]...)
+	if len(out) > maxSerializedLargeBlobArray {
+		return nil, fmt.Errorf("%w: the large-blob array would exceed %d bytes", ErrInvalidVirtualCredential, maxSerializedLargeBlobArray)
+	}
+	return out, nil
+}
