@@ -77,7 +77,6 @@ func mustCBOR(t testing.TB, v any) []byte {
 	return b
 }
 
-
 func credParams(t testing.TB, algs ...int64) []cbor.RawMessage {
 	var out []cbor.RawMessage
 	for _, alg := range algs {
