@@ -101,6 +101,8 @@ type Authenticator struct {
 	wrapKey    []byte
 	attestKey  crypto.Signer
 	attestCert []byte
+	// keyCache holds recently loaded credential keys (see loadKey).
+	keyCache map[string]keystore.Key
 	// u2f turns presence into U2F's polling model.
 	u2f u2fPresence
 }
@@ -174,6 +176,7 @@ func (a *Authenticator) PowerCycle() {
 func (a *Authenticator) powerCycleLocked() {
 	a.powerUp = a.opts.Now()
 	a.volatile = volatileState{}
+	a.keyCache = nil
 	a.initPINVolatileLocked()
 }
 

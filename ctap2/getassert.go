@@ -181,7 +181,7 @@ func (a *Authenticator) applicableCredentials(rpID string, allowList []Credentia
 			if err != nil {
 				return nil, err
 			}
-			if c != nil && (uv || c.CredProtect != credProtectRequired) {
+			if c != nil && (uv || c.CredProtect != credProtectRequired) && a.usable(c) {
 				creds = append(creds, c)
 			}
 		}
@@ -200,14 +200,38 @@ func (a *Authenticator) applicableCredentials(rpID string, allowList []Credentia
 		if !uv && c.CredProtect >= credProtectOptionalWithList {
 			continue
 		}
-		creds = append(creds, c)
+		if a.usable(c) {
+			creds = append(creds, c)
+		}
 	}
 	sort.SliceStable(creds, func(i, j int) bool { return creds[i].Created.After(creds[j].Created) })
 	return creds, nil
 }
 
-// loadKey returns the usable key of a credential.
+// usable reports whether this authenticator can load c's key: a key made by
+// another TPM, or by a provider not available now, belongs to a credential
+// this authenticator does not have (CTAP 2.1 section 6.2.2 step 7).
+func (a *Authenticator) usable(c *keystore.Credential) bool {
+	if _, err := a.loadKey(c); err != nil {
+		a.opts.Logger.Warn("credential key unusable", "rp", c.RPID, "err", err)
+		return false
+	}
+	return true
+}
+
+// keyCacheSize bounds the loaded keys kept between assertions: parsing a
+// key (for P-256, recomputing its public point) costs as much as half a
+// signature, and a credential is usually used again soon.
+const keyCacheSize = 64
+
+// loadKey returns the usable key of a credential, from the cache when it
+// was loaded recently. The cache is keyed by credential ID, which names
+// its key material for good (the ID seals it, or the store keeps it).
 func (a *Authenticator) loadKey(c *keystore.Credential) (keystore.Key, error) {
+	cacheKey := c.Provider + "\x00" + string(c.ID)
+	if key, ok := a.keyCache[cacheKey]; ok {
+		return key, nil
+	}
 	p := a.providerNamed(c.Provider)
 	if p == nil {
 		return nil, fmt.Errorf("credential key provider %q is not available", c.Provider)
@@ -216,6 +240,10 @@ func (a *Authenticator) loadKey(c *keystore.Credential) (keystore.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading credential key: %w", err)
 	}
+	if a.keyCache == nil || len(a.keyCache) >= keyCacheSize {
+		a.keyCache = make(map[string]keystore.Key, keyCacheSize)
+	}
+	a.keyCache[cacheKey] = key
 	return key, nil
 }
 
