@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/presence"
+	"github.com/vkey-dev/vkey/keystore"
+	"github.com/vkey-dev/vkey/tpm"
+)
+
+// runOptions are the flags of `vkey run`.
+type runOptions struct {
+	transport      string
+	link           string
+	udpAddr        string
+	presence       string
+	state          string
+	ephemeral      bool
+	name           string
+	keys           string
+	tpmSpec        string
+	attestation    string
+	passkeys       string
+	passphraseFile string
+	verbose        bool
+	vendorID       uint16
+	productID      uint16
+	readyFile      string
+}
+
+func newRunCommand() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Start a virtual security key in the foreground",
+		Long: `Start a virtual FIDO2 security key and serve it until interrupted.
+
+Transports: uhid (a real /dev/hidrawN that every FIDO2 client finds), pty (a
+pseudo-terminal that libfido2 and python-fido2 open by path), udp (one HID
+report per datagram, the convention of firmware simulators). "auto" uses uhid
+when /dev/uhid is usable and a pty otherwise.
+
+Presence (the touch): auto approves every request (CI), prompt asks on this
+terminal, touch waits for "vkey touch" from another terminal, deny refuses.
+In every mode SIGUSR1 approves the pending request.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.transport, "transport", "auto", "auto, uhid, pty or udp")
+	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path")
+	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on")
+	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch or deny")
+	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
+	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
+	f.StringVar(&o.name, "name", defaultName, "name of this key (device name, state and control socket)")
+	f.StringVar(&o.keys, "keys", "auto", "where device-bound keys live: auto, tpm or software")
+	f.StringVar(&o.tpmSpec, "tpm", "", "TPM to use: /dev/tpmrm0 (default) or swtpm:SOCKET")
+	f.StringVar(&o.attestation, "attestation", "packed", "attestation format: none, packed-self, packed or tpm")
+	f.StringVar(&o.passkeys, "passkeys", "device-bound", "kind of new credentials: device-bound or syncable")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "protect the state with the passphrase in this file")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log protocol events")
+	f.Uint16Var(&o.vendorID, "vendor-id", 0x1209, "USB vendor ID of the uhid device")
+	f.Uint16Var(&o.productID, "product-id", 0x7679, "USB product ID of the uhid device")
+	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
+	return cmd
+}
+
+func (o *runOptions) validate() error {
+	switch o.transport {
+	case "auto", "uhid", "pty", "udp":
+	default:
+		return usageError("unknown transport %q (want auto, uhid, pty or udp)", o.transport)
+	}
+	switch o.keys {
+	case "auto", "tpm", "software":
+	default:
+		return usageError("unknown --keys %q (want auto, tpm or software)", o.keys)
+	}
+	if o.ephemeral && o.state != "" {
+		return usageError("--state and --ephemeral exclude each other")
+	}
+	if o.name == "" || strings.ContainsAny(o.name, "/\x00") {
+		return usageError("--name must be a non-empty name without slashes")
+	}
+	return nil
+}
+
+func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	mode, err := presence.ParseMode(o.presence)
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Keys: the TPM for device-bound credentials when asked or available.
+	var deviceKeys keystore.KeyProvider
+	var sealer keystore.Sealer
+	t, err := o.openTPM(stderr)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		defer t.Close()
+		deviceKeys, sealer = t.KeyProvider(), t.Sealer()
+	}
+
+	store, err := o.openStore(ctx, stderr, sealer)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	broker := presence.New(presence.Options{
+		Mode:     mode,
+		Terminal: openTerminal(mode),
+		OnRequest: func(ctx context.Context, req ctap2.PresenceRequest) {
+			hid.UserPresenceNeeded(ctx)
+			if mode == presence.Touch {
+				fmt.Fprintf(stderr, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", req.Command, forRP(req.RPID))
+			}
+		},
+	})
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			broker.Approve()
+		}
+	}()
+
+	a, err := ctap2.New(ctap2.Options{
+		Store:       store,
+		DeviceKeys:  deviceKeys,
+		Presence:    broker,
+		Attestation: ctap2.AttestationFormat(o.attestation),
+		Passkeys:    ctap2.PasskeyKind(o.passkeys),
+		Logger:      logger,
+	})
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+
+	port, where, err := o.openTransport(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	device := hid.NewDevice(a, hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
+
+	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, mode)
+	if o.readyFile != "" {
+		if err := os.WriteFile(o.readyFile, []byte(where+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing --ready-file: %w", err)
+		}
+	}
+	err = device.Serve(ctx, port)
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "vkey: %s stopped\n", o.name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serving the key: %w", err)
+	}
+	return nil
+}
+
+func forRP(rpID string) string {
+	if rpID == "" {
+		return ""
+	}
+	return " for " + rpID
+}
+
+// openTerminal returns the controlling terminal for --presence prompt.
+func openTerminal(mode presence.Mode) io.ReadWriter {
+	if mode != presence.Prompt {
+		return nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	return tty
+}
+
+// openTPM opens the TPM for --keys tpm, or for --keys auto when one is usable.
+func (o *runOptions) openTPM(stderr io.Writer) (*tpm.TPM, error) {
+	if o.keys == "software" {
+		return nil, nil
+	}
+	t, err := tpm.Open(o.tpmSpec)
+	if err == nil {
+		return t, nil
+	}
+	if o.keys == "tpm" {
+		return nil, err
+	}
+	if !errors.Is(err, tpm.ErrNoTPM) {
+		fmt.Fprintf(stderr, "vkey: not using the TPM (%v); device-bound keys are software keys\n", err)
+	}
+	return nil, nil
+}
+
+// openStore opens the persistent state, or memory with --ephemeral.
+func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer keystore.Sealer) (keystore.Store, error) {
+	if o.ephemeral {
+		return keystore.NewMemory(0), nil
+	}
+	dir := o.state
+	if dir == "" {
+		var err error
+		if dir, err = stateDir(o.name); err != nil {
+			return nil, err
+		}
+	}
+	prefs := keystore.MasterKeyPrefs{Sealer: sealer, Keyring: true}
+	if o.passphraseFile != "" {
+		prefs.Passphrase = func(context.Context) ([]byte, error) {
+			b, err := os.ReadFile(o.passphraseFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading --passphrase-file: %w", err)
+			}
+			return []byte(strings.TrimRight(string(b), "\r\n")), nil
+		}
+	}
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	mk, err := keystore.ChooseMasterKey(kctx, dir, prefs)
+	if err != nil {
+		return nil, fmt.Errorf("unlocking the state in %s: %w", dir, err)
+	}
+	store, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: mk.Key})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "vkey: state in %s, encrypted with a master key from the %s\n", dir, mk.Source.Name())
+	return store, nil
+}
+
+// openTransport creates the device's port and says where clients find it.
+func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (hid.Port, string, error) {
+	transport := o.transport
+	if transport == "auto" {
+		if err := uhidUsable(); err != nil {
+			fmt.Fprintf(stderr, "vkey: %v; serving a pty instead (run `vkey doctor` for the fix)\n", err)
+			transport = "pty"
+		} else {
+			transport = "uhid"
+		}
+	}
+	switch transport {
+	case "uhid":
+		p, err := hid.OpenUHID(hid.UHIDConfig{Name: o.name, VendorID: o.vendorID, ProductID: o.productID, Serial: o.name})
+		if err != nil {
+			return nil, "", err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		path, err := p.HidrawPath(wctx)
+		if err != nil {
+			p.Close()
+			return nil, "", fmt.Errorf("the uhid device was created but no hidraw node appeared: %w (is the hid-generic driver available?)", err)
+		}
+		return p, path, nil
+	case "pty":
+		p, err := hid.OpenPTY()
+		if err != nil {
+			return nil, "", err
+		}
+		if o.link != "" {
+			if err := p.Link(o.link); err != nil {
+				p.Close()
+				return nil, "", err
+			}
+			return p, fmt.Sprintf("%s (-> %s)", o.link, p.Path()), nil
+		}
+		return p, p.Path(), nil
+	default:
+		p, err := hid.ListenUDP(o.udpAddr)
+		if err != nil {
+			return nil, "", err
+		}
+		return p, "udp:" + p.Addr().String(), nil
+	}
+}
+
+// uhidUsable reports why /dev/uhid cannot be used, or nil.
+func uhidUsable() error {
+	f, err := os.OpenFile("/dev/uhid", os.O_RDWR, 0)
+	switch {
+	case err == nil:
+		f.Close()
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return errors.New("/dev/uhid does not exist (the uhid kernel module is not loaded: sudo modprobe uhid)")
+	case errors.Is(err, os.ErrPermission):
+		return errors.New("no permission to open /dev/uhid (install the udev rules: vkey udev-rules | sudo tee /etc/udev/rules.d/70-vkey.rules)")
+	}
+	return fmt.Errorf("/dev/uhid cannot be opened: %w", err)
+}

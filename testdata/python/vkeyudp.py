@@ -1,0 +1,47 @@
+"""Open a vkey (or any firmware simulator) that speaks CTAPHID over UDP.
+
+python-fido2 0.9.1 talks to HID devices through a CtapHidConnection; this
+module gives it one that sends each 64-byte report as one UDP datagram, the
+convention of FIDO firmware simulators (127.0.0.1:8111).
+"""
+
+import os
+import socket
+
+from fido2.hid import CtapHidDevice
+from fido2.hid.base import CtapHidConnection, HidDescriptor
+
+REPORT_SIZE = 64
+
+
+class UdpCtapHidConnection(CtapHidConnection):
+    """One CTAPHID report per UDP datagram."""
+
+    def __init__(self, host, port, timeout=10.0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+
+    def write_packet(self, packet):
+        if len(packet) != REPORT_SIZE:
+            raise ValueError("CTAPHID reports are 64 bytes, got %d" % len(packet))
+        self.sock.send(packet)
+
+    def read_packet(self):
+        return self.sock.recv(REPORT_SIZE)
+
+    def close(self):
+        self.sock.close()
+
+
+def address():
+    """The UDP address from VKEY_UDP (host:port), default 127.0.0.1:8111."""
+    host, _, port = os.environ.get("VKEY_UDP", "127.0.0.1:8111").rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def open_device():
+    """A CtapHidDevice for the key at VKEY_UDP."""
+    host, port = address()
+    desc = HidDescriptor("udp:%s:%d" % (host, port), 0, 0, REPORT_SIZE, REPORT_SIZE)
+    return CtapHidDevice(desc, UdpCtapHidConnection(host, port))
