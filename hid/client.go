@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,7 +56,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 		}
 		p = &udpClientPort{conn: conn}
 	} else {
-		f, err := os.OpenFile(addr, os.O_RDWR, 0)
+		f, err := os.OpenFile(addr, os.O_RDWR|syscall.O_NOCTTY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("hid: open %s: %w", addr, err)
 		}
