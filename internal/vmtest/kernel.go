@@ -184,6 +184,13 @@ func fetchKernel(ctx context.Context, cacheDir, pkg, dir string) error {
 	if err := os.Rename(out, dir); err != nil {
 		return fmt.Errorf("vmtest: %w", err)
 	}
+	// Debian replaced the kernel: drop the ones it superseded (~75 MB each).
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "linux-image-*"))
+	for _, o := range old {
+		if o != dir {
+			_ = os.RemoveAll(o)
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vkey-dev/vkey/internal/vmtest"
+)
+
+// The VM tests prove the kernel path: in a qemu guest running Debian's own
+// kernel (internal/vmtest), the static vkey binary creates its device
+// through /dev/uhid, the kernel makes it /dev/hidraw0, and libfido2's
+// unmodified tools enumerate it and complete a registration and an
+// assertion through it. They run only with VKEY_VM=1 (make vmtest).
+
+// vmBuild holds the static vkey binary, built once per test process.
+var vmBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// vmBinary builds vkey with CGO_ENABLED=0: the guest has no libc for it.
+func vmBinary(t *testing.T) string {
+	t.Helper()
+	vmBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "vkey-vm-bin")
+		if err != nil {
+			vmBuild.err = err
+			return
+		}
+		vmBuild.path = filepath.Join(dir, "vkey")
+		cmd := exec.Command("go", "build", "-o", vmBuild.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			vmBuild.err = &buildError{err: err, out: string(out)}
+		}
+	})
+	if vmBuild.err != nil {
+		t.Fatal(vmBuild.err)
+	}
+	return vmBuild.path
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string {
+	return "CGO_ENABLED=0 go build ./cmd/vkey: " + e.err.Error() + "\n" + e.out
+}
+
+// vmScript is the guest's test, run by /init after hid, hid-generic and uhid
+// are loaded. It starts `vkey run VKEY_ARGS` on uhid, then drives libfido2's
+// tools through /dev/hidraw0; every step that fails exits with its own code
+// and says which step it was.
+const vmScript = `
+set -o pipefail
+cd /tmp
+fail() { echo "vmtest: step failed: $2"; echo "--- vkey stderr:"; cat /tmp/vkey.err; exit $1; }
+vkey run --transport uhid --presence auto --ephemeral --ready-file /tmp/ready VKEY_ARGS >/tmp/vkey.out 2>/tmp/vkey.err &
+pid=$!
+i=0
+while [ ! -s /tmp/ready ] && [ $i -lt 300 ]; do
+	kill -0 $pid 2>/dev/null || fail 10 "vkey run exited"
+	sleep 0.05; i=$((i+1))
+done
+cat /tmp/vkey.out
+[ -c /dev/hidraw0 ] || fail 11 "/dev/hidraw0 exists"
+grep -q '^/dev/hidraw0$' /tmp/ready || fail 12 "vkey reports /dev/hidraw0 (it said: $(cat /tmp/ready))"
+
+timeout 20 fido2-token -L > /tmp/list || fail 13 "fido2-token -L"
+cat /tmp/list
+grep -q '^/dev/hidraw0: vendor=0x1209, product=0x7679' /tmp/list || fail 14 "fido2-token -L lists /dev/hidraw0"
+timeout 20 fido2-token -I /dev/hidraw0 || fail 15 "fido2-token -I /dev/hidraw0"
+
+timeout 30 fido2-cred -M -q -i /etc/vkey/cred_param /dev/hidraw0 es256 |
+	timeout 10 fido2-cred -V -o /tmp/cred es256 || fail 16 "fido2-cred -M | fido2-cred -V"
+echo "vmtest: registered credential $(head -n 1 /tmp/cred)"
+
+sed -n 1p /tmp/cred > /tmp/credid
+sed 1d /tmp/cred > /tmp/pub.pem
+{ cat /etc/vkey/assert_cdh; echo example.org; cat /tmp/credid; } > /tmp/assert_param
+timeout 30 fido2-assert -G -p -i /tmp/assert_param /dev/hidraw0 |
+	timeout 10 fido2-assert -V -p /tmp/pub.pem es256 || fail 17 "fido2-assert -G | fido2-assert -V"
+echo "vmtest: assertion verified"
+
+kill $pid
+i=0
+while [ -e /dev/hidraw0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+[ ! -e /dev/hidraw0 ] || fail 18 "the device is destroyed when vkey stops"
+echo "--- vkey stderr:"; cat /tmp/vkey.err
+`
+
+// runVMKey boots a guest that runs vmScript with vkeyArgs added to `vkey run`.
+func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
+	t.Helper()
+	if os.Getenv("VKEY_VM") != "1" {
+		t.Skip("the VM tests run with VKEY_VM=1 (make vmtest)")
+	}
+	vmtest.Skip(t, vmtest.Check())
+	var tools []string
+	for _, name := range []string{"fido2-token", "fido2-cred", "fido2-assert"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("skipping the VM test: %s not found (install fido2-tools)", name)
+		}
+		tools = append(tools, p)
+	}
+	if tpm {
+		if _, err := exec.LookPath("swtpm"); err != nil {
+			t.Skip("skipping the VM test: swtpm not found (install swtpm)")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+
+	cache, err := vmtest.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	k, err := vmtest.Kernel(ctx, cache)
+	vmtest.Skip(t, err)
+	kernelTime := time.Since(start)
+	bin := vmBinary(t)
+	buildTime := time.Since(start) - kernelTime
+
+	random := func(n int) string {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	var mods []string
+	for _, m := range k.Modules {
+		mods = append(mods, "/lib/modules/"+filepath.Base(m))
+	}
+	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.gz")
+	t0 := time.Now()
+	err = vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
+		Init:     vmtest.InitScript(strings.ReplaceAll(vmScript, "VKEY_ARGS", vkeyArgs), mods...),
+		Modules:  k.Modules,
+		Binaries: map[string]string{"bin/vkey": bin},
+		Tools:    tools,
+		Files: map[string][]byte{
+			// fido2-cred -M input: client data hash, rp id, user name, user id.
+			"etc/vkey/cred_param": []byte(random(32) + "\nexample.org\nalice\n" + random(16) + "\n"),
+			"etc/vkey/assert_cdh": []byte(random(32) + "\n"),
+		},
+	})
+	vmtest.Skip(t, err)
+	initrdTime := time.Since(t0)
+
+	res, err := vmtest.Run(ctx, vmtest.RunOptions{Kernel: k.Vmlinux, Initrd: initrd, TPM: tpm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel %s (%v), build %v, initramfs %v, guest %v", k.Release,
+		kernelTime.Round(time.Millisecond), buildTime.Round(time.Millisecond),
+		initrdTime.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond))
+	if res.ExitCode != 0 {
+		t.Fatalf("guest failed with exit code %d:\n%s", res.ExitCode, res.Console)
+	}
+	for _, want := range []string{"vmtest: registered credential", "vmtest: assertion verified"} {
+		if !strings.Contains(res.Console, want) {
+			t.Fatalf("guest console lacks %q:\n%s", want, res.Console)
+		}
+	}
+	t.Logf("guest console:\n%s", res.Console)
+}
+
+// TestVMHidraw: `vkey run --transport uhid` in the guest; fido2-token lists
+// and queries it, fido2-cred and fido2-assert register and authenticate
+// through /dev/hidraw0, and the device disappears when vkey stops.
+func TestVMHidraw(t *testing.T) {
+	runVMKey(t, false, "")
+}
+
+// TestVMTPM: the same with swtpm attached and `--keys tpm`, so the
+// credential's key is made and used by the guest kernel's TPM (/dev/tpmrm0).
+func TestVMTPM(t *testing.T) {
+	runVMKey(t, true, "--keys tpm --tpm /dev/tpmrm0")
+}
