@@ -170,6 +170,8 @@ type UHIDPort struct {
 	devRoot string // /dev, replaced in tests
 }
 
+var _ Port = (*UHIDPort)(nil)
+
 // OpenUHID creates a virtual FIDO device through /dev/uhid (UHID_CREATE2,
 // bus USB, the FIDO report descriptor). Close destroys it. The errors a
 // person can fix (module not loaded, no permission) are one sentence naming
