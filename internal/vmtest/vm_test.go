@@ -23,23 +23,23 @@ func TestVMUHIDDevice(t *testing.T) {
 	if err != nil {
 		t.Skip("skipping the VM test: fido2-token not found (install fido2-tools)")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
+	dir := t.TempDir()
+	guest := filepath.Join(dir, "uhidguest")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", guest, "./testdata/uhidguest")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the guest program: %v\n%s", err, out)
+	}
 
+	// Typically 3 s; generous for a host shared with other builds.
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
 	cache, err := DefaultCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	k, err := Kernel(ctx, cache)
 	Skip(t, err)
-
-	dir := t.TempDir()
-	guest := filepath.Join(dir, "uhidguest")
-	build := exec.CommandContext(ctx, "go", "build", "-o", guest, "./testdata/uhidguest")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the guest program: %v\n%s", err, out)
-	}
 
 	var mods []string
 	for _, m := range k.Modules {
