@@ -64,6 +64,16 @@ the other commands manage a key (virtual or hardware) over CTAP2.
 		newRunCommand(),
 		newDoctorCommand(),
 		newUdevRulesCommand(),
+		newTouchCommand(),
+		newInfoCommand(),
+		newPINCommand(),
+		newCredsCommand(),
+		newResetCommand(),
+		newConfigCommand(),
+		newLargeBlobCommand(),
+		newDevicesCommand(),
+		newBackupCommand(),
+		newManCommand(),
 	)
 	return root
 }

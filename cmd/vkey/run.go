@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
 	"github.com/vkey-dev/vkey/tpm"
@@ -38,6 +39,7 @@ type runOptions struct {
 	vendorID       uint16
 	productID      uint16
 	readyFile      string
+	control        controlOptions
 }
 
 func newRunCommand() *cobra.Command {
@@ -77,6 +79,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.Uint16Var(&o.vendorID, "vendor-id", 0x1209, "USB vendor ID of the uhid device")
 	f.Uint16Var(&o.productID, "product-id", 0x7679, "USB product ID of the uhid device")
 	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
+	o.control.addFlags(f)
 	return cmd
 }
 
@@ -134,15 +137,18 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 
+	hub := control.NewHub() // events of the control API
 	broker := presence.New(presence.Options{
 		Mode:     mode,
 		Terminal: openTerminal(mode),
 		OnRequest: func(ctx context.Context, req ctap2.PresenceRequest) {
 			hid.UserPresenceNeeded(ctx)
+			hub.PresenceRequested(req)
 			if mode == presence.Touch {
 				fmt.Fprintf(stderr, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", req.Command, forRP(req.RPID))
 			}
 		},
+		OnAnswer: hub.PresenceAnswered,
 	})
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -154,7 +160,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}()
 
 	a, err := ctap2.New(ctap2.Options{
-		Store:       store,
+		Store:       hub.WrapStore(store),
 		DeviceKeys:  deviceKeys,
 		Presence:    broker,
 		Attestation: ctap2.AttestationFormat(o.attestation),
@@ -170,8 +176,13 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer port.Close()
-	device := hid.NewDevice(a, hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
+	device := hid.NewDevice(hub.WrapHandler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
 
+	stopControl, err := o.control.start(ctx, o.name, where, a, broker, hub, logger, stdout)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, mode)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(where+"\n"), 0o600); err != nil {

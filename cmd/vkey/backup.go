@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// backupOptions select the state folder, as `vkey run` does.
+type backupOptions struct {
+	state          string
+	name           string
+	passphraseFile string
+	tpmSpec        string
+	secretFile     string
+	json           bool
+}
+
+func (b *backupOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&b.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
+	f.StringVar(&b.name, "name", defaultName, "name of the key")
+	f.StringVar(&b.passphraseFile, "passphrase-file", "", "the passphrase that protects the state (as given to vkey run)")
+	f.StringVar(&b.tpmSpec, "tpm", "", "TPM that seals the state's master key: /dev/tpmrm0 (default) or swtpm:SOCKET")
+	f.StringVar(&b.secretFile, "backup-passphrase-file", "", "read the backup file's passphrase from this file (or set VKEY_BACKUP_PASSPHRASE); default: ask on the terminal")
+	f.BoolVar(&b.json, "json", false, "print JSON (docs/cli.md)")
+}
+
+// openState opens the key's state folder, which no running vkey may hold.
+func (b *backupOptions) openState(ctx context.Context, stderr io.Writer) (keystore.Store, func(), error) {
+	o := &runOptions{state: b.state, name: b.name, passphraseFile: b.passphraseFile, keys: "auto", tpmSpec: b.tpmSpec}
+	dir := b.state
+	if dir == "" {
+		var err error
+		if dir, err = stateDir(b.name); err != nil {
+			return nil, nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, keystore.StateFileName)); err != nil {
+		return nil, nil, fmt.Errorf("no vkey state in %s (has `vkey run --name %s` ever run? --ephemeral keys keep none)", dir, b.name)
+	}
+	t, err := o.openTPM(io.Discard)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sealer keystore.Sealer
+	if t != nil {
+		sealer = t.Sealer()
+	}
+	closeTPM := func() {
+		if t != nil {
+			t.Close()
+		}
+	}
+	store, err := o.openStore(ctx, stderr, sealer)
+	if err != nil {
+		closeTPM()
+		var locked *keystore.LockedError
+		if errors.As(err, &locked) {
+			return nil, nil, fmt.Errorf("%w (backup works on the state of a key that is not running: stop it first)", err)
+		}
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); closeTPM() }, nil
+}
+
+func newBackupCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Export or import the syncable passkeys of a vkey, encrypted with a passphrase",
+		Long: `Export the syncable passkeys of a vkey (never the device-bound ones) into a file
+encrypted with a passphrase (argon2id and AES-256-GCM), or import such a file
+into another vkey. Both work on the state folder of a key that is not running.`,
+	}
+	cmd.AddCommand(newBackupExportCommand(), newBackupImportCommand())
+	return cmd
+}
+
+// exportJSON is `vkey backup export --json`.
+type exportJSON struct {
+	File     string `json:"file"`
+	Exported int    `json:"exported"`
+}
+
+func newBackupExportCommand() *cobra.Command {
+	b := &backupOptions{}
+	var out string
+	var ids []string
+	cmd := &cobra.Command{
+		Use:   "export --out FILE",
+		Short: "Write the syncable passkeys into an encrypted backup file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usageError("--out FILE is required")
+			}
+			var sel [][]byte
+			for _, s := range ids {
+				id, err := parseID(s)
+				if err != nil {
+					return err
+				}
+				sel = append(sel, id)
+			}
+			store, closeStore, err := b.openState(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			pass, err := readNewSecret(b.secretFile, "VKEY_BACKUP_PASSPHRASE", "backup passphrase")
+			if err != nil {
+				return err
+			}
+			var data []byte
+			if sel != nil {
+				data, err = keystore.ExportSelected(store, sel, []byte(pass))
+			} else {
+				data, err = keystore.ExportSyncable(store, []byte(pass))
+			}
+			if err != nil {
+				var db *keystore.DeviceBoundError
+				if errors.As(err, &db) {
+					return fmt.Errorf("%w: device-bound passkeys never leave the key", err)
+				}
+				return err
+			}
+			n, err := countSyncable(store, sel)
+			if err != nil {
+				return err
+			}
+			if err := writeFileExclusive(out, data); err != nil {
+				return err
+			}
+			if b.json {
+				return printJSON(cmd.OutOrStdout(), exportJSON{File: out, Exported: n})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "vkey: exported %d syncable passkeys to %s\n", n, out)
+			return nil
+		},
+	}
+	b.addFlags(cmd)
+	cmd.Flags().StringVarP(&out, "out", "o", "", "the backup file to write (mode 0600)")
+	cmd.Flags().StringSliceVar(&ids, "id", nil, "export only this credential ID (repeatable)")
+	return cmd
+}
+
+// countSyncable is how many credentials an export wrote.
+func countSyncable(s keystore.Store, sel [][]byte) (int, error) {
+	if sel != nil {
+		return len(sel), nil
+	}
+	all, err := s.Credentials()
+	if err != nil {
+		return 0, fmt.Errorf("listing credentials: %w", err)
+	}
+	n := 0
+	for _, c := range all {
+		if c.BackupEligible {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// writeFileExclusive writes a new 0600 file, durably.
+func writeFileExclusive(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	return f.Close()
+}
+
+// importItemJSON is one credential of `vkey backup import --json`.
+type importItemJSON struct {
+	CredentialID string `json:"credentialId"`
+	RPID         string `json:"rpId"`
+	UserName     string `json:"userName"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// importJSON is `vkey backup import --json`.
+type importJSON struct {
+	Added   []importItemJSON `json:"added"`
+	Skipped []importItemJSON `json:"skipped"`
+	Refused []importItemJSON `json:"refused"`
+}
+
+func importItems(items []keystore.ImportItem) []importItemJSON {
+	out := []importItemJSON{}
+	for _, it := range items {
+		out = append(out, importItemJSON{CredentialID: b64url(it.ID), RPID: it.RPID, UserName: it.UserName, Reason: it.Reason})
+	}
+	return out
+}
+
+func newBackupImportCommand() *cobra.Command {
+	b := &backupOptions{}
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Merge the passkeys of a backup file into this vkey",
+		Long: `Merge the passkeys of a backup file into this vkey: new ones are added, ones
+already here keep the higher signature counter, device-bound ones are refused.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("reading the backup: %w", err)
+			}
+			store, closeStore, err := b.openState(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			pass, err := readPIN(b.secretFile, "VKEY_BACKUP_PASSPHRASE", "Backup passphrase: ")
+			if err != nil {
+				return err
+			}
+			rep, err := keystore.Import(store, data, []byte(pass))
+			if err != nil {
+				return err
+			}
+			v := importJSON{Added: importItems(rep.Added), Skipped: importItems(rep.Skipped), Refused: importItems(rep.Refused)}
+			w := cmd.OutOrStdout()
+			if b.json {
+				return printJSON(w, v)
+			}
+			t := newTable(w, "RESULT", "RP", "USER", "CREDENTIAL ID", "NOTE")
+			for _, g := range []struct {
+				what  string
+				items []importItemJSON
+			}{{"added", v.Added}, {"skipped", v.Skipped}, {"refused", v.Refused}} {
+				for _, it := range g.items {
+					t.row(g.what, it.RPID, it.UserName, it.CredentialID, it.Reason)
+				}
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "vkey: %d added, %d skipped, %d refused\n", len(v.Added), len(v.Skipped), len(v.Refused))
+			return nil
+		},
+	}
+	b.addFlags(cmd)
+	return cmd
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+// infoJSON is `vkey info --json` (docs/cli.md).
+type infoJSON struct {
+	Device                           string          `json:"device"`
+	Versions                         []string        `json:"versions"`
+	Extensions                       []string        `json:"extensions"`
+	AAGUID                           string          `json:"aaguid"`
+	Options                          map[string]bool `json:"options"`
+	MaxMsgSize                       uint64          `json:"maxMsgSize"`
+	PinUvAuthProtocols               []uint64        `json:"pinUvAuthProtocols"`
+	MaxCredentialCountInList         uint64          `json:"maxCredentialCountInList"`
+	MaxCredentialIDLength            uint64          `json:"maxCredentialIdLength"`
+	Transports                       []string        `json:"transports"`
+	Algorithms                       []string        `json:"algorithms"`
+	MaxSerializedLargeBlobArray      uint64          `json:"maxSerializedLargeBlobArray"`
+	ForcePINChange                   bool            `json:"forcePINChange"`
+	MinPINLength                     uint64          `json:"minPINLength"`
+	FirmwareVersion                  uint64          `json:"firmwareVersion"`
+	MaxCredBlobLength                uint64          `json:"maxCredBlobLength"`
+	MaxRPIDsForSetMinPINLength       uint64          `json:"maxRPIDsForSetMinPINLength"`
+	RemainingDiscoverableCredentials *uint64         `json:"remainingDiscoverableCredentials"`
+}
+
+// algorithmName names a COSE algorithm (IANA COSE registry).
+func algorithmName(alg int64) string {
+	switch alg {
+	case -7:
+		return "ES256"
+	case -8:
+		return "EdDSA"
+	case -19:
+		return "Ed25519"
+	case -35:
+		return "ES384"
+	case -257:
+		return "RS256"
+	}
+	return strconv.FormatInt(alg, 10)
+}
+
+// formatAAGUID prints an AAGUID as a UUID.
+func formatAAGUID(b []byte) string {
+	if len(b) != 16 {
+		return fmt.Sprintf("%x", b)
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func infoValue(device string, in *ctap2.GetInfoResponse) infoJSON {
+	out := infoJSON{
+		Device: device, Versions: in.Versions, Extensions: in.Extensions, AAGUID: formatAAGUID(in.AAGUID),
+		Options: in.Options, MaxMsgSize: in.MaxMsgSize, PinUvAuthProtocols: in.PinUvAuthProtocols,
+		MaxCredentialCountInList: in.MaxCredentialCountInList, MaxCredentialIDLength: in.MaxCredentialIDLength,
+		Transports: in.Transports, MaxSerializedLargeBlobArray: in.MaxSerializedLargeBlobArray,
+		ForcePINChange: in.ForcePINChange, MinPINLength: in.MinPINLength, FirmwareVersion: in.FirmwareVersion,
+		MaxCredBlobLength: in.MaxCredBlobLength, MaxRPIDsForSetMinPINLength: in.MaxRPIDsForSetMinPINLength,
+		RemainingDiscoverableCredentials: in.RemainingDiscoverableCredentials,
+	}
+	for _, a := range in.Algorithms {
+		out.Algorithms = append(out.Algorithms, algorithmName(a.Alg))
+	}
+	if out.MinPINLength == 0 {
+		out.MinPINLength = 4 // CTAP 2.1 section 6.4: absent means 4
+	}
+	for _, s := range []*[]string{&out.Versions, &out.Extensions, &out.Transports, &out.Algorithms} {
+		if *s == nil {
+			*s = []string{}
+		}
+	}
+	if out.Options == nil {
+		out.Options = map[string]bool{}
+	}
+	if out.PinUvAuthProtocols == nil {
+		out.PinUvAuthProtocols = []uint64{}
+	}
+	return out
+}
+
+func joinUints(v []uint64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatUint(x, 10)
+	}
+	return strings.Join(s, ", ")
+}
+
+func newInfoCommand() *cobra.Command {
+	d := &deviceOptions{}
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Show what a key supports (authenticatorGetInfo)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := d.withTimeout(cmd.Context())
+			defer cancel()
+			s, err := d.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v := infoValue(s.t.Addr, s.info)
+			w := cmd.OutOrStdout()
+			if d.json {
+				return printJSON(w, v)
+			}
+			var opts []string
+			for k, on := range v.Options {
+				if on {
+					opts = append(opts, k)
+				} else {
+					opts = append(opts, k+"=false")
+				}
+			}
+			sort.Strings(opts)
+			remaining := "unknown"
+			if v.RemainingDiscoverableCredentials != nil {
+				remaining = strconv.FormatUint(*v.RemainingDiscoverableCredentials, 10)
+			}
+			t := newTable(w)
+			t.row("device:", v.Device)
+			t.row("versions:", strings.Join(v.Versions, ", "))
+			t.row("aaguid:", v.AAGUID)
+			t.row("extensions:", strings.Join(v.Extensions, ", "))
+			t.row("options:", strings.Join(opts, ", "))
+			t.row("algorithms:", strings.Join(v.Algorithms, ", "))
+			t.row("transports:", strings.Join(v.Transports, ", "))
+			t.row("PIN protocols:", joinUints(v.PinUvAuthProtocols))
+			t.row("min PIN length:", strconv.FormatUint(v.MinPINLength, 10))
+			t.row("force PIN change:", strconv.FormatBool(v.ForcePINChange))
+			t.row("max message size:", strconv.FormatUint(v.MaxMsgSize, 10))
+			t.row("max credential ID length:", strconv.FormatUint(v.MaxCredentialIDLength, 10))
+			t.row("max credentials in list:", strconv.FormatUint(v.MaxCredentialCountInList, 10))
+			t.row("large-blob array size:", strconv.FormatUint(v.MaxSerializedLargeBlobArray, 10))
+			t.row("max credBlob length:", strconv.FormatUint(v.MaxCredBlobLength, 10))
+			t.row("remaining passkeys:", remaining)
+			t.row("firmware version:", strconv.FormatUint(v.FirmwareVersion, 10))
+			return t.flush()
+		},
+	}
+	d.addFlags(cmd, false, true)
+	return cmd
+}

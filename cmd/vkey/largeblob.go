@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
+)
+
+func newLargeBlobCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "largeblob",
+		Short: "Read, write or delete the large blob of a passkey",
+		Long: `Read, write or delete the large blob stored with a passkey (CTAP 2.1 section
+6.10: the blob is kept compressed and encrypted under the passkey's
+largeBlobKey in the key's large-blob array). The passkey must have been made
+with the largeBlobKey extension. Needs the PIN.`,
+	}
+	cmd.AddCommand(newLargeBlobGetCommand(), newLargeBlobSetCommand(), newLargeBlobDeleteCommand())
+	return cmd
+}
+
+// largeBlobKey finds the largeBlobKey of credential id through credential
+// management.
+func largeBlobKey(cmd *cobra.Command, s *session, id []byte, perms ctap2.Permission) ([]byte, *client.Token, error) {
+	ctx := cmd.Context()
+	if !s.info.Options["largeBlobs"] {
+		return nil, nil, errors.New("this key does not support large blobs")
+	}
+	m, tok, err := s.credentialManager(ctx, perms)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := findCredential(ctx, m, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.LargeBlobKey == nil {
+		return nil, nil, fmt.Errorf("the passkey %s has no largeBlobKey (it was made without the largeBlobKey extension)", b64url(id))
+	}
+	return c.LargeBlobKey, tok, nil
+}
+
+// largeBlobJSON is `vkey largeblob get --json`.
+type largeBlobJSON struct {
+	CredentialID string `json:"credentialId"`
+	LargeBlob    string `json:"largeBlob"` // base64url
+}
+
+func newLargeBlobGetCommand() *cobra.Command {
+	d := &deviceOptions{}
+	var out string
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Print (or --out FILE) the large blob of a passkey",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := d.withTimeout(cmd.Context())
+			defer cancel()
+			cmd.SetContext(ctx)
+			s, err := d.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			key, _, err := largeBlobKey(cmd, s, id, 0)
+			if err != nil {
+				return err
+			}
+			blob, err := s.LargeBlob(ctx, key)
+			if errors.Is(err, client.ErrNoLargeBlob) {
+				return fmt.Errorf("the passkey %s has no large blob", b64url(id))
+			}
+			if err != nil {
+				return ctapError(err)
+			}
+			switch {
+			case d.json:
+				return printJSON(cmd.OutOrStdout(), largeBlobJSON{CredentialID: b64url(id), LargeBlob: b64url(blob)})
+			case out != "" && out != "-":
+				if err := os.WriteFile(out, blob, 0o600); err != nil {
+					return fmt.Errorf("writing the large blob: %w", err)
+				}
+				return nil
+			}
+			_, err = cmd.OutOrStdout().Write(blob)
+			return err
+		},
+	}
+	d.addFlags(cmd, true, true)
+	cmd.Flags().StringVarP(&out, "out", "o", "", "write the blob to this file (default: standard output)")
+	return cmd
+}
+
+func newLargeBlobSetCommand() *cobra.Command {
+	d := &deviceOptions{}
+	cmd := &cobra.Command{
+		Use:   "set ID [FILE]",
+		Short: "Store FILE (default: standard input) as the large blob of a passkey",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			var data []byte
+			if len(args) == 2 && args[1] != "-" {
+				data, err = os.ReadFile(args[1])
+			} else {
+				data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+			}
+			if err != nil {
+				return fmt.Errorf("reading the blob: %w", err)
+			}
+			ctx, cancel := d.withTimeout(cmd.Context())
+			defer cancel()
+			cmd.SetContext(ctx)
+			s, err := d.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			key, tok, err := largeBlobKey(cmd, s, id, ctap2.PermLargeBlobWrite)
+			if err != nil {
+				return err
+			}
+			if err := s.PutLargeBlob(ctx, tok, key, data); err != nil {
+				return ctapError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "vkey: stored %d bytes with %s\n", len(data), b64url(id))
+			return nil
+		},
+	}
+	d.addFlags(cmd, true, false)
+	return cmd
+}
+
+func newLargeBlobDeleteCommand() *cobra.Command {
+	d := &deviceOptions{}
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete the large blob of a passkey",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := d.withTimeout(cmd.Context())
+			defer cancel()
+			cmd.SetContext(ctx)
+			s, err := d.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			key, tok, err := largeBlobKey(cmd, s, id, ctap2.PermLargeBlobWrite)
+			if err != nil {
+				return err
+			}
+			err = s.DeleteLargeBlob(ctx, tok, key)
+			if errors.Is(err, client.ErrNoLargeBlob) {
+				return fmt.Errorf("the passkey %s has no large blob", b64url(id))
+			}
+			if err != nil {
+				return ctapError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "vkey: deleted the large blob of %s\n", b64url(id))
+			return nil
+		},
+	}
+	d.addFlags(cmd, true, false)
+	return cmd
+}

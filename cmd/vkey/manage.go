@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/control"
+	"golang.org/x/term"
+)
+
+// The management commands speak CTAP2 to a key through ctap2/client over a
+// hid connection, exactly as they would to a hardware key. This file holds
+// what they share: choosing the device, reading PINs, printing, and turning
+// CTAP errors into exit statuses.
+
+// errNoDevice is matched by errors that mean no key could be reached.
+var errNoDevice = errors.New("no device")
+
+// deviceOptions are the flags shared by the commands that talk to a key.
+type deviceOptions struct {
+	device  string
+	timeout time.Duration
+	json    bool
+	pinFile string
+}
+
+func (d *deviceOptions) addFlags(cmd *cobra.Command, withPIN, withJSON bool) {
+	f := cmd.Flags()
+	f.StringVarP(&d.device, "device", "d", "", "the key: a hidraw or pty path, udp:HOST:PORT, or the name of a running vkey (default: the running vkey, or the only FIDO device)")
+	f.DurationVar(&d.timeout, "timeout", 60*time.Second, "give up after this long (exit status 6)")
+	if withJSON {
+		f.BoolVar(&d.json, "json", false, "print JSON (field names documented in docs/cli.md)")
+	}
+	if withPIN {
+		f.StringVar(&d.pinFile, "pin-file", "", "read the PIN from this file (or set VKEY_PIN); default: ask on the terminal")
+	}
+}
+
+// target is a resolved --device.
+type target struct {
+	// Addr is what hid.Dial opens.
+	Addr string
+	// VKey is the control socket of a running vkey, when the device is one.
+	VKey string
+}
+
+// runningKey is a vkey found through its control socket.
+type runningKey struct {
+	Socket string
+	Info   *control.Info
+}
+
+// runningKeys asks every control socket in the runtime folder who is there.
+func runningKeys(ctx context.Context) []runningKey {
+	socks, _ := filepath.Glob(filepath.Join(runtimeDir(), "*.sock"))
+	sort.Strings(socks)
+	var out []runningKey
+	for _, s := range socks {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := control.NewUnixClient(s).Info(cctx)
+		cancel()
+		if err == nil {
+			out = append(out, runningKey{Socket: s, Info: info})
+		}
+	}
+	return out
+}
+
+// resolve turns --device into an address, as the help of --device says.
+func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
+	dev := d.device
+	switch {
+	case strings.HasPrefix(dev, "udp:") || strings.Contains(dev, "/"):
+		return target{Addr: dev}, nil
+	case dev != "":
+		sock := controlSocketPath(dev)
+		info, err := control.NewUnixClient(sock).Info(ctx)
+		if err != nil {
+			return target{}, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey named %q is running (no answer on %s)", errNoDevice, dev, sock))
+		}
+		return target{Addr: info.Transport, VKey: sock}, nil
+	}
+	keys := runningKeys(ctx)
+	switch len(keys) {
+	case 1:
+		return target{Addr: keys[0].Info.Transport, VKey: keys[0].Socket}, nil
+	case 0:
+	default:
+		var names []string
+		for _, k := range keys {
+			names = append(names, k.Info.Name)
+		}
+		return target{}, usageError("%d vkeys are running (%s): choose one with --device NAME", len(keys), strings.Join(names, ", "))
+	}
+	devs := fidoHidraw()
+	switch len(devs) {
+	case 1:
+		return target{Addr: devs[0].Path}, nil
+	case 0:
+		return target{}, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey is running and no FIDO device is plugged in (start one with `vkey run`)", errNoDevice))
+	}
+	return target{}, usageError("%d FIDO devices are plugged in: choose one with --device PATH (see `vkey devices`)", len(devs))
+}
+
+// session is an open connection to a key.
+type session struct {
+	*client.Client
+	t    target
+	conn *hid.Client
+	opts *deviceOptions
+	info *ctap2.GetInfoResponse
+}
+
+// open resolves and dials the device and reads its getInfo.
+func (d *deviceOptions) open(ctx context.Context) (*session, error) {
+	t, err := d.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := hid.Dial(ctx, t.Addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, withExitCode(exitTimeout, fmt.Errorf("%s did not answer: %w", t.Addr, err))
+		}
+		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v", errNoDevice, err))
+	}
+	s := &session{Client: client.New(conn), t: t, conn: conn, opts: d}
+	if s.info, err = s.GetInfo(ctx); err != nil {
+		conn.Close()
+		return nil, ctapError(err)
+	}
+	return s, nil
+}
+
+func (s *session) Close() error { return s.conn.Close() }
+
+// protocol is the PIN/UV auth protocol to use: the key's first choice
+// among those we speak (CTAP 2.1 section 6.5.5.1).
+func (s *session) protocol() uint64 {
+	for _, p := range s.info.PinUvAuthProtocols {
+		if p == 1 || p == 2 {
+			return p
+		}
+	}
+	return 1
+}
+
+// pinSet reports getInfo's clientPin option.
+func (s *session) pinSet() bool { return s.info.Options["clientPin"] }
+
+// token asks for the PIN and gets a token with perms.
+func (s *session) token(ctx context.Context, perms ctap2.Permission, rpID string) (*client.Token, error) {
+	if !s.pinSet() {
+		return nil, errors.New("this key has no PIN; set one first with `vkey pin set`")
+	}
+	pin, err := readPIN(s.opts.pinFile, "VKEY_PIN", "PIN: ")
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.PINToken(ctx, s.protocol(), pin, perms, rpID)
+	if err != nil {
+		return nil, ctapError(err)
+	}
+	return tok, nil
+}
+
+// optionalToken is token when a PIN is set (or alwaysUv is on), nil
+// otherwise: what authenticatorConfig and largeBlobs writes need (CTAP 2.1
+// sections 6.10.2 and 6.11).
+func (s *session) optionalToken(ctx context.Context, perms ctap2.Permission) (*client.Token, error) {
+	if !s.pinSet() && !s.info.Options["alwaysUv"] {
+		return nil, nil
+	}
+	return s.token(ctx, perms, "")
+}
+
+// ctapError gives CTAP failures a sentence and an exit status.
+func ctapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		return err
+	}
+	var st ctap2.Status
+	if errors.As(err, &st) {
+		switch st {
+		case ctap2.ErrPINInvalid:
+			return withExitCode(exitPINInvalid, fmt.Errorf("wrong PIN (%w); `vkey pin retries` tells how many attempts are left", err))
+		case ctap2.ErrPINBlocked:
+			return withExitCode(exitPINBlocked, fmt.Errorf("the PIN is blocked (%w): only `vkey reset` makes the key usable again, erasing it", err))
+		case ctap2.ErrPINAuthBlocked:
+			return withExitCode(exitPINBlocked, fmt.Errorf("three wrong PINs in a row (%w): unplug and replug the key (a vkey: POST /power-cycle) before trying again", err))
+		case ctap2.ErrUserActionTimeout, ctap2.ErrActionTimeout, ctap2.ErrTimeout:
+			return withExitCode(exitTimeout, fmt.Errorf("nobody touched the key in time (%w)", err))
+		case ctap2.ErrOperationDenied:
+			return fmt.Errorf("the touch was refused (%w)", err)
+		case ctap2.ErrPINNotSet:
+			return fmt.Errorf("this key has no PIN (%w); set one with `vkey pin set`", err)
+		case ctap2.ErrPUATRequired:
+			return fmt.Errorf("this key requires a PIN for that (%w)", err)
+		case ctap2.ErrPINPolicyViolation:
+			return fmt.Errorf("the key's PIN policy refuses that (%w): check the minimum PIN length in `vkey info`", err)
+		}
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return withExitCode(exitTimeout, fmt.Errorf("the key did not answer in time: %w", err))
+	}
+	return err
+}
+
+// withTimeout bounds a command by --timeout.
+func (d *deviceOptions) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d.timeout)
+}
+
+// readSecret reads a PIN or passphrase: from file, from the environment
+// variable env, or from the terminal without echo. Never from a flag value.
+func readSecret(file, env, prompt string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading %s: %w", file, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if v, ok := os.LookupEnv(env); ok {
+		return v, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", usageError("no terminal to ask on: give the secret with a file flag or %s", env)
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, prompt)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return "", fmt.Errorf("reading from the terminal: %w", err)
+	}
+	return string(b), nil
+}
+
+// readPIN reads a PIN (see readSecret) and refuses an empty one.
+func readPIN(file, env, prompt string) (string, error) {
+	pin, err := readSecret(file, env, prompt)
+	if err != nil {
+		return "", err
+	}
+	if pin == "" {
+		return "", usageError("empty PIN")
+	}
+	return pin, nil
+}
+
+// readNewSecret reads a new PIN or passphrase; on the terminal, twice.
+func readNewSecret(file, env, what string) (string, error) {
+	if file != "" || os.Getenv(env) != "" {
+		return readPIN(file, env, "")
+	}
+	first, err := readPIN("", env, "New "+what+": ")
+	if err != nil {
+		return "", err
+	}
+	again, err := readPIN("", env, "New "+what+" again: ")
+	if err != nil {
+		return "", err
+	}
+	if first != again {
+		return "", usageError("the two %ss differ", what)
+	}
+	return first, nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(header...)
+	}
+	return t
+}
+
+func (t *table) row(cols ...string) {
+	for i, c := range cols {
+		cols[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// b64url encodes binary values for output: base64url without padding.
+func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// parseID accepts base64url (what vkey prints) or standard base64 (what
+// fido2-token prints), padded or not.
+func parseID(s string) ([]byte, error) {
+	t := strings.TrimRight(strings.TrimSpace(s), "=")
+	if b, err := base64.RawURLEncoding.DecodeString(t); err == nil && len(b) > 0 {
+		return b, nil
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(t); err == nil && len(b) > 0 {
+		return b, nil
+	}
+	return nil, usageError("%q is not a credential ID (base64url or base64)", s)
+}
+
+// confirm asks a yes/no question on the terminal.
+func confirm(in io.Reader, out io.Writer, question, want string) bool {
+	fmt.Fprintf(out, "%s Type %q to continue: ", question, want)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	return strings.TrimSpace(line) == want
+}
+
+// fidoDevice is a hidraw node whose report descriptor has the FIDO usage page.
+type fidoDevice struct {
+	Path string `json:"path"`
+	Name string `json:"name"`
+}
+
+// fidoHidraw lists the FIDO hidraw devices (usage page 0xF1D0, CTAP 2.1
+// section 11.2.8.1).
+func fidoHidraw() []fidoDevice {
+	nodes, _ := filepath.Glob("/sys/class/hidraw/hidraw*")
+	sort.Strings(nodes)
+	var out []fidoDevice
+	for _, n := range nodes {
+		desc, err := os.ReadFile(filepath.Join(n, "device", "report_descriptor"))
+		if err != nil || !bytes.Contains(desc, []byte{0x06, 0xD0, 0xF1}) {
+			continue
+		}
+		d := fidoDevice{Path: "/dev/" + filepath.Base(n)}
+		if ue, err := os.ReadFile(filepath.Join(n, "device", "uevent")); err == nil {
+			for _, l := range strings.Split(string(ue), "\n") {
+				if v, ok := strings.CutPrefix(l, "HID_NAME="); ok {
+					d.Name = v
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}

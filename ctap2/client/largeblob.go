@@ -1,0 +1,272 @@
+package client
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+// largeBlobsRequest is the authenticatorLargeBlobs parameter map (CTAP 2.1
+// section 6.10.2).
+type largeBlobsRequest struct {
+	Get               *uint64 `cbor:"1,keyasint,omitempty"`
+	Set               []byte  `cbor:"2,keyasint,omitempty"`
+	Offset            uint64  `cbor:"3,keyasint"`
+	Length            *uint64 `cbor:"4,keyasint,omitempty"`
+	PinUvAuthParam    []byte  `cbor:"5,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64 `cbor:"6,keyasint,omitempty"`
+}
+
+type largeBlobsResponse struct {
+	Config []byte `cbor:"1,keyasint"`
+}
+
+// ErrNoLargeBlob is returned when no entry of the large-blob array opens
+// with the given largeBlobKey.
+var ErrNoLargeBlob = errors.New("no large blob for this credential")
+
+// fragmentSize is how much of the array one message carries:
+// maxMsgSize - 64 (CTAP 2.1 section 6.10.2), maxMsgSize defaulting to 1024.
+func (c *Client) fragmentSize(ctx context.Context) (uint64, error) {
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	max := info.MaxMsgSize
+	if max == 0 {
+		max = 1024
+	}
+	if max <= 64 {
+		return 0, fmt.Errorf("authenticator maxMsgSize %d is too small for large blobs", max)
+	}
+	return max - 64, nil
+}
+
+// LargeBlobArray reads the whole serialized large-blob array (CBOR array
+// followed by its truncated SHA-256).
+func (c *Client) LargeBlobArray(ctx context.Context) ([]byte, error) {
+	frag, err := c.fragmentSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for {
+		req := largeBlobsRequest{Get: &frag, Offset: uint64(len(out))}
+		var resp largeBlobsResponse
+		if err := c.Call(ctx, ctap2.CmdLargeBlobs, req, &resp); err != nil {
+			return nil, fmt.Errorf("largeBlobs get: %w", err)
+		}
+		out = append(out, resp.Config...)
+		if uint64(len(resp.Config)) < frag {
+			return out, nil
+		}
+		if len(out) > 1<<24 {
+			return nil, errors.New("largeBlobs get: array larger than 16 MiB")
+		}
+	}
+}
+
+// WriteLargeBlobArray replaces the serialized large-blob array. tok needs
+// the lbw permission (nil on a key without PIN and with alwaysUv off).
+func (c *Client) WriteLargeBlobArray(ctx context.Context, tok *Token, arr []byte) error {
+	frag, err := c.fragmentSize(ctx)
+	if err != nil {
+		return err
+	}
+	total := uint64(len(arr))
+	for off := uint64(0); off < total; off += frag {
+		chunk := arr[off:min(off+frag, total)]
+		req := largeBlobsRequest{Set: chunk, Offset: off}
+		if off == 0 {
+			req.Length = &total
+		}
+		if tok != nil {
+			// authenticate(token, 32×0xff || h'0c00' || uint32LE(offset) || SHA-256(set))
+			digest := sha256.Sum256(chunk)
+			msg := append(managementPrefix(), 0x0c, 0x00)
+			msg = binary.LittleEndian.AppendUint32(msg, uint32(off))
+			msg = append(msg, digest[:]...)
+			req.PinUvAuthProtocol = tok.Version()
+			req.PinUvAuthParam = tok.Param(msg)
+		}
+		if err := c.Call(ctx, ctap2.CmdLargeBlobs, req, nil); err != nil {
+			return fmt.Errorf("largeBlobs set at offset %d: %w", off, err)
+		}
+	}
+	return nil
+}
+
+// LargeBlobEntry is one element of the large-blob array (CTAP 2.1 section
+// 6.10.3).
+type LargeBlobEntry struct {
+	Ciphertext []byte `cbor:"1,keyasint"`
+	Nonce      []byte `cbor:"2,keyasint"`
+	OrigSize   uint64 `cbor:"3,keyasint"`
+}
+
+// ParseLargeBlobArray splits a serialized array into its entries. An array
+// whose check value is wrong is treated as empty, as CTAP 2.1 section
+// 6.10.4 tells platforms to.
+func ParseLargeBlobArray(arr []byte) []LargeBlobEntry {
+	if len(arr) < 17 {
+		return nil
+	}
+	body, check := arr[:len(arr)-16], arr[len(arr)-16:]
+	h := sha256.Sum256(body)
+	if !bytes.Equal(h[:16], check) {
+		return nil
+	}
+	var entries []LargeBlobEntry
+	if err := ctap2.Unmarshal(body, &entries); err != nil {
+		return nil
+	}
+	return entries
+}
+
+// EncodeLargeBlobArray serializes entries with their check value.
+func EncodeLargeBlobArray(entries []LargeBlobEntry) ([]byte, error) {
+	if entries == nil {
+		entries = []LargeBlobEntry{}
+	}
+	body, err := ctap2.Marshal(entries)
+	if err != nil {
+		return nil, fmt.Errorf("encoding large-blob array: %w", err)
+	}
+	h := sha256.Sum256(body)
+	return append(body, h[:16]...), nil
+}
+
+func largeBlobAD(size uint64) []byte {
+	return binary.LittleEndian.AppendUint64([]byte("blob"), size)
+}
+
+func largeBlobGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("largeBlobKey: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// SealLargeBlob compresses data with DEFLATE and encrypts it under key.
+func SealLargeBlob(key, data []byte) (LargeBlobEntry, error) {
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.BestCompression)
+	if err != nil {
+		return LargeBlobEntry{}, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return LargeBlobEntry{}, err
+	}
+	if err := w.Close(); err != nil {
+		return LargeBlobEntry{}, err
+	}
+	aead, err := largeBlobGCM(key)
+	if err != nil {
+		return LargeBlobEntry{}, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return LargeBlobEntry{}, err
+	}
+	size := uint64(len(data))
+	return LargeBlobEntry{Ciphertext: aead.Seal(nil, nonce, buf.Bytes(), largeBlobAD(size)), Nonce: nonce, OrigSize: size}, nil
+}
+
+// maxOrigSize bounds what Open decompresses.
+const maxOrigSize = 1 << 24
+
+// Open decrypts the entry with key; ok is false when it is not key's.
+func (e LargeBlobEntry) Open(key []byte) (data []byte, ok bool) {
+	if len(e.Nonce) != 12 || e.OrigSize > maxOrigSize {
+		return nil, false
+	}
+	aead, err := largeBlobGCM(key)
+	if err != nil {
+		return nil, false
+	}
+	compressed, err := aead.Open(nil, e.Nonce, e.Ciphertext, largeBlobAD(e.OrigSize))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), int64(e.OrigSize)+1))
+	if err != nil || uint64(len(out)) != e.OrigSize {
+		return nil, false
+	}
+	return out, true
+}
+
+// LargeBlob returns the large blob stored for largeBlobKey key, or
+// ErrNoLargeBlob.
+func (c *Client) LargeBlob(ctx context.Context, key []byte) ([]byte, error) {
+	arr, err := c.LargeBlobArray(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ParseLargeBlobArray(arr) {
+		if data, ok := e.Open(key); ok {
+			return data, nil
+		}
+	}
+	return nil, ErrNoLargeBlob
+}
+
+// PutLargeBlob stores data as the large blob of largeBlobKey key,
+// replacing the one it had.
+func (c *Client) PutLargeBlob(ctx context.Context, tok *Token, key, data []byte) error {
+	arr, err := c.LargeBlobArray(ctx)
+	if err != nil {
+		return err
+	}
+	entries, _ := withoutKey(ParseLargeBlobArray(arr), key)
+	e, err := SealLargeBlob(key, data)
+	if err != nil {
+		return fmt.Errorf("sealing large blob: %w", err)
+	}
+	out, err := EncodeLargeBlobArray(append(entries, e))
+	if err != nil {
+		return err
+	}
+	return c.WriteLargeBlobArray(ctx, tok, out)
+}
+
+// DeleteLargeBlob removes the large blob of largeBlobKey key, or returns
+// ErrNoLargeBlob.
+func (c *Client) DeleteLargeBlob(ctx context.Context, tok *Token, key []byte) error {
+	arr, err := c.LargeBlobArray(ctx)
+	if err != nil {
+		return err
+	}
+	entries, found := withoutKey(ParseLargeBlobArray(arr), key)
+	if !found {
+		return ErrNoLargeBlob
+	}
+	out, err := EncodeLargeBlobArray(entries)
+	if err != nil {
+		return err
+	}
+	return c.WriteLargeBlobArray(ctx, tok, out)
+}
+
+func withoutKey(entries []LargeBlobEntry, key []byte) ([]LargeBlobEntry, bool) {
+	out := entries[:0:0]
+	found := false
+	for _, e := range entries {
+		if _, ok := e.Open(key); ok {
+			found = true
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, found
+}

@@ -1,0 +1,104 @@
+package control
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+// Handler is what a CTAPHID device serves (hid.Handler).
+type Handler interface {
+	HandleCBOR(ctx context.Context, msg []byte) []byte
+	HandleMSG(ctx context.Context, apdu []byte) []byte
+}
+
+// eventHandler reports registrations, assertions and resets as events.
+type eventHandler struct {
+	Handler
+	h *Hub
+
+	mu     sync.Mutex
+	lastRP string // of the last getAssertion, for getNextAssertion
+}
+
+// WrapHandler returns next reporting successful makeCredential
+// (credentialAdded), getAssertion and getNextAssertion
+// (credentialAsserted) and reset (reset) commands as events. It decodes
+// nothing while nobody listens.
+func (h *Hub) WrapHandler(next Handler) Handler { return &eventHandler{Handler: next, h: h} }
+
+// HandleCBOR implements Handler.
+func (e *eventHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {
+	resp := e.Handler.HandleCBOR(ctx, msg)
+	if len(msg) == 0 || len(resp) == 0 || ctap2.Status(resp[0]) != ctap2.StatusOK || !e.h.Active() {
+		return resp
+	}
+	switch msg[0] {
+	case ctap2.CmdMakeCredential:
+		e.registered(msg[1:], resp[1:])
+	case ctap2.CmdGetAssertion:
+		var req struct {
+			RPID string `cbor:"1,keyasint"`
+		}
+		_ = ctap2.Unmarshal(msg[1:], &req)
+		e.mu.Lock()
+		e.lastRP = req.RPID
+		e.mu.Unlock()
+		e.asserted(req.RPID, resp[1:])
+	case ctap2.CmdGetNextAssertion:
+		e.mu.Lock()
+		rp := e.lastRP
+		e.mu.Unlock()
+		e.asserted(rp, resp[1:])
+	case ctap2.CmdReset:
+		e.h.Emit(Event{Type: EventReset, Source: "ctap"})
+	}
+	return resp
+}
+
+func (e *eventHandler) registered(reqBody, respBody []byte) {
+	var req struct {
+		RP      *ctap2.RPEntity   `cbor:"2,keyasint"`
+		User    *ctap2.UserEntity `cbor:"3,keyasint"`
+		Options map[string]bool   `cbor:"7,keyasint"`
+	}
+	var resp struct {
+		AuthData []byte `cbor:"2,keyasint"`
+	}
+	if ctap2.Unmarshal(reqBody, &req) != nil || ctap2.Unmarshal(respBody, &resp) != nil || req.RP == nil {
+		return
+	}
+	ad := resp.AuthData
+	if len(ad) < 55 {
+		return
+	}
+	n := int(binary.BigEndian.Uint16(ad[53:55]))
+	if len(ad) < 55+n {
+		return
+	}
+	count := binary.BigEndian.Uint32(ad[33:37])
+	rk := req.Options["rk"]
+	ev := Event{Type: EventCredentialAdded, Source: "ctap", CredentialID: b64(ad[55 : 55+n]), RPID: req.RP.ID,
+		Discoverable: &rk, SignCount: &count}
+	if req.User != nil {
+		ev.UserName = req.User.Name
+	}
+	e.h.Emit(ev)
+}
+
+func (e *eventHandler) asserted(rpID string, respBody []byte) {
+	var resp struct {
+		Credential ctap2.CredentialDescriptor `cbor:"1,keyasint"`
+		AuthData   []byte                     `cbor:"2,keyasint"`
+	}
+	if ctap2.Unmarshal(respBody, &resp) != nil || len(resp.AuthData) < 37 {
+		return
+	}
+	flags := resp.AuthData[32]
+	count := binary.BigEndian.Uint32(resp.AuthData[33:37])
+	up, uv := flags&0x01 != 0, flags&0x04 != 0
+	e.h.Emit(Event{Type: EventCredentialAsserted, Source: "ctap", CredentialID: b64(resp.Credential.ID), RPID: rpID,
+		SignCount: &count, UserPresent: &up, UserVerified: &uv})
+}
