@@ -107,13 +107,17 @@ func needTool(t testing.TB, names ...string) {
 	}
 }
 
-// tool runs an external client with input on stdin, in a new session so
-// that a PIN prompt reads stdin rather than a terminal.
+// tool runs an external client with input on stdin. libfido2's tools read
+// a PIN from /dev/tty when there is one, so the client runs in a new
+// session without a controlling terminal, where its PIN prompt falls back
+// to stdin. It runs as the child of a shell that leads that session: a
+// session leader opening the key's pty would make it its controlling
+// terminal, and its PIN prompt would then talk to the key.
 func tool(t testing.TB, input string, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `"$0" "$@"; exit $?`, name}, args...)...)
 	cmd.Stdin = strings.NewReader(input)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out, errb bytes.Buffer
