@@ -67,13 +67,15 @@ func TestE2EFido2TokenPINAndManagement(t *testing.T) {
 	}
 
 	// Large blob: set through the credential's largeBlobKey, read back, delete.
+	// Random bytes do not compress: 3000 of them take several fragments.
+	blobData := []byte(randomB64(2250))
 	blob := filepath.Join(t.TempDir(), "blob")
-	os.WriteFile(blob, []byte("a large blob for example.com"), 0o600)
+	os.WriteFile(blob, blobData, 0o600)
 	run(pinInput("567890"), "-S", "-b", "-n", "example.com", blob)
 	got := filepath.Join(t.TempDir(), "got")
 	run(pinInput("567890"), "-G", "-b", "-n", "example.com", got)
-	if b, _ := os.ReadFile(got); string(b) != "a large blob for example.com" {
-		t.Errorf("large blob read back %q", b)
+	if b, _ := os.ReadFile(got); string(b) != string(blobData) {
+		t.Errorf("large blob read back %d bytes, want %d", len(b), len(blobData))
 	}
 	if list := run(pinInput("567890"), "-L", "-b"); !strings.Contains(list, "example.com") && !strings.Contains(list, "00:") {
 		t.Errorf("fido2-token -L -b:\n%s", list)

@@ -259,14 +259,22 @@ func TestE2ESSHKeygen(t *testing.T) {
 }
 
 // TestE2EPythonFido2OverUDP: Debian's python3-fido2 registers and
-// authenticates through Fido2Client, checked by its Fido2Server.
+// authenticates through Fido2Client, checked by its Fido2Server; then it
+// exercises the CTAP 2.1 features (ClientPin with both protocols,
+// CredentialManagement, LargeBlobs, Config, extensions) and U2F (Ctap1).
 func TestE2EPythonFido2OverUDP(t *testing.T) {
+	for _, script := range []string{"webauthn_udp.py", "ctap21_udp.py"} {
+		t.Run(script, func(t *testing.T) { pythonScript(t, script) })
+	}
+}
+
+func pythonScript(t *testing.T, name string) {
 	needTool(t, "/usr/bin/python3")
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
 	}
 	k := startKey(t, "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto")
-	script, _ := filepath.Abs("../../testdata/python/webauthn_udp.py")
+	script, _ := filepath.Abs("../../testdata/python/" + name)
 	cmd := exec.Command("/usr/bin/python3", script)
 	cmd.Env = append(os.Environ(), "VKEY_UDP="+strings.TrimPrefix(k.Where, "udp:"), "PYTHONPATH="+filepath.Dir(script))
 	out, err := cmd.CombinedOutput()
