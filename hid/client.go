@@ -176,6 +176,9 @@ func (c *Client) Transact(ctx context.Context, cmd byte, data []byte) ([]byte, e
 }
 
 func (c *Client) transact(ctx context.Context, cid uint32, cmd byte, data []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.txMu.Lock()
 	defer c.txMu.Unlock()
 	c.drain()

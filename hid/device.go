@@ -159,6 +159,11 @@ func UserPresenceNeeded(ctx context.Context) {
 // p and waits for its own goroutines (and a running handler, whose context
 // it cancels) before it returns. It returns ctx.Err() when ctx ends it, or
 // the port's error.
+//
+// A device may serve several ports at once (one per host, as with ptys):
+// channel ids stay unique across them and one handler runs at a time; a
+// request from another port meanwhile gets ERR_CHANNEL_BUSY. The channel
+// lock (CTAPHID_LOCK) is per port.
 func (d *Device) Serve(ctx context.Context, p Port) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Closing the port is what unblocks a ReadReport or WriteReport; the
