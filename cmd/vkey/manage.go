@@ -87,7 +87,15 @@ func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
 	dev := d.device
 	switch {
 	case strings.HasPrefix(dev, "udp:") || strings.Contains(dev, "/"):
-		return target{Addr: dev}, nil
+		t := target{Addr: dev}
+		// A path or address that a running vkey serves: keep its control
+		// socket (vkey reset power cycles it).
+		for _, k := range runningKeys(ctx) {
+			if k.Info.Transport == dev {
+				t.VKey = k.Socket
+			}
+		}
+		return t, nil
 	case dev != "":
 		sock := controlSocketPath(dev)
 		info, err := control.NewUnixClient(sock).Info(ctx)

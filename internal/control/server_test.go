@@ -529,6 +529,34 @@ except urllib.error.HTTPError as e:
 			t.Errorf("uid %d: status %s, want %s", tc.uid, got, tc.want)
 		}
 	}
+	// The unix socket checks SO_PEERCRED even when its folder and mode
+	// would let another user in.
+	for _, p := range []string{filepath.Dir(filepath.Dir(f.socket)), filepath.Dir(f.socket)} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(f.socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	unixScript := `import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"GET /info HTTP/1.0\r\nHost: vkey\r\n\r\n")
+print(s.recv(64).split()[1].decode())`
+	for _, tc := range []struct {
+		uid  uint32
+		want string
+	}{{0, "200"}, {65534, "403"}} {
+		cmd := exec.Command(py, "-c", unixScript, f.socket)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("unix socket as uid %d: %v\n%s", tc.uid, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("unix socket as uid %d: status %s, want %s", tc.uid, got, tc.want)
+		}
+	}
 	if _, err := control.ListenLoopback("0.0.0.0:0"); err == nil {
 		t.Error("ListenLoopback accepted a non-loopback address")
 	}
