@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -559,5 +560,37 @@ print(s.recv(64).split()[1].decode())`
 	}
 	if _, err := control.ListenLoopback("0.0.0.0:0"); err == nil {
 		t.Error("ListenLoopback accepted a non-loopback address")
+	}
+}
+
+// TestAddEd25519WithoutID: the key makes the ID when none is given, and an
+// Ed25519 PKCS#8 key gives an EdDSA credential usable with an allow list.
+func TestAddEd25519WithoutID(t *testing.T) {
+	f := newFixture(t, presence.Auto)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	var got control.Credential
+	if err := f.api.Do(ctx(t), http.MethodPost, "/credentials", map[string]any{"rpId": "example.com", "privateKey": b64(der)}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Algorithm != -8 || got.CredentialID == "" || got.IsResidentCredential || got.PrivateKey != "" {
+		t.Errorf("added = %+v (a device-bound key is never returned)", got)
+	}
+	id, _ := base64.RawURLEncoding.DecodeString(got.CredentialID)
+	msg := make([]byte, 32)
+	resp, err := f.ctap.GetAssertion(ctx(t), &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: msg,
+		AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(priv.Public().(ed25519.PublicKey), append(resp.AuthData, msg...), resp.Signature) {
+		t.Error("the assertion is not signed by the added key")
+	}
+	if _, err := f.ctap.GetAssertion(ctx(t), &ctap2.GetAssertionRequest{RPID: "other.example", ClientDataHash: msg,
+		AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}}); !errors.Is(err, ctap2.ErrNoCredentials) {
+		t.Errorf("the credential answered for another RP: %v", err)
 	}
 }
