@@ -33,7 +33,7 @@ fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
 
 vmtest: build
-	VKEY_VM=1 $(GO) test -count=1 -timeout 10m -run '^TestVM' ./cmd/vkey
+	VKEY_VM=1 $(GO) test -count=1 -timeout 10m -run '^TestVM' ./cmd/vkey ./internal/vmtest
 
 ## bench: the speed goals, as Go benchmarks.
 bench:
