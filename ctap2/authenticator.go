@@ -69,6 +69,9 @@ type Options struct {
 	DeviceKeys keystore.KeyProvider
 	// Presence asks for user presence (default: deny, a key nobody touches).
 	Presence Presence
+	// UserVerifier is a built-in user verification method; nil means the
+	// key has none (only the PIN verifies users).
+	UserVerifier UserVerifier
 	// AAGUID identifies the authenticator model (default DefaultAAGUID).
 	AAGUID [16]byte
 	// Attestation is the makeCredential attestation format (default packed with x5c).
@@ -115,6 +118,8 @@ type volatileState struct {
 	pin  pinVolatile
 	cm   credMgmtVolatile
 	lb   *largeBlobWrite
+	// uvFailures counts built-in user verification failures.
+	uvFailures int
 }
 
 // New returns an authenticator over opts.Store.

@@ -127,9 +127,15 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 		return clientPINResponse{PINRetries: &st.Retries, PowerCycleState: &blocked}, nil
 	}
 	if sub == pinGetTokenUsingUVWithPerms || sub == pinGetUVRetries {
-		return nil, ErrInvalidSubcommand // no built-in user verification
+		if a.opts.UserVerifier == nil {
+			return nil, ErrInvalidSubcommand // no built-in user verification
+		}
+		if sub == pinGetUVRetries {
+			n := a.uvRetries()
+			return clientPINResponse{UVRetries: &n}, nil
+		}
 	}
-	if sub != pinGetKeyAgreement && sub != pinSetPIN && sub != pinChangePIN && sub != pinGetPINToken && sub != pinGetTokenUsingPINWithPerms {
+	if sub != pinGetKeyAgreement && sub != pinSetPIN && sub != pinChangePIN && sub != pinGetPINToken && sub != pinGetTokenUsingPINWithPerms && sub != pinGetTokenUsingUVWithPerms {
 		return nil, ErrInvalidSubcommand
 	}
 	if req.Protocol == nil {
@@ -147,6 +153,8 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 		return nil, a.setPIN(proto, &req)
 	case pinChangePIN:
 		return nil, a.changePIN(proto, &req)
+	case pinGetTokenUsingUVWithPerms:
+		return a.getTokenUsingUV(ctx, proto, &req)
 	default:
 		return a.getPINToken(proto, &req, sub)
 	}

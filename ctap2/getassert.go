@@ -117,12 +117,18 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 	if v, ok := req.Options["up"]; ok {
 		up = v
 	}
-	if req.Options["uv"] {
+	builtinUV := req.Options["uv"] && req.PinUvAuthParam == nil
+	if builtinUV && a.opts.UserVerifier == nil {
 		return nil, ErrInvalidOption // no built-in user verification method
 	}
-	// Step 6: user verification through the pinUvAuthToken.
+	// Step 6: user verification through the pinUvAuthToken, or built in.
 	uv := false
-	if req.PinUvAuthParam != nil {
+	if builtinUV {
+		if err := a.builtInUV(ctx, PresenceRequest{Command: "getAssertion", RPID: req.RPID}); err != nil {
+			return nil, err
+		}
+		uv = true
+	} else if req.PinUvAuthParam != nil {
 		if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, req.ClientDataHash, PermGetAssertion, req.RPID); err != nil {
 			return nil, err
 		}

@@ -35,7 +35,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		}
 	}
 	remaining := uint64(a.store.RemainingDiscoverable())
-	return &GetInfoResponse{
+	info := &GetInfoResponse{
 		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
 		AAGUID:     a.opts.AAGUID[:],
@@ -67,7 +67,14 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		MaxCredBlobLength:                maxCredBlobLength,
 		MaxRPIDsForSetMinPINLength:       maxRPIDsForSetMinPINLength,
 		RemainingDiscoverableCredentials: &remaining,
-	}, nil
+	}
+	if a.opts.UserVerifier != nil {
+		// A built-in UV method, configured, that also gives tokens.
+		info.Options["uv"] = true
+		info.Options["uvToken"] = true
+		info.PreferredPlatformUvAttempts = 1
+	}
+	return info, nil
 }
 
 // getInfo is authenticatorGetInfo (CTAP 2.1 section 6.4).

@@ -162,8 +162,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if up, ok := req.Options["up"]; ok && !up {
 		return nil, ErrInvalidOption
 	}
-	if req.Options["uv"] {
-		return nil, ErrInvalidOption // no built-in user verification method
+	// The uv option asks for built-in user verification (step 5); a key
+	// without one answers CTAP2_ERR_INVALID_OPTION.
+	builtinUV := req.Options["uv"] && req.PinUvAuthParam == nil
+	if builtinUV && a.opts.UserVerifier == nil {
+		return nil, ErrInvalidOption
 	}
 	ext, err := parseMakeCredentialExtensions(req.Extensions)
 	if err != nil {
@@ -172,9 +175,15 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if ext.largeBlobKey && !rk {
 		return nil, ErrInvalidOption // CTAP 2.1 section 12.3
 	}
-	// Steps 6-11: user verification through the pinUvAuthToken.
-	uv, err := a.authorizeMakeCredential(&req, rk)
-	if err != nil {
+	// Steps 6-11: user verification through the pinUvAuthToken, or the
+	// built-in method.
+	var uv bool
+	if builtinUV {
+		if err := a.builtInUV(ctx, PresenceRequest{Command: "makeCredential", RPID: req.RP.ID, UserName: req.User.Name}); err != nil {
+			return nil, err
+		}
+		uv = true
+	} else if uv, err = a.authorizeMakeCredential(&req, rk); err != nil {
 		return nil, err
 	}
 	ep, err := a.enterpriseAttestation(req.EnterpriseAttestation)

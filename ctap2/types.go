@@ -100,5 +100,6 @@ type GetInfoResponse struct {
 	FirmwareVersion                  uint64                `cbor:"14,keyasint,omitempty"`
 	MaxCredBlobLength                uint64                `cbor:"15,keyasint,omitempty"`
 	MaxRPIDsForSetMinPINLength       uint64                `cbor:"16,keyasint,omitempty"`
+	PreferredPlatformUvAttempts      uint64                `cbor:"17,keyasint,omitempty"`
 	RemainingDiscoverableCredentials *uint64               `cbor:"20,keyasint,omitempty"`
 }

@@ -50,7 +50,10 @@ func e2eBinary(t testing.TB) string {
 
 // e2eKey is a running `vkey run`.
 type e2eKey struct {
-	Where  string // pty path or udp:HOST:PORT
+	Where string // pty path or udp:HOST:PORT
+	// Env is the environment the key runs in: a CLI command given it finds
+	// the key's control socket.
+	Env    []string
 	Cmd    *exec.Cmd
 	Stderr *bytes.Buffer
 }
@@ -69,7 +72,7 @@ func startKey(t testing.TB, args ...string) *e2eKey {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	k := &e2eKey{Cmd: cmd, Stderr: &stderr}
+	k := &e2eKey{Cmd: cmd, Stderr: &stderr, Env: cmd.Env}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})

@@ -65,6 +65,7 @@ the other commands manage a key (virtual or hardware) over CTAP2.
 		newDoctorCommand(),
 		newUdevRulesCommand(),
 		newTouchCommand(),
+		newUVCommand(),
 		newInfoCommand(),
 		newPINCommand(),
 		newCredsCommand(),

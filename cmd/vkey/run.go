@@ -39,6 +39,7 @@ type runOptions struct {
 	vendorID       uint16
 	productID      uint16
 	readyFile      string
+	uv             string
 	control        controlOptions
 }
 
@@ -79,6 +80,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.Uint16Var(&o.vendorID, "vendor-id", 0x1209, "USB vendor ID of the uhid device")
 	f.Uint16Var(&o.productID, "product-id", 0x7679, "USB product ID of the uhid device")
 	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
+	f.StringVar(&o.uv, "uv", "none", "built-in user verification: none, or builtin (its outcome set with `vkey uv` or the control API)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -93,6 +95,9 @@ func (o *runOptions) validate() error {
 	case "auto", "tpm", "software":
 	default:
 		return usageError("unknown --keys %q (want auto, tpm or software)", o.keys)
+	}
+	if o.uv != "none" && o.uv != "builtin" {
+		return usageError("unknown --uv %q (want none or builtin)", o.uv)
 	}
 	if o.ephemeral && o.state != "" {
 		return usageError("--state and --ephemeral exclude each other")
@@ -159,13 +164,20 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	var uv *presence.Verifier
+	var verifier ctap2.UserVerifier
+	if o.uv == "builtin" {
+		uv = presence.NewVerifier()
+		verifier = uv
+	}
 	a, err := ctap2.New(ctap2.Options{
-		Store:       hub.WrapStore(store),
-		DeviceKeys:  deviceKeys,
-		Presence:    broker,
-		Attestation: ctap2.AttestationFormat(o.attestation),
-		Passkeys:    ctap2.PasskeyKind(o.passkeys),
-		Logger:      logger,
+		UserVerifier: verifier,
+		Store:        hub.WrapStore(store),
+		DeviceKeys:   deviceKeys,
+		Presence:     broker,
+		Attestation:  ctap2.AttestationFormat(o.attestation),
+		Passkeys:     ctap2.PasskeyKind(o.passkeys),
+		Logger:       logger,
 	})
 	if err != nil {
 		return withExitCode(exitUsage, err)
@@ -178,7 +190,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer port.Close()
 	device := hid.NewDevice(hub.WrapHandler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
 
-	stopControl, err := o.control.start(ctx, o.name, where, a, broker, hub, logger, stdout)
+	stopControl, err := o.control.start(ctx, o.name, where, a, broker, uv, hub, logger, stdout)
 	if err != nil {
 		return err
 	}

@@ -34,9 +34,9 @@ func transportAddress(where string) string {
 
 // start serves the control API on the key's socket (and on --control-addr)
 // until ctx is done; stop waits for the servers to end.
-func (c *controlOptions) start(ctx context.Context, name, where string, a *ctap2.Authenticator, broker *presence.Broker, hub *control.Hub, logger *slog.Logger, stdout io.Writer) (stop func(), err error) {
+func (c *controlOptions) start(ctx context.Context, name, where string, a *ctap2.Authenticator, broker *presence.Broker, uv *presence.Verifier, hub *control.Hub, logger *slog.Logger, stdout io.Writer) (stop func(), err error) {
 	srv := control.New(control.Config{Name: name, Transport: transportAddress(where), Authenticator: a,
-		Presence: broker, Hub: hub, Logger: logger})
+		Presence: broker, UV: uv, Hub: hub, Logger: logger})
 	path := controlSocketPath(name)
 	var lns []net.Listener
 	ln, err := control.ListenUnix(path)

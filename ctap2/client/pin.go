@@ -196,3 +196,27 @@ func (c *Client) NewHMACSecret(ctx context.Context, version uint64, salts ...[]b
 
 // Output decrypts the hmac-secret extension output.
 func (h *HMACSecret) Output(enc []byte) ([]byte, error) { return h.proto.Decrypt(h.shared, enc) }
+
+// UVToken gets a pinUvAuthToken through the authenticator's built-in user
+// verification (getPinUvAuthTokenUsingUvWithPermissions, CTAP 2.1 section
+// 6.5.5.7.3).
+func (c *Client) UVToken(ctx context.Context, version uint64, perms ctap2.Permission, rpID string) (*Token, error) {
+	proto, err := protocol(version)
+	if err != nil {
+		return nil, err
+	}
+	ka, shared, err := c.keyAgreement(ctx, proto)
+	if err != nil {
+		return nil, err
+	}
+	req := pinRequest{Protocol: version, SubCommand: 6, KeyAgreement: ka, Permissions: uint64(perms), RPID: rpID}
+	var resp pinResponse
+	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
+		return nil, fmt.Errorf("getting a token by built-in user verification: %w", err)
+	}
+	token, err := proto.Decrypt(shared, resp.PinUvAuthToken)
+	if err != nil {
+		return nil, fmt.Errorf("decrypting the token: %w", err)
+	}
+	return &Token{Protocol: proto, Value: token}, nil
+}

@@ -28,6 +28,7 @@ const (
 	EventPresenceRequested  = "presenceRequested"
 	EventPresenceAnswered   = "presenceAnswered"
 	EventPowerCycled        = "powerCycled"
+	EventUVSet              = "uvSet"
 )
 
 // Event is one line of the GET /events stream. Binary values are

@@ -31,6 +31,8 @@ type Config struct {
 	Authenticator *ctap2.Authenticator
 	// Presence is the key's presence broker.
 	Presence *presence.Broker
+	// UV is the key's built-in user verification, nil when it has none.
+	UV *presence.Verifier
 	// Hub carries the events (the same hub whose wrappers the key uses).
 	Hub *Hub
 	// Logger receives refused connections and server errors (default: discard).
@@ -74,6 +76,8 @@ func New(cfg Config) *Server {
 	m.HandleFunc("POST /presence/deny", s.deny)
 	m.HandleFunc("PUT /presence/auto", s.auto)
 	m.HandleFunc("POST /power-cycle", s.powerCycle)
+	m.HandleFunc("GET /uv", s.uvState)
+	m.HandleFunc("PUT /uv", s.setUV)
 	m.HandleFunc("GET /credentials", s.listCredentials)
 	m.HandleFunc("POST /credentials", s.addCredential)
 	m.HandleFunc("DELETE /credentials", s.removeAll)

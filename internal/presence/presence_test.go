@@ -1,0 +1,66 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+func TestModes(t *testing.T) {
+	ctx := context.Background()
+	if err := New(Options{Mode: Auto}).Request(ctx, ctap2.PresenceRequest{}); err != nil {
+		t.Errorf("auto: %v", err)
+	}
+	if err := New(Options{Mode: Deny}).Request(ctx, ctap2.PresenceRequest{}); !errors.Is(err, ctap2.ErrPresenceDenied) {
+		t.Errorf("deny: %v", err)
+	}
+	b := New(Options{Mode: Touch, Timeout: 50 * time.Millisecond})
+	if err := b.Request(ctx, ctap2.PresenceRequest{}); !errors.Is(err, ctap2.ErrPresenceTimeout) {
+		t.Errorf("touch without an answer: %v, want a timeout", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := b.Request(cctx, ctap2.PresenceRequest{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	for _, approve := range []bool{true, false} {
+		b := New(Options{Mode: Touch, OnRequest: func(context.Context, ctap2.PresenceRequest) {}})
+		done := make(chan error)
+		go func() { done <- b.Request(ctx, ctap2.PresenceRequest{Command: "makeCredential"}) }()
+		for {
+			if req, ok := b.Pending(); ok {
+				if req.Command != "makeCredential" {
+					t.Errorf("pending %+v", req)
+				}
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if approve {
+			b.Approve()
+		} else {
+			b.Deny()
+		}
+		err := <-done
+		if approve && err != nil || !approve && !errors.Is(err, ctap2.ErrPresenceDenied) {
+			t.Errorf("approve=%v: %v", approve, err)
+		}
+		if _, ok := b.Pending(); ok || b.Approve() {
+			t.Error("nothing should be pending after the answer")
+		}
+	}
+}
+
+func TestVerifier(t *testing.T) {
+	v := NewVerifier()
+	if err := v.VerifyUser(context.Background(), ctap2.PresenceRequest{}); err != nil {
+		t.Error(err)
+	}
+	v.SetVerified(false)
+	if err := v.VerifyUser(context.Background(), ctap2.PresenceRequest{}); !errors.Is(err, ctap2.ErrUVFailed) {
+		t.Error(err)
+	}
+}
