@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"math"
 	"sort"
 	"sync"
 )
@@ -146,6 +147,9 @@ func (m *Memory) NextSignCount(id []byte) (uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := CounterKey(id)
+	if m.counters[k] == math.MaxUint32 {
+		return 0, ErrCounterExhausted // wrapping to 0 would repeat values
+	}
 	m.counters[k]++
 	return m.counters[k], nil
 }
