@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -363,9 +364,9 @@ func testBadBlobs(t *testing.T, tp *TPM) {
 // TestRestartAndForeign signs with a stored blob after swtpm restarts on the
 // same state, and checks that another TPM (another swtpm state) refuses it.
 func TestRestartAndForeign(t *testing.T) {
-	dir := newStateDir(t)
-	p := startSwtpm(t, dir)
-	tp, err := Open(p.spec())
+	dir := swtpmtest.NewStateDir(t)
+	p := swtpmtest.StartDir(t, dir)
+	tp, err := Open(p.Spec())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,11 +388,11 @@ func TestRestartAndForeign(t *testing.T) {
 	if err := tp.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	p.stop()
+	p.Stop()
 
 	// Same state: same SRK, the blob still works.
-	p = startSwtpm(t, dir)
-	tp, err = Open(p.spec())
+	p = swtpmtest.StartDir(t, dir)
+	tp, err = Open(p.Spec())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package swtpmtest starts Debian's swtpm (a software TPM 2.0) for tests
-// outside package tpm: each Server serves a TPM state directory on a unix
+// Package swtpmtest starts Debian's swtpm (a software TPM 2.0) for tests,
+// package tpm's own included (so it must not import tpm): each Server serves a TPM state directory on a unix
 // socket, in a short directory under /tmp (unix socket paths are limited to
 // 108 bytes), and is stopped when the test ends. Tests skip when swtpm is
 // not installed.
@@ -81,9 +81,20 @@ func Start(tb testing.TB) *Server {
 	return StartDir(tb, NewStateDir(tb))
 }
 
+// DefaultFlags is the swtpm --flags value of Start and StartDir: the TPM
+// needs no CMD_INIT and is already started up (TPM2_Startup(CLEAR)).
+const DefaultFlags = "not-need-init,startup-clear"
+
 // StartDir is Start on the TPM state in dir (for example one that an earlier
 // Server used, to model a machine restart). dir's path must be short.
 func StartDir(tb testing.TB, dir string) *Server {
+	tb.Helper()
+	return StartDirFlags(tb, dir, DefaultFlags)
+}
+
+// StartDirFlags is StartDir with swtpm's --flags value; for example
+// "not-need-init" serves a TPM that has not received TPM2_Startup.
+func StartDirFlags(tb testing.TB, dir, flags string) *Server {
 	tb.Helper()
 	Need(tb)
 	sock := filepath.Join(dir, "sock")
@@ -93,7 +104,7 @@ func StartDir(tb testing.TB, dir string) *Server {
 		"--tpmstate", "dir="+dir,
 		"--server", "type=unixio,path="+sock,
 		"--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl"),
-		"--flags", "not-need-init,startup-clear")
+		"--flags", flags)
 	cmd.Stderr = &s.log
 	s.cmd = cmd
 	if err := cmd.Start(); err != nil {
