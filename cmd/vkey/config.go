@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 )
 
 func newConfigCommand() *cobra.Command {
@@ -29,6 +31,16 @@ func parseOnOff(s string) (bool, error) {
 	return false, usageError("%q: want on or off", s)
 }
 
+// configure runs one authenticatorConfig subcommand, do, with a token when
+// the key wants one (CTAP 2.1 section 6.11), and maps its CTAP error.
+func (s *session) configure(ctx context.Context, do func(tok *client.Token) error) error {
+	tok, err := s.optionalToken(ctx, ctap2.PermAuthenticatorCfg)
+	if err != nil {
+		return err
+	}
+	return ctapError(do(tok))
+}
+
 func newAlwaysUVCommand() *cobra.Command {
 	d := &deviceOptions{}
 	cmd := &cobra.Command{
@@ -41,29 +53,21 @@ func newAlwaysUVCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if _, ok := s.info.Options["alwaysUv"]; !ok {
-				return fmt.Errorf("this key does not support alwaysUv")
-			}
-			if s.info.Options["alwaysUv"] == want {
-				fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is already %s\n", args[0])
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if _, ok := s.info.Options["alwaysUv"]; !ok {
+					return fmt.Errorf("this key does not support alwaysUv")
+				}
+				if s.info.Options["alwaysUv"] == want {
+					fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is already %s\n", args[0])
+					return nil
+				}
+				err := s.configure(ctx, func(tok *client.Token) error { return s.ToggleAlwaysUV(ctx, tok) })
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is %s\n", args[0])
 				return nil
-			}
-			tok, err := s.optionalToken(ctx, ctap2.PermAuthenticatorCfg)
-			if err != nil {
-				return err
-			}
-			if err := s.ToggleAlwaysUV(ctx, tok); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is %s\n", args[0])
-			return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)
@@ -86,25 +90,17 @@ extension. A PIN shorter than the new minimum must be changed before its next us
 			if err != nil || n < 4 || n > 63 {
 				return usageError("%q: the minimum PIN length is a number from 4 to 63", args[0])
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if !s.info.Options["setMinPINLength"] {
-				return fmt.Errorf("this key does not support setMinPINLength")
-			}
-			tok, err := s.optionalToken(ctx, ctap2.PermAuthenticatorCfg)
-			if err != nil {
-				return err
-			}
-			if err := s.SetMinPINLength(ctx, tok, n, rps, force); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: minimum PIN length is %d\n", n)
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if !s.info.Options["setMinPINLength"] {
+					return fmt.Errorf("this key does not support setMinPINLength")
+				}
+				err := s.configure(ctx, func(tok *client.Token) error { return s.SetMinPINLength(ctx, tok, n, rps, force) })
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: minimum PIN length is %d\n", n)
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)
@@ -124,25 +120,17 @@ func newEnterpriseAttestationCommand() *cobra.Command {
 			if args[0] != "on" {
 				return usageError("enterprise attestation can only be turned on (a reset turns it off)")
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if _, ok := s.info.Options["ep"]; !ok {
-				return fmt.Errorf("this key does not support enterprise attestation")
-			}
-			tok, err := s.optionalToken(ctx, ctap2.PermAuthenticatorCfg)
-			if err != nil {
-				return err
-			}
-			if err := s.EnableEnterpriseAttestation(ctx, tok); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "vkey: enterprise attestation is on")
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if _, ok := s.info.Options["ep"]; !ok {
+					return fmt.Errorf("this key does not support enterprise attestation")
+				}
+				err := s.configure(ctx, func(tok *client.Token) error { return s.EnableEnterpriseAttestation(ctx, tok) })
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "vkey: enterprise attestation is on")
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)

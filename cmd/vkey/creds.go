@@ -41,6 +41,23 @@ func (s *session) credentialManager(ctx context.Context, perms ctap2.Permission)
 	return s.CredentialManagement(tok, preview), tok, nil
 }
 
+// withCredentialManager is withSession with a credential management session
+// open on the key (credentialManager with no extra permission).
+func (d *deviceOptions) withCredentialManager(cmd *cobra.Command, fn func(ctx context.Context, m *client.CredMgmt) error) error {
+	return d.withSession(cmd, func(ctx context.Context, s *session) error {
+		m, _, err := s.credentialManager(ctx, 0)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, m)
+	})
+}
+
+// noPasskey is the error for a credential ID that the key does not hold.
+func noPasskey(id []byte) error {
+	return fmt.Errorf("no passkey with ID %s on this key", b64url(id))
+}
+
 // findCredential enumerates the credentials and returns the one with id.
 func findCredential(ctx context.Context, m *client.CredMgmt, id []byte) (*client.Credential, error) {
 	all, err := m.All(ctx)
@@ -52,7 +69,7 @@ func findCredential(ctx context.Context, m *client.CredMgmt, id []byte) (*client
 			return &all[i], nil
 		}
 	}
-	return nil, fmt.Errorf("no passkey with ID %s on this key", b64url(id))
+	return nil, noPasskey(id)
 }
 
 // credentialJSON is one credential of `vkey creds list --json`.
@@ -93,56 +110,46 @@ func newCredsListCommand() *cobra.Command {
 		Short: "List the passkeys, optionally of one relying party",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			m, _, err := s.credentialManager(ctx, 0)
-			if err != nil {
-				return err
-			}
-			existing, remaining, err := m.Metadata(ctx)
-			if err != nil {
-				return ctapError(err)
-			}
-			var creds []client.Credential
-			if rp != "" {
-				h := client.ClientDataHash([]byte(rp)) // SHA-256 of the RP ID
-				creds, err = m.Credentials(ctx, client.RP{ID: rp, IDHash: h})
-			} else {
-				creds, err = m.All(ctx)
-			}
-			if err != nil {
-				return ctapError(err)
-			}
-			out := credsListJSON{Existing: existing, Remaining: remaining, Credentials: []credentialJSON{}}
-			for _, c := range creds {
-				out.Credentials = append(out.Credentials, credentialJSON{
-					RPID: c.RPID, CredentialID: b64url(c.ID), UserID: b64url(c.User.ID),
-					UserName: c.User.Name, UserDisplayName: c.User.DisplayName,
-					Algorithm: coseAlgorithm(c.PublicKey), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
+			return d.withCredentialManager(cmd, func(ctx context.Context, m *client.CredMgmt) error {
+				existing, remaining, err := m.Metadata(ctx)
+				if err != nil {
+					return ctapError(err)
+				}
+				var creds []client.Credential
+				if rp != "" {
+					h := client.ClientDataHash([]byte(rp)) // SHA-256 of the RP ID
+					creds, err = m.Credentials(ctx, client.RP{ID: rp, IDHash: h})
+				} else {
+					creds, err = m.All(ctx)
+				}
+				if err != nil {
+					return ctapError(err)
+				}
+				out := credsListJSON{Existing: existing, Remaining: remaining, Credentials: []credentialJSON{}}
+				for _, c := range creds {
+					out.Credentials = append(out.Credentials, credentialJSON{
+						RPID: c.RPID, CredentialID: b64url(c.ID), UserID: b64url(c.User.ID),
+						UserName: c.User.Name, UserDisplayName: c.User.DisplayName,
+						Algorithm: coseAlgorithm(c.PublicKey), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
+					})
+				}
+				w := cmd.OutOrStdout()
+				return d.print(w, out, func() error {
+					if len(out.Credentials) == 0 {
+						fmt.Fprintf(w, "no passkeys (room for %d)\n", remaining)
+						return nil
+					}
+					t := newTable(w, "RP", "USER", "DISPLAY NAME", "ALG", "PROTECT", "CREDENTIAL ID")
+					for _, c := range out.Credentials {
+						t.row(c.RPID, c.UserName, c.UserDisplayName, c.Algorithm, strconv.FormatUint(c.CredProtect, 10), c.CredentialID)
+					}
+					if err := t.flush(); err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "%d passkeys, room for %d more\n", existing, remaining)
+					return nil
 				})
-			}
-			w := cmd.OutOrStdout()
-			if d.json {
-				return printJSON(w, out)
-			}
-			if len(out.Credentials) == 0 {
-				fmt.Fprintf(w, "no passkeys (room for %d)\n", remaining)
-				return nil
-			}
-			t := newTable(w, "RP", "USER", "DISPLAY NAME", "ALG", "PROTECT", "CREDENTIAL ID")
-			for _, c := range out.Credentials {
-				t.row(c.RPID, c.UserName, c.UserDisplayName, c.Algorithm, strconv.FormatUint(c.CredProtect, 10), c.CredentialID)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "%d passkeys, room for %d more\n", existing, remaining)
-			return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, true)
@@ -161,25 +168,16 @@ func newCredsDeleteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			m, _, err := s.credentialManager(ctx, 0)
-			if err != nil {
-				return err
-			}
-			if err := m.Delete(ctx, id); err != nil {
-				if errors.Is(err, ctap2.ErrNoCredentials) {
-					return fmt.Errorf("no passkey with ID %s on this key", b64url(id))
+			return d.withCredentialManager(cmd, func(ctx context.Context, m *client.CredMgmt) error {
+				if err := m.Delete(ctx, id); err != nil {
+					if errors.Is(err, ctap2.ErrNoCredentials) {
+						return noPasskey(id)
+					}
+					return ctapError(err)
 				}
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: deleted %s\n", b64url(id))
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: deleted %s\n", b64url(id))
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)
@@ -201,33 +199,24 @@ func newCredsUpdateCommand() *cobra.Command {
 			if !cmd.Flags().Changed("name") && !cmd.Flags().Changed("display-name") {
 				return usageError("nothing to change: give --name and/or --display-name")
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			m, _, err := s.credentialManager(ctx, 0)
-			if err != nil {
-				return err
-			}
-			c, err := findCredential(ctx, m, id)
-			if err != nil {
-				return err
-			}
-			user := c.User
-			if cmd.Flags().Changed("name") {
-				user.Name = name
-			}
-			if cmd.Flags().Changed("display-name") {
-				user.DisplayName = displayName
-			}
-			if err := m.UpdateUser(ctx, id, user); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: updated %s\n", b64url(id))
-			return nil
+			return d.withCredentialManager(cmd, func(ctx context.Context, m *client.CredMgmt) error {
+				c, err := findCredential(ctx, m, id)
+				if err != nil {
+					return err
+				}
+				user := c.User
+				if cmd.Flags().Changed("name") {
+					user.Name = name
+				}
+				if cmd.Flags().Changed("display-name") {
+					user.DisplayName = displayName
+				}
+				if err := m.UpdateUser(ctx, id, user); err != nil {
+					return ctapError(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: updated %s\n", b64url(id))
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)

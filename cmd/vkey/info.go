@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,52 +104,49 @@ func newInfoCommand() *cobra.Command {
 		Short: "Show what a key supports (authenticatorGetInfo)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			v := infoValue(s.t.Addr, s.info)
-			w := cmd.OutOrStdout()
-			if d.json {
-				return printJSON(w, v)
-			}
-			var opts []string
-			for k, on := range v.Options {
-				if on {
-					opts = append(opts, k)
-				} else {
-					opts = append(opts, k+"=false")
-				}
-			}
-			sort.Strings(opts)
-			remaining := "unknown"
-			if v.RemainingDiscoverableCredentials != nil {
-				remaining = strconv.FormatUint(*v.RemainingDiscoverableCredentials, 10)
-			}
-			t := newTable(w)
-			t.row("device:", v.Device)
-			t.row("versions:", strings.Join(v.Versions, ", "))
-			t.row("aaguid:", v.AAGUID)
-			t.row("extensions:", strings.Join(v.Extensions, ", "))
-			t.row("options:", strings.Join(opts, ", "))
-			t.row("algorithms:", strings.Join(v.Algorithms, ", "))
-			t.row("transports:", strings.Join(v.Transports, ", "))
-			t.row("PIN protocols:", joinUints(v.PinUvAuthProtocols))
-			t.row("min PIN length:", strconv.FormatUint(v.MinPINLength, 10))
-			t.row("force PIN change:", strconv.FormatBool(v.ForcePINChange))
-			t.row("max message size:", strconv.FormatUint(v.MaxMsgSize, 10))
-			t.row("max credential ID length:", strconv.FormatUint(v.MaxCredentialIDLength, 10))
-			t.row("max credentials in list:", strconv.FormatUint(v.MaxCredentialCountInList, 10))
-			t.row("large-blob array size:", strconv.FormatUint(v.MaxSerializedLargeBlobArray, 10))
-			t.row("max credBlob length:", strconv.FormatUint(v.MaxCredBlobLength, 10))
-			t.row("remaining passkeys:", remaining)
-			t.row("firmware version:", strconv.FormatUint(v.FirmwareVersion, 10))
-			return t.flush()
+			return d.withSession(cmd, func(_ context.Context, s *session) error {
+				v := infoValue(s.t.Addr, s.info)
+				w := cmd.OutOrStdout()
+				return d.print(w, v, func() error { return printInfo(w, v) })
+			})
 		},
 	}
 	d.addFlags(cmd, false, true)
 	return cmd
+}
+
+// printInfo prints `vkey info` for people.
+func printInfo(w io.Writer, v infoJSON) error {
+	var opts []string
+	for k, on := range v.Options {
+		if on {
+			opts = append(opts, k)
+		} else {
+			opts = append(opts, k+"=false")
+		}
+	}
+	sort.Strings(opts)
+	remaining := "unknown"
+	if v.RemainingDiscoverableCredentials != nil {
+		remaining = strconv.FormatUint(*v.RemainingDiscoverableCredentials, 10)
+	}
+	t := newTable(w)
+	t.row("device:", v.Device)
+	t.row("versions:", strings.Join(v.Versions, ", "))
+	t.row("aaguid:", v.AAGUID)
+	t.row("extensions:", strings.Join(v.Extensions, ", "))
+	t.row("options:", strings.Join(opts, ", "))
+	t.row("algorithms:", strings.Join(v.Algorithms, ", "))
+	t.row("transports:", strings.Join(v.Transports, ", "))
+	t.row("PIN protocols:", joinUints(v.PinUvAuthProtocols))
+	t.row("min PIN length:", strconv.FormatUint(v.MinPINLength, 10))
+	t.row("force PIN change:", strconv.FormatBool(v.ForcePINChange))
+	t.row("max message size:", strconv.FormatUint(v.MaxMsgSize, 10))
+	t.row("max credential ID length:", strconv.FormatUint(v.MaxCredentialIDLength, 10))
+	t.row("max credentials in list:", strconv.FormatUint(v.MaxCredentialCountInList, 10))
+	t.row("large-blob array size:", strconv.FormatUint(v.MaxSerializedLargeBlobArray, 10))
+	t.row("max credBlob length:", strconv.FormatUint(v.MaxCredBlobLength, 10))
+	t.row("remaining passkeys:", remaining)
+	t.row("firmware version:", strconv.FormatUint(v.FirmwareVersion, 10))
+	return t.flush()
 }

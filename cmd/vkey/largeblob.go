@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,7 @@ with the largeBlobKey extension. Needs the PIN.`,
 
 // largeBlobKey finds the largeBlobKey of credential id through credential
 // management.
-func largeBlobKey(cmd *cobra.Command, s *session, id []byte, perms ctap2.Permission) ([]byte, *client.Token, error) {
-	ctx := cmd.Context()
+func largeBlobKey(ctx context.Context, s *session, id []byte, perms ctap2.Permission) ([]byte, *client.Token, error) {
 	if !s.info.Options["largeBlobs"] {
 		return nil, nil, errors.New("this key does not support large blobs")
 	}
@@ -43,6 +43,14 @@ func largeBlobKey(cmd *cobra.Command, s *session, id []byte, perms ctap2.Permiss
 		return nil, nil, fmt.Errorf("the passkey %s has no largeBlobKey (it was made without the largeBlobKey extension)", b64url(id))
 	}
 	return c.LargeBlobKey, tok, nil
+}
+
+// noLargeBlob turns client.ErrNoLargeBlob into a sentence about passkey id.
+func noLargeBlob(id []byte, err error) error {
+	if errors.Is(err, client.ErrNoLargeBlob) {
+		return fmt.Errorf("the passkey %s has no large blob", b64url(id))
+	}
+	return ctapError(err)
 }
 
 // largeBlobJSON is `vkey largeblob get --json`.
@@ -63,36 +71,27 @@ func newLargeBlobGetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			cmd.SetContext(ctx)
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			key, _, err := largeBlobKey(cmd, s, id, 0)
-			if err != nil {
-				return err
-			}
-			blob, err := s.LargeBlob(ctx, key)
-			if errors.Is(err, client.ErrNoLargeBlob) {
-				return fmt.Errorf("the passkey %s has no large blob", b64url(id))
-			}
-			if err != nil {
-				return ctapError(err)
-			}
-			switch {
-			case d.json:
-				return printJSON(cmd.OutOrStdout(), largeBlobJSON{CredentialID: b64url(id), LargeBlob: b64url(blob)})
-			case out != "" && out != "-":
-				if err := os.WriteFile(out, blob, 0o600); err != nil {
-					return fmt.Errorf("writing the large blob: %w", err)
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				key, _, err := largeBlobKey(ctx, s, id, 0)
+				if err != nil {
+					return err
 				}
-				return nil
-			}
-			_, err = cmd.OutOrStdout().Write(blob)
-			return err
+				blob, err := s.LargeBlob(ctx, key)
+				if err != nil {
+					return noLargeBlob(id, err)
+				}
+				w := cmd.OutOrStdout()
+				return d.print(w, largeBlobJSON{CredentialID: b64url(id), LargeBlob: b64url(blob)}, func() error {
+					if out != "" && out != "-" {
+						if err := os.WriteFile(out, blob, 0o600); err != nil {
+							return fmt.Errorf("writing the large blob: %w", err)
+						}
+						return nil
+					}
+					_, err := w.Write(blob)
+					return err
+				})
+			})
 		},
 	}
 	d.addFlags(cmd, true, true)
@@ -120,23 +119,17 @@ func newLargeBlobSetCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("reading the blob: %w", err)
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			cmd.SetContext(ctx)
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			key, tok, err := largeBlobKey(cmd, s, id, ctap2.PermLargeBlobWrite)
-			if err != nil {
-				return err
-			}
-			if err := s.PutLargeBlob(ctx, tok, key, data); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: stored %d bytes with %s\n", len(data), b64url(id))
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				key, tok, err := largeBlobKey(ctx, s, id, ctap2.PermLargeBlobWrite)
+				if err != nil {
+					return err
+				}
+				if err := s.PutLargeBlob(ctx, tok, key, data); err != nil {
+					return ctapError(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: stored %d bytes with %s\n", len(data), b64url(id))
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)
@@ -154,27 +147,17 @@ func newLargeBlobDeleteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			cmd.SetContext(ctx)
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			key, tok, err := largeBlobKey(cmd, s, id, ctap2.PermLargeBlobWrite)
-			if err != nil {
-				return err
-			}
-			err = s.DeleteLargeBlob(ctx, tok, key)
-			if errors.Is(err, client.ErrNoLargeBlob) {
-				return fmt.Errorf("the passkey %s has no large blob", b64url(id))
-			}
-			if err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: deleted the large blob of %s\n", b64url(id))
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				key, tok, err := largeBlobKey(ctx, s, id, ctap2.PermLargeBlobWrite)
+				if err != nil {
+					return err
+				}
+				if err := s.DeleteLargeBlob(ctx, tok, key); err != nil {
+					return noLargeBlob(id, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: deleted the large blob of %s\n", b64url(id))
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)

@@ -158,6 +158,28 @@ func (d *deviceOptions) open(ctx context.Context) (*session, error) {
 
 func (s *session) Close() error { return s.conn.Close() }
 
+// withSession is the frame of every command that talks to a key: it bounds
+// cmd by --timeout, opens the device, runs fn on it and closes it.
+func (d *deviceOptions) withSession(cmd *cobra.Command, fn func(ctx context.Context, s *session) error) error {
+	ctx, cancel := d.withTimeout(cmd.Context())
+	defer cancel()
+	s, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(ctx, s)
+}
+
+// print writes v as JSON under --json, and otherwise calls text, which
+// prints it for people.
+func (d *deviceOptions) print(w io.Writer, v any, text func() error) error {
+	if d.json {
+		return printJSON(w, v)
+	}
+	return text()
+}
+
 // protocol is the PIN/UV auth protocol to use: the key's first choice
 // among those we speak (CTAP 2.1 section 6.5.5.1).
 func (s *session) protocol() uint64 {

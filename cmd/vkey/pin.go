@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,17 @@ without echo, or from --pin-file / VKEY_PIN (the current PIN) and
 	return cmd
 }
 
+// addNewPINFlag adds --new-pin-file, read by readNewPIN.
+func addNewPINFlag(cmd *cobra.Command, file *string) {
+	cmd.Flags().StringVar(file, "new-pin-file", "", "read the new PIN from this file (or set VKEY_NEW_PIN)")
+}
+
+// readNewPIN reads a new PIN from --new-pin-file, VKEY_NEW_PIN or, twice,
+// the terminal.
+func readNewPIN(file string) (string, error) {
+	return readNewSecret(file, "VKEY_NEW_PIN", "PIN")
+}
+
 func newPINSetCommand() *cobra.Command {
 	d := &deviceOptions{}
 	var newFile string
@@ -26,29 +38,24 @@ func newPINSetCommand() *cobra.Command {
 		Short: "Set the first PIN of a key that has none",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if s.pinSet() {
-				return fmt.Errorf("this key has a PIN already; use `vkey pin change`")
-			}
-			pin, err := readNewSecret(newFile, "VKEY_NEW_PIN", "PIN")
-			if err != nil {
-				return err
-			}
-			if err := s.SetPIN(ctx, s.protocol(), pin); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN set")
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if s.pinSet() {
+					return fmt.Errorf("this key has a PIN already; use `vkey pin change`")
+				}
+				pin, err := readNewPIN(newFile)
+				if err != nil {
+					return err
+				}
+				if err := s.SetPIN(ctx, s.protocol(), pin); err != nil {
+					return ctapError(err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN set")
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, false, false)
-	cmd.Flags().StringVar(&newFile, "new-pin-file", "", "read the new PIN from this file (or set VKEY_NEW_PIN)")
+	addNewPINFlag(cmd, &newFile)
 	return cmd
 }
 
@@ -60,33 +67,28 @@ func newPINChangeCommand() *cobra.Command {
 		Short: "Change the PIN",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if !s.pinSet() {
-				return fmt.Errorf("this key has no PIN yet; use `vkey pin set`")
-			}
-			old, err := readPIN(d.pinFile, "VKEY_PIN", "Current PIN: ")
-			if err != nil {
-				return err
-			}
-			pin, err := readNewSecret(newFile, "VKEY_NEW_PIN", "PIN")
-			if err != nil {
-				return err
-			}
-			if err := s.ChangePIN(ctx, s.protocol(), old, pin); err != nil {
-				return ctapError(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN changed")
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if !s.pinSet() {
+					return fmt.Errorf("this key has no PIN yet; use `vkey pin set`")
+				}
+				old, err := readPIN(d.pinFile, "VKEY_PIN", "Current PIN: ")
+				if err != nil {
+					return err
+				}
+				pin, err := readNewPIN(newFile)
+				if err != nil {
+					return err
+				}
+				if err := s.ChangePIN(ctx, s.protocol(), old, pin); err != nil {
+					return ctapError(err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN changed")
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, true, false)
-	cmd.Flags().StringVar(&newFile, "new-pin-file", "", "read the new PIN from this file (or set VKEY_NEW_PIN)")
+	addNewPINFlag(cmd, &newFile)
 	return cmd
 }
 
@@ -103,27 +105,22 @@ func newPINRetriesCommand() *cobra.Command {
 		Short: "Show how many PIN attempts are left before the PIN blocks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			n, err := s.PINRetries(ctx)
-			if err != nil {
-				return ctapError(err)
-			}
-			v := retriesJSON{PINSet: s.pinSet(), Retries: n}
-			if d.json {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			if !v.PINSet {
-				fmt.Fprintf(cmd.OutOrStdout(), "no PIN set (%d attempts once set)\n", n)
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d PIN attempts left\n", n)
-			return nil
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				n, err := s.PINRetries(ctx)
+				if err != nil {
+					return ctapError(err)
+				}
+				v := retriesJSON{PINSet: s.pinSet(), Retries: n}
+				w := cmd.OutOrStdout()
+				return d.print(w, v, func() error {
+					if !v.PINSet {
+						fmt.Fprintf(w, "no PIN set (%d attempts once set)\n", n)
+						return nil
+					}
+					fmt.Fprintf(w, "%d PIN attempts left\n", n)
+					return nil
+				})
+			})
 		},
 	}
 	d.addFlags(cmd, false, true)

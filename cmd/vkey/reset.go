@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -37,27 +38,22 @@ back in, then run this command and touch the key within 10 seconds.`,
 					return errors.New("not reset")
 				}
 			}
-			ctx, cancel := d.withTimeout(cmd.Context())
-			defer cancel()
-			s, err := d.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if s.t.VKey != "" {
-				if err := control.NewUnixClient(s.t.VKey).PowerCycle(ctx); err != nil {
-					return fmt.Errorf("power cycling the vkey before the reset: %w", err)
+			return d.withSession(cmd, func(ctx context.Context, s *session) error {
+				if s.t.VKey != "" {
+					if err := control.NewUnixClient(s.t.VKey).PowerCycle(ctx); err != nil {
+						return fmt.Errorf("power cycling the vkey before the reset: %w", err)
+					}
 				}
-			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "vkey: touch the key to confirm the reset")
-			if err := s.Reset(ctx); err != nil {
-				if errors.Is(err, ctap2.ErrNotAllowed) {
-					return errors.New("the key refused: a reset is allowed only within 10 seconds of plugging it in; replug it and try again at once")
+				fmt.Fprintln(cmd.ErrOrStderr(), "vkey: touch the key to confirm the reset")
+				if err := s.Reset(ctx); err != nil {
+					if errors.Is(err, ctap2.ErrNotAllowed) {
+						return errors.New("the key refused: a reset is allowed only within 10 seconds of plugging it in; replug it and try again at once")
+					}
+					return ctapError(err)
 				}
-				return ctapError(err)
-			}
-			fmt.Fprintln(out, "vkey: the key is reset")
-			return nil
+				fmt.Fprintln(out, "vkey: the key is reset")
+				return nil
+			})
 		},
 	}
 	d.addFlags(cmd, false, false)
