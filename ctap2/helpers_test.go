@@ -1,6 +1,7 @@
 package ctap2_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -117,3 +118,5 @@ func wantStatus(t testing.TB, err error, want ctap2.Status) {
 }
 
 func smallStore() keystore.Store { return keystore.NewMemory(2) }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

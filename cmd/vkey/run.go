@@ -241,7 +241,7 @@ func (o *runOptions) openTPM(stderr io.Writer) (*tpm.TPM, error) {
 		return t, nil
 	}
 	if o.keys == "tpm" {
-		return nil, err
+		return nil, fmt.Errorf("%w; use --keys software, or a software TPM with --tpm swtpm:SOCKET", err)
 	}
 	if !errors.Is(err, tpm.ErrNoTPM) {
 		fmt.Fprintf(stderr, "vkey: not using the TPM (%v); device-bound keys are software keys\n", err)
@@ -325,6 +325,9 @@ func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (hid.P
 		return p, p.Path(), nil
 	default:
 		p, err := hid.ListenUDP(o.udpAddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, "", fmt.Errorf("UDP address %s is already in use (another vkey, or a firmware simulator?): stop it, or choose another address with --udp-addr", o.udpAddr)
+		}
 		if err != nil {
 			return nil, "", err
 		}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EUserErrors: what a user can get wrong ends in one sentence that
+// says what to do, and a non-zero exit status.
+func TestE2EUserErrors(t *testing.T) {
+	k := startKey(t, "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto")
+	addr := strings.TrimPrefix(k.Where, "udp:")
+	cases := []struct {
+		name   string
+		skip   string // a path whose existence makes the case moot
+		args   []string
+		status int
+		want   string
+	}{
+		{name: "port in use", args: []string{"run", "--ephemeral", "--transport", "udp", "--udp-addr", addr, "--name", "second"}, status: exitError, want: "--udp-addr"},
+		{name: "no uhid", skip: "/dev/uhid", args: []string{"run", "--ephemeral", "--transport", "uhid"}, status: exitError, want: "sudo modprobe uhid"},
+		{name: "no TPM", skip: "/dev/tpmrm0", args: []string{"run", "--ephemeral", "--keys", "tpm", "--transport", "udp", "--udp-addr", "127.0.0.1:0"}, status: exitError, want: "--keys software"},
+		{name: "unknown transport", args: []string{"run", "--transport", "usb3"}, status: exitUsage, want: "want auto, uhid, pty or udp"},
+		{name: "unknown flag", args: []string{"run", "--colour"}, status: exitUsage, want: "unknown flag"},
+		{name: "unknown uv", args: []string{"run", "--uv", "retina"}, status: exitUsage, want: "want none or builtin"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip != "" {
+				if _, err := os.Stat(tc.skip); err == nil {
+					t.Skipf("%s exists on this machine", tc.skip)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, e2eBinary(t), tc.args...)
+			cmd.Env = k.Env
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.status {
+				t.Fatalf("exit %v, want status %d\n%s", err, tc.status, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "vkey: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("error %q, want one line naming %q", last, tc.want)
+			}
+		})
+	}
+}
+
+// TestDoctorAndUdevRules: doctor prints a fix for every failed check; the
+// udev rules cover /dev/uhid and FIDO hidraw nodes for the logged-in user.
+func TestDoctorAndUdevRules(t *testing.T) {
+	var b strings.Builder
+	problems := doctor(&b)
+	out := b.String()
+	if strings.Count(out, "FAIL") != problems || strings.Count(out, "fix: ") != problems {
+		t.Errorf("%d problems, output:\n%s", problems, out)
+	}
+	for _, check := range []string{"uhid kernel module", "/dev/uhid writable", "FIDO hidraw nodes", "TPM 2.0"} {
+		if !strings.Contains(out, check) {
+			t.Errorf("doctor does not check %q:\n%s", check, out)
+		}
+	}
+	if _, err := os.Stat("/dev/uhid"); err != nil && !strings.Contains(out, "sudo modprobe uhid") {
+		t.Errorf("without /dev/uhid doctor must say how to load it:\n%s", out)
+	}
+	for _, want := range []string{`KERNEL=="uhid"`, `TAG+="uaccess"`, `KERNEL=="hidraw*"`, "06d0f1"} {
+		if !strings.Contains(udevRules, want) {
+			t.Errorf("udev rules lack %s", want)
+		}
+	}
+	if !isFIDODescriptor([]byte{0x06, 0xd0, 0xf1, 0x09, 0x01}) || isFIDODescriptor([]byte{0x05, 0x01, 0x09, 0x06}) {
+		t.Error("FIDO report descriptor detection")
+	}
+}
