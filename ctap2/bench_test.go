@@ -93,4 +93,48 @@ func reportRatio(b *testing.B, name string, measured time.Duration, baseName str
 	}
 }
 
-var _ keystore.Store = keystore.NewMemory(0)
+// BenchmarkGetAssertionFileStore measures getAssertion (a discoverable
+// credential, through its allowList) on the persistent, encrypted file
+// store against the in-memory store, interleaved in one run; the goal is a
+// throughput ratio (file/memory) of at least 0.80.
+func BenchmarkGetAssertionFileStore(b *testing.B) {
+	file, err := keystore.OpenFile(b.TempDir(), keystore.FileOptions{MasterKey: make([]byte, 32)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer file.Close()
+	ctx := context.Background()
+	setup := func(store keystore.Store) (*testKey, []byte) {
+		k := newKey(b, func(o *ctap2.Options) { o.Store = store; o.Presence = ctap2.AutoPresence{} })
+		att, err := k.c.MakeCredential(ctx, mcRequest(b, "example.com", []byte{1}, true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, _ := att.CredentialID()
+		return k, append([]byte{ctap2.CmdGetAssertion}, mustCBOR(b, &ctap2.GetAssertionRequest{
+			RPID: "example.com", ClientDataHash: make([]byte, 32),
+			AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}},
+		})...)
+	}
+	mem, memMsg := setup(keystore.NewMemory(0))
+	fk, fileMsg := setup(file)
+	var onMem, onFile time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if out := mem.a.HandleCBOR(ctx, memMsg); out[0] != 0 {
+			b.Fatalf("memory: %v", ctap2.Status(out[0]))
+		}
+		t1 := time.Now()
+		if out := fk.a.HandleCBOR(ctx, fileMsg); out[0] != 0 {
+			b.Fatalf("file: %v", ctap2.Status(out[0]))
+		}
+		t2 := time.Now()
+		onMem += t1.Sub(t0)
+		onFile += t2.Sub(t1)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(onMem.Nanoseconds())/float64(b.N), "memory-ns/op")
+	b.ReportMetric(float64(onFile.Nanoseconds())/float64(b.N), "file-ns/op")
+	b.ReportMetric(float64(onMem)/float64(onFile), "throughput-ratio")
+}
