@@ -54,61 +54,123 @@ func padPIN(pin string) ([]byte, error) {
 	return padded, nil
 }
 
-// SetPIN sets the first PIN with PIN/UV auth protocol version.
-func (c *Client) SetPIN(ctx context.Context, version uint64, pin string) error {
+// pinExchange is a shared secret agreed with the authenticator under one
+// PIN/UV auth protocol (getKeyAgreement, CTAP 2.1 section 6.5.5.4): how
+// every clientPIN subcommand that carries a secret starts.
+type pinExchange struct {
+	version uint64
+	proto   ctap2.PINProtocol
+	ka      *ctap2.COSEKeyAgreement // the platform's key, sent with the request
+	shared  []byte
+}
+
+// newPINExchange looks up protocol version; agree then does the round trip.
+func newPINExchange(version uint64) (*pinExchange, error) {
 	proto, err := protocol(version)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return &pinExchange{version: version, proto: proto}, nil
+}
+
+// agree runs getKeyAgreement with the authenticator.
+func (x *pinExchange) agree(ctx context.Context, c *Client) error {
+	var err error
+	x.ka, x.shared, err = c.keyAgreement(ctx, x.proto)
+	return err
+}
+
+// exchange is newPINExchange then agree.
+func (c *Client) exchange(ctx context.Context, version uint64) (*pinExchange, error) {
+	x, err := newPINExchange(version)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.agree(ctx, c); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// request is a clientPIN request for subCommand carrying the key agreement.
+func (x *pinExchange) request(subCommand uint64) pinRequest {
+	return pinRequest{Protocol: x.version, SubCommand: subCommand, KeyAgreement: x.ka}
+}
+
+// encrypt encrypts plaintext under the shared secret.
+func (x *pinExchange) encrypt(plaintext []byte) ([]byte, error) {
+	return x.proto.Encrypt(x.shared, plaintext)
+}
+
+// authenticate is the pinUvAuthParam of message under the shared secret.
+func (x *pinExchange) authenticate(message []byte) []byte {
+	return x.proto.Authenticate(x.shared, message)
+}
+
+// pinHashEnc is LEFT(SHA-256(pin), 16) encrypted (CTAP 2.1 section 6.5.5.5).
+func (x *pinExchange) pinHashEnc(pin string) ([]byte, error) {
+	h := sha256.Sum256([]byte(pin))
+	return x.encrypt(h[:16])
+}
+
+// token decrypts the pinUvAuthToken of a getPinToken-style response.
+func (x *pinExchange) token(resp *pinResponse) (*Token, error) {
+	token, err := x.proto.Decrypt(x.shared, resp.PinUvAuthToken)
+	if err != nil {
+		return nil, err
+	}
+	return &Token{Protocol: x.proto, Value: token}, nil
+}
+
+// startNewPIN begins setPIN or changePIN: it checks and pads pin before the
+// key agreement round trip, then encrypts it (newPinEnc).
+func (c *Client) startNewPIN(ctx context.Context, version uint64, pin string) (*pinExchange, []byte, error) {
+	x, err := newPINExchange(version)
+	if err != nil {
+		return nil, nil, err
 	}
 	padded, err := padPIN(pin)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	ka, shared, err := c.keyAgreement(ctx, proto)
+	if err := x.agree(ctx, c); err != nil {
+		return nil, nil, err
+	}
+	newPinEnc, err := x.encrypt(padded)
+	if err != nil {
+		return nil, nil, err
+	}
+	return x, newPinEnc, nil
+}
+
+// SetPIN sets the first PIN with PIN/UV auth protocol version.
+func (c *Client) SetPIN(ctx context.Context, version uint64, pin string) error {
+	x, newPinEnc, err := c.startNewPIN(ctx, version, pin)
 	if err != nil {
 		return err
 	}
-	newPinEnc, err := proto.Encrypt(shared, padded)
-	if err != nil {
-		return err
-	}
-	req := pinRequest{Protocol: version, SubCommand: 3, KeyAgreement: ka, NewPinEnc: newPinEnc,
-		PinUvAuthParam: proto.Authenticate(shared, newPinEnc)}
+	req := x.request(3)
+	req.NewPinEnc = newPinEnc
+	req.PinUvAuthParam = x.authenticate(newPinEnc)
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, nil); err != nil {
 		return fmt.Errorf("setPIN: %w", err)
 	}
 	return nil
 }
 
-func pinHashEnc(proto ctap2.PINProtocol, shared []byte, pin string) ([]byte, error) {
-	h := sha256.Sum256([]byte(pin))
-	return proto.Encrypt(shared, h[:16])
-}
-
 // ChangePIN changes the PIN from old to pin.
 func (c *Client) ChangePIN(ctx context.Context, version uint64, old, pin string) error {
-	proto, err := protocol(version)
+	x, newPinEnc, err := c.startNewPIN(ctx, version, pin)
 	if err != nil {
 		return err
 	}
-	padded, err := padPIN(pin)
+	hashEnc, err := x.pinHashEnc(old)
 	if err != nil {
 		return err
 	}
-	ka, shared, err := c.keyAgreement(ctx, proto)
-	if err != nil {
-		return err
-	}
-	newPinEnc, err := proto.Encrypt(shared, padded)
-	if err != nil {
-		return err
-	}
-	hashEnc, err := pinHashEnc(proto, shared, old)
-	if err != nil {
-		return err
-	}
-	req := pinRequest{Protocol: version, SubCommand: 4, KeyAgreement: ka, NewPinEnc: newPinEnc, PinHashEnc: hashEnc,
-		PinUvAuthParam: proto.Authenticate(shared, append(append([]byte(nil), newPinEnc...), hashEnc...))}
+	req := x.request(4)
+	req.NewPinEnc, req.PinHashEnc = newPinEnc, hashEnc
+	req.PinUvAuthParam = x.authenticate(append(append([]byte(nil), newPinEnc...), hashEnc...))
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, nil); err != nil {
 		return fmt.Errorf("changePIN: %w", err)
 	}
@@ -134,19 +196,16 @@ func (t *Token) Version() *uint64 {
 // empty, bound to rpID) by getPinUvAuthTokenUsingPinWithPermissions; with
 // zero permissions it uses the CTAP 2.0 getPinToken.
 func (c *Client) PINToken(ctx context.Context, version uint64, pin string, perms ctap2.Permission, rpID string) (*Token, error) {
-	proto, err := protocol(version)
+	x, err := c.exchange(ctx, version)
 	if err != nil {
 		return nil, err
 	}
-	ka, shared, err := c.keyAgreement(ctx, proto)
+	hashEnc, err := x.pinHashEnc(pin)
 	if err != nil {
 		return nil, err
 	}
-	hashEnc, err := pinHashEnc(proto, shared, pin)
-	if err != nil {
-		return nil, err
-	}
-	req := pinRequest{Protocol: version, SubCommand: 9, KeyAgreement: ka, PinHashEnc: hashEnc, Permissions: uint64(perms), RPID: rpID}
+	req := x.request(9)
+	req.PinHashEnc, req.Permissions, req.RPID = hashEnc, uint64(perms), rpID
 	if perms == 0 {
 		req.SubCommand = 5
 	}
@@ -154,11 +213,11 @@ func (c *Client) PINToken(ctx context.Context, version uint64, pin string, perms
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
 		return nil, fmt.Errorf("getting a PIN token: %w", err)
 	}
-	token, err := proto.Decrypt(shared, resp.PinUvAuthToken)
+	tok, err := x.token(&resp)
 	if err != nil {
 		return nil, fmt.Errorf("decrypting PIN token: %w", err)
 	}
-	return &Token{Protocol: proto, Value: token}, nil
+	return tok, nil
 }
 
 // HMACSecret is a prepared hmac-secret extension input and what is needed
@@ -171,11 +230,7 @@ type HMACSecret struct {
 
 // NewHMACSecret prepares the hmac-secret input for one or two 32-byte salts.
 func (c *Client) NewHMACSecret(ctx context.Context, version uint64, salts ...[]byte) (*HMACSecret, error) {
-	proto, err := protocol(version)
-	if err != nil {
-		return nil, err
-	}
-	ka, shared, err := c.keyAgreement(ctx, proto)
+	x, err := c.exchange(ctx, version)
 	if err != nil {
 		return nil, err
 	}
@@ -183,15 +238,15 @@ func (c *Client) NewHMACSecret(ctx context.Context, version uint64, salts ...[]b
 	for _, s := range salts {
 		all = append(all, s...)
 	}
-	saltEnc, err := proto.Encrypt(shared, all)
+	saltEnc, err := x.encrypt(all)
 	if err != nil {
 		return nil, err
 	}
-	in := map[int]any{1: ka, 2: saltEnc, 3: proto.Authenticate(shared, saltEnc)}
+	in := map[int]any{1: x.ka, 2: saltEnc, 3: x.authenticate(saltEnc)}
 	if version != 1 {
 		in[4] = version
 	}
-	return &HMACSecret{Input: map[string]any{"hmac-secret": in}, proto: proto, shared: shared}, nil
+	return &HMACSecret{Input: map[string]any{"hmac-secret": in}, proto: x.proto, shared: x.shared}, nil
 }
 
 // Output decrypts the hmac-secret extension output.
@@ -201,22 +256,19 @@ func (h *HMACSecret) Output(enc []byte) ([]byte, error) { return h.proto.Decrypt
 // verification (getPinUvAuthTokenUsingUvWithPermissions, CTAP 2.1 section
 // 6.5.5.7.3).
 func (c *Client) UVToken(ctx context.Context, version uint64, perms ctap2.Permission, rpID string) (*Token, error) {
-	proto, err := protocol(version)
+	x, err := c.exchange(ctx, version)
 	if err != nil {
 		return nil, err
 	}
-	ka, shared, err := c.keyAgreement(ctx, proto)
-	if err != nil {
-		return nil, err
-	}
-	req := pinRequest{Protocol: version, SubCommand: 6, KeyAgreement: ka, Permissions: uint64(perms), RPID: rpID}
+	req := x.request(6)
+	req.Permissions, req.RPID = uint64(perms), rpID
 	var resp pinResponse
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
 		return nil, fmt.Errorf("getting a token by built-in user verification: %w", err)
 	}
-	token, err := proto.Decrypt(shared, resp.PinUvAuthToken)
+	tok, err := x.token(&resp)
 	if err != nil {
 		return nil, fmt.Errorf("decrypting the token: %w", err)
 	}
-	return &Token{Protocol: proto, Value: token}, nil
+	return tok, nil
 }
