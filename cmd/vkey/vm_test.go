@@ -94,6 +94,19 @@ timeout 30 fido2-assert -G -p -i /tmp/assert_param /dev/hidraw0 |
 	timeout 10 fido2-assert -V -p /tmp/pub.pem es256 || fail 17 "fido2-assert -G | fido2-assert -V"
 echo "vmtest: assertion verified"
 
+# OpenSSH finds the key by enumerating USB hidraw devices, as it would a
+# hardware key, then signs and verifies a message with it.
+export SSH_SK_HELPER=/bin/ssh-sk-helper
+echo hello > /tmp/msg
+for t in ecdsa-sk ed25519-sk; do
+	timeout 30 ssh-keygen -q -t $t -N '' -f /tmp/id_$t </dev/null || fail 19 "ssh-keygen -t $t"
+	timeout 30 ssh-keygen -q -Y sign -n file -f /tmp/id_$t /tmp/msg </dev/null || fail 20 "ssh-keygen -Y sign ($t)"
+	echo "vmtest@vkey $(cat /tmp/id_$t.pub)" > /tmp/allowed
+	timeout 10 ssh-keygen -Y verify -f /tmp/allowed -I vmtest@vkey -n file -s /tmp/msg.sig < /tmp/msg || fail 21 "ssh-keygen -Y verify ($t)"
+	rm -f /tmp/msg.sig
+	echo "vmtest: ssh $t signature verified"
+done
+
 kill $pid
 i=0
 while [ -e /dev/hidraw0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
@@ -113,6 +126,12 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 		p, err := exec.LookPath(name)
 		if err != nil {
 			t.Skipf("skipping the VM test: %s not found (install fido2-tools)", name)
+		}
+		tools = append(tools, p)
+	}
+	for _, p := range []string{"/usr/bin/ssh-keygen", "/usr/lib/openssh/ssh-sk-helper"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("skipping the VM test: %s not found (install openssh-client)", p)
 		}
 		tools = append(tools, p)
 	}
@@ -158,6 +177,9 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 			// fido2-cred -M input: client data hash, rp id, user name, user id.
 			"etc/vkey/cred_param": []byte(random(32) + "\nexample.org\nalice\n" + random(16) + "\n"),
 			"etc/vkey/assert_cdh": []byte(random(32) + "\n"),
+			// ssh-keygen wants to know who runs it.
+			"etc/passwd": []byte("root:x:0:0:root:/root:/bin/sh\n"),
+			"etc/group":  []byte("root:x:0:\n"),
 		},
 	})
 	vmtest.Skip(t, err)
@@ -173,7 +195,7 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 	if res.ExitCode != 0 {
 		t.Fatalf("guest failed with exit code %d:\n%s", res.ExitCode, res.Console)
 	}
-	for _, want := range []string{"vmtest: registered credential", "vmtest: assertion verified"} {
+	for _, want := range []string{"vmtest: registered credential", "vmtest: assertion verified", "vmtest: ssh ecdsa-sk signature verified", "vmtest: ssh ed25519-sk signature verified"} {
 		if !strings.Contains(res.Console, want) {
 			t.Fatalf("guest console lacks %q:\n%s", want, res.Console)
 		}
