@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/ctap2/client"
 )
 
 // TestLargeBlobFragments writes a serialized array larger than one message
@@ -16,14 +15,14 @@ import (
 func TestLargeBlobFragments(t *testing.T) {
 	ctx := context.Background()
 	k := newKey(t)
-	entry, err := client.SealLargeBlob(bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte("x"), 10))
+	entry, err := ctap2.SealLargeBlob(bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte("x"), 10))
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := make([]byte, 2000)
 	rand.Read(big)
 	entry.Ciphertext = append(entry.Ciphertext, big...)
-	arr, err := client.EncodeLargeBlobArray([]client.LargeBlobEntry{entry})
+	arr, err := ctap2.EncodeLargeBlobArray([]ctap2.LargeBlobEntry{entry})
 	if err != nil {
 		t.Fatal(err)
 	}

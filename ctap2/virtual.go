@@ -1,18 +1,11 @@
 package ctap2
 
 import (
-	"bytes"
-	"compress/flate"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -224,7 +217,7 @@ func (a *Authenticator) VirtualCredential(id []byte) (VirtualCredential, error) 
 	return a.virtualLocked(c, blobs)
 }
 
-func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []largeBlobEntry) (VirtualCredential, error) {
+func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobEntry) (VirtualCredential, error) {
 	n, err := a.store.SignCount(c.ID)
 	if err != nil {
 		return VirtualCredential{}, fmt.Errorf("reading the signature counter: %w", err)
@@ -240,7 +233,7 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []largeBlobE
 	}
 	if c.LargeBlobKey != nil {
 		for _, e := range blobs {
-			if b, ok := e.open(c.LargeBlobKey); ok {
+			if b, ok := e.Open(c.LargeBlobKey); ok {
 				v.LargeBlob = b
 				break
 			}
@@ -318,77 +311,15 @@ func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be
 	return nil
 }
 
-// largeBlobEntry is one element of the large-blob array (CTAP 2.1 section
-// 6.10.3): a blob compressed with DEFLATE and encrypted with AES-256-GCM
-// under a credential's largeBlobKey.
-type largeBlobEntry struct {
-	Ciphertext []byte `cbor:"1,keyasint"`
-	Nonce      []byte `cbor:"2,keyasint"`
-	OrigSize   uint64 `cbor:"3,keyasint"`
-}
-
-// largeBlobAD is the associated data of an entry: "blob" || uint64LE(origSize).
-func largeBlobAD(origSize uint64) []byte {
-	return binary.LittleEndian.AppendUint64([]byte("blob"), origSize)
-}
-
-// maxLargeBlobOrigSize bounds decompression (the whole array is at most
-// maxSerializedLargeBlobArray; DEFLATE expands at most ~1032 times).
-const maxLargeBlobOrigSize = 1 << 20
-
-// open decrypts the entry with key; ok is false when it is not that key's.
-func (e largeBlobEntry) open(key []byte) ([]byte, bool) {
-	if len(e.Nonce) != 12 || e.OrigSize > maxLargeBlobOrigSize {
-		return nil, false
-	}
-	aead, err := largeBlobAEAD(key)
-	if err != nil {
-		return nil, false
-	}
-	compressed, err := aead.Open(nil, e.Nonce, e.Ciphertext, largeBlobAD(e.OrigSize))
-	if err != nil {
-		return nil, false
-	}
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), int64(e.OrigSize)+1))
-	if err != nil || uint64(len(out)) != e.OrigSize {
-		return nil, false
-	}
-	return out, true
-}
-
-func largeBlobAEAD(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("large blob key: %w", err)
-	}
-	return cipher.NewGCM(block)
-}
-
 // largeBlobEntries parses the stored large-blob array; an array that is
 // absent or fails its check is empty (CTAP 2.1 section 6.10.4: the
 // platform treats it so).
-func (a *Authenticator) largeBlobEntries() ([]largeBlobEntry, error) {
+func (a *Authenticator) largeBlobEntries() ([]LargeBlobEntry, error) {
 	arr, err := a.largeBlobArray()
 	if err != nil {
 		return nil, err
 	}
-	return parseLargeBlobArray(arr), nil
-}
-
-func parseLargeBlobArray(arr []byte) []largeBlobEntry {
-	if len(arr) < 17 {
-		return nil
-	}
-	body, check := arr[:len(arr)-16], arr[len(arr)-16:]
-	h := sha256.Sum256(body)
-	if !bytes.Equal(h[:16], check) {
-		return nil
-	}
-	var entries []largeBlobEntry
-	if err := Unmarshal(body, &entries); err != nil {
-		return nil
-	}
-	return entries
+	return ParseLargeBlobArray(arr), nil
 }
 
 // largeBlobArrayWith returns the serialized large-blob array with blob
@@ -398,33 +329,15 @@ func (a *Authenticator) largeBlobArrayWith(key, blob []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var compressed bytes.Buffer
-	w, err := flate.NewWriter(&compressed, flate.BestCompression)
-	if err != nil {
-		return nil, fmt.Errorf("compressing large blob: %w", err)
-	}
-	if _, err := w.Write(blob); err != nil {
-		return nil, fmt.Errorf("compressing large blob: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("compressing large blob: %w", err)
-	}
-	aead, err := largeBlobAEAD(key)
+	e, err := SealLargeBlob(key, blob)
 	if err != nil {
 		return nil, err
 	}
-	nonce := randomBytes(12)
-	size := uint64(len(blob))
-	entries = append(entries, largeBlobEntry{
-		Ciphertext: aead.Seal(nil, nonce, compressed.Bytes(), largeBlobAD(size)),
-		Nonce:      nonce, OrigSize: size,
-	})
-	body, err := Marshal(entries)
+	entries = append(entries, e)
+	out, err := EncodeLargeBlobArray(entries)
 	if err != nil {
-		return nil, fmt.Errorf("encoding large-blob array: %w", err)
+		return nil, err
 	}
-	h := sha256.Sum256(body)
-	out := append(body, h[:16]...)
 	if len(out) > maxSerializedLargeBlobArray {
 		return nil, fmt.Errorf("%w: the large-blob array would exceed %d bytes", ErrInvalidVirtualCredential, maxSerializedLargeBlobArray)
 	}

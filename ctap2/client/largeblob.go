@@ -1,17 +1,11 @@
 package client
 
 import (
-	"bytes"
-	"compress/flate"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/vkey-dev/vkey/ctap2"
 )
@@ -106,106 +100,6 @@ func (c *Client) WriteLargeBlobArray(ctx context.Context, tok *Token, arr []byte
 	return nil
 }
 
-// LargeBlobEntry is one element of the large-blob array (CTAP 2.1 section
-// 6.10.3).
-type LargeBlobEntry struct {
-	Ciphertext []byte `cbor:"1,keyasint"`
-	Nonce      []byte `cbor:"2,keyasint"`
-	OrigSize   uint64 `cbor:"3,keyasint"`
-}
-
-// ParseLargeBlobArray splits a serialized array into its entries. An array
-// whose check value is wrong is treated as empty, as CTAP 2.1 section
-// 6.10.4 tells platforms to.
-func ParseLargeBlobArray(arr []byte) []LargeBlobEntry {
-	if len(arr) < 17 {
-		return nil
-	}
-	body, check := arr[:len(arr)-16], arr[len(arr)-16:]
-	h := sha256.Sum256(body)
-	if !bytes.Equal(h[:16], check) {
-		return nil
-	}
-	var entries []LargeBlobEntry
-	if err := ctap2.Unmarshal(body, &entries); err != nil {
-		return nil
-	}
-	return entries
-}
-
-// EncodeLargeBlobArray serializes entries with their check value.
-func EncodeLargeBlobArray(entries []LargeBlobEntry) ([]byte, error) {
-	if entries == nil {
-		entries = []LargeBlobEntry{}
-	}
-	body, err := ctap2.Marshal(entries)
-	if err != nil {
-		return nil, fmt.Errorf("encoding large-blob array: %w", err)
-	}
-	h := sha256.Sum256(body)
-	return append(body, h[:16]...), nil
-}
-
-func largeBlobAD(size uint64) []byte {
-	return binary.LittleEndian.AppendUint64([]byte("blob"), size)
-}
-
-func largeBlobGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("largeBlobKey: %w", err)
-	}
-	return cipher.NewGCM(block)
-}
-
-// SealLargeBlob compresses data with DEFLATE and encrypts it under key.
-func SealLargeBlob(key, data []byte) (LargeBlobEntry, error) {
-	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestCompression)
-	if err != nil {
-		return LargeBlobEntry{}, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return LargeBlobEntry{}, err
-	}
-	if err := w.Close(); err != nil {
-		return LargeBlobEntry{}, err
-	}
-	aead, err := largeBlobGCM(key)
-	if err != nil {
-		return LargeBlobEntry{}, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return LargeBlobEntry{}, err
-	}
-	size := uint64(len(data))
-	return LargeBlobEntry{Ciphertext: aead.Seal(nil, nonce, buf.Bytes(), largeBlobAD(size)), Nonce: nonce, OrigSize: size}, nil
-}
-
-// maxOrigSize bounds what Open decompresses.
-const maxOrigSize = 1 << 24
-
-// Open decrypts the entry with key; ok is false when it is not key's.
-func (e LargeBlobEntry) Open(key []byte) (data []byte, ok bool) {
-	if len(e.Nonce) != 12 || e.OrigSize > maxOrigSize {
-		return nil, false
-	}
-	aead, err := largeBlobGCM(key)
-	if err != nil {
-		return nil, false
-	}
-	compressed, err := aead.Open(nil, e.Nonce, e.Ciphertext, largeBlobAD(e.OrigSize))
-	if err != nil {
-		return nil, false
-	}
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), int64(e.OrigSize)+1))
-	if err != nil || uint64(len(out)) != e.OrigSize {
-		return nil, false
-	}
-	return out, true
-}
-
 // LargeBlob returns the large blob stored for largeBlobKey key, or
 // ErrNoLargeBlob.
 func (c *Client) LargeBlob(ctx context.Context, key []byte) ([]byte, error) {
@@ -213,7 +107,7 @@ func (c *Client) LargeBlob(ctx context.Context, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range ParseLargeBlobArray(arr) {
+	for _, e := range ctap2.ParseLargeBlobArray(arr) {
 		if data, ok := e.Open(key); ok {
 			return data, nil
 		}
@@ -228,12 +122,12 @@ func (c *Client) PutLargeBlob(ctx context.Context, tok *Token, key, data []byte)
 	if err != nil {
 		return err
 	}
-	entries, _ := withoutKey(ParseLargeBlobArray(arr), key)
-	e, err := SealLargeBlob(key, data)
+	entries, _ := withoutKey(ctap2.ParseLargeBlobArray(arr), key)
+	e, err := ctap2.SealLargeBlob(key, data)
 	if err != nil {
 		return fmt.Errorf("sealing large blob: %w", err)
 	}
-	out, err := EncodeLargeBlobArray(append(entries, e))
+	out, err := ctap2.EncodeLargeBlobArray(append(entries, e))
 	if err != nil {
 		return err
 	}
@@ -247,18 +141,18 @@ func (c *Client) DeleteLargeBlob(ctx context.Context, tok *Token, key []byte) er
 	if err != nil {
 		return err
 	}
-	entries, found := withoutKey(ParseLargeBlobArray(arr), key)
+	entries, found := withoutKey(ctap2.ParseLargeBlobArray(arr), key)
 	if !found {
 		return ErrNoLargeBlob
 	}
-	out, err := EncodeLargeBlobArray(entries)
+	out, err := ctap2.EncodeLargeBlobArray(entries)
 	if err != nil {
 		return err
 	}
 	return c.WriteLargeBlobArray(ctx, tok, out)
 }
 
-func withoutKey(entries []LargeBlobEntry, key []byte) ([]LargeBlobEntry, bool) {
+func withoutKey(entries []ctap2.LargeBlobEntry, key []byte) ([]ctap2.LargeBlobEntry, bool) {
 	out := entries[:0:0]
 	found := false
 	for _, e := range entries {
