@@ -67,26 +67,9 @@ func credentialKeyTemplate() tpm2.TPMTPublic {
 // Being restricted, it only signs TPM-generated structures (TPMS_ATTEST),
 // which is what makes TPM2_Certify evidence (TPM 2.0 Part 1, section 25.2).
 func aikTemplate() tpm2.TPMTPublic {
-	return tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgECC,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM:            true,
-			FixedParent:         true,
-			SensitiveDataOrigin: true,
-			UserWithAuth:        true,
-			NoDA:                true,
-			Restricted:          true,
-			SignEncrypt:         true,
-		},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme:    eccSigScheme,
-			CurveID:   tpm2.TPMECCNistP256,
-			KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: eccP256Unique(),
-	}
+	t := credentialKeyTemplate()
+	t.ObjectAttributes.Restricted = true
+	return t
 }
 
 // KeyProvider returns the keystore.KeyProvider of TPM-resident ES256 keys.
