@@ -3,11 +3,12 @@ package ctap2
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // resetWindow is how long after power-up authenticatorReset is allowed
 // (CTAP 2.1 section 6.6: within 10 seconds).
-const resetWindow = 10 * 1e9
+const resetWindow = 10 * time.Second
 
 // reset is authenticatorReset (CTAP 2.1 section 6.6).
 func (a *Authenticator) reset(ctx context.Context, params []byte) (any, error) {
