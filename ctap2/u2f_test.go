@@ -78,8 +78,10 @@ func TestU2F(t *testing.T) {
 	if !bytes.HasSuffix(out, []byte{0x90, 0x00}) || out[0]&1 != 1 {
 		t.Fatalf("U2F_AUTHENTICATE: %x", out)
 	}
-	x, y := elliptic.Unmarshal(elliptic.P256(), pub)
-	key := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pub)
+	if err != nil {
+		t.Fatalf("registration public key: %v", err)
+	}
 	signed = append(append(append([]byte{}, app[:]...), out[:5]...), chal[:]...)
 	digest = sha256.Sum256(signed)
 	if !ecdsa.VerifyASN1(key, digest[:], out[5:len(out)-2]) {
