@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
@@ -160,5 +161,62 @@ func checkAttestationChain(t *testing.T, k *testKey, cred *webauthn.Credential) 
 	}
 	if !found {
 		t.Error("leaf has no id-fido-gen-ce-aaguid extension")
+	}
+}
+
+// TestRelyingPartyVerifiesUVAndExtensions: with a PIN token the UV flag is
+// set, and go-webauthn, requiring user verification, accepts the
+// registration (with the credProtect and hmac-secret outputs in the
+// authenticator data) and the assertion.
+func TestRelyingPartyVerifiesUVAndExtensions(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t)
+	if err := k.c.SetPIN(ctx, 2, "1234"); err != nil {
+		t.Fatal(err)
+	}
+	rp, _ := webauthntest.New("example.com")
+	u := webauthntest.NewUser("alice")
+	cer, err := rp.BeginRegistration(u, webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{UserVerification: protocol.VerificationRequired}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermMakeCredential|ctap2.PermGetAssertion, "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := mcRequest(t, rp.ID, u.ID, true)
+	req.ClientDataHash = cer.ClientDataHash
+	req.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, 2), "hmac-secret": mustCBOR(t, true)}
+	req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+	att, err := k.c.MakeCredential(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := att.CredentialID()
+	cred, err := rp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt)
+	if err != nil {
+		t.Fatalf("go-webauthn (UV required): %v", err)
+	}
+	if !cred.Flags.UserVerified {
+		t.Error("UV flag missing")
+	}
+	lc, err := rp.BeginLogin(u, webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ = k.c.PINToken(ctx, 1, "1234", ctap2.PermGetAssertion, "example.com")
+	ga := &ctap2.GetAssertionRequest{RPID: rp.ID, ClientDataHash: lc.ClientDataHash,
+		AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}}
+	ga.PinUvAuthParam, ga.PinUvAuthProtocol = tok.Param(ga.ClientDataHash), tok.Version()
+	resp, err := k.c.GetAssertion(ctx, ga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rp.FinishLogin(u, nil, lc, resp.Credential.ID, resp.AuthData, resp.Signature, resp.User.ID)
+	if err != nil {
+		t.Fatalf("go-webauthn rejected the UV assertion: %v", err)
+	}
+	if !got.Flags.UserVerified {
+		t.Error("assertion UV flag missing")
 	}
 }
