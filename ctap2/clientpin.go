@@ -14,22 +14,25 @@ import (
 	"github.com/vkey-dev/vkey/keystore"
 )
 
-// clientPIN subcommands (CTAP 2.1 section 6.5.5).
+// authenticatorClientPIN subcommands (CTAP 2.1 section 6.5.5).
 const (
-	pinGetRetries                      = 0x01
-	pinGetKeyAgreement                 = 0x02
-	pinSetPIN                          = 0x03
-	pinChangePIN                       = 0x04
-	pinGetPINToken                     = 0x05
-	pinGetTokenUsingUVWithPerms        = 0x06
-	pinGetUVRetries                    = 0x07
-	pinGetTokenUsingPINWithPerms       = 0x09
-	defaultMinPINLength                = 4
-	maxPINBytes                        = 63
-	maxConsecutivePINMismatches        = 3
-	pinUvAuthTokenMaxUsage             = 10 * time.Minute // CTAP 2.1 section 6.5.2.1, maximum usage period
-	credProtectRequired          uint8 = 3
-	credProtectOptionalWithList  uint8 = 2
+	ClientPINGetPINRetries    = 0x01 // getPINRetries
+	ClientPINGetKeyAgreement  = 0x02 // getKeyAgreement
+	ClientPINSetPIN           = 0x03 // setPIN
+	ClientPINChangePIN        = 0x04 // changePIN
+	ClientPINGetPINToken      = 0x05 // getPinToken (CTAP 2.0)
+	ClientPINGetTokenUsingUV  = 0x06 // getPinUvAuthTokenUsingUvWithPermissions
+	ClientPINGetUVRetries     = 0x07 // getUVRetries
+	ClientPINGetTokenUsingPIN = 0x09 // getPinUvAuthTokenUsingPinWithPermissions
+)
+
+const (
+	defaultMinPINLength               = 4
+	maxPINBytes                       = 63
+	maxConsecutivePINMismatches       = 3
+	pinUvAuthTokenMaxUsage            = 10 * time.Minute // CTAP 2.1 section 6.5.2.1, maximum usage period
+	credProtectRequired         uint8 = 3
+	credProtectOptionalWithList uint8 = 2
 )
 
 // Permission is a pinUvAuthToken permission bit (CTAP 2.1 section 6.5.5.7).
@@ -118,7 +121,7 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 		return nil, ErrMissingParameter
 	}
 	sub := *req.SubCommand
-	if sub == pinGetRetries {
+	if sub == ClientPINGetPINRetries {
 		st, err := a.store.PINState()
 		if err != nil {
 			return nil, fmt.Errorf("reading PIN state: %w", err)
@@ -126,16 +129,16 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 		blocked := a.volatile.pin.mismatches >= maxConsecutivePINMismatches
 		return clientPINResponse{PINRetries: &st.Retries, PowerCycleState: &blocked}, nil
 	}
-	if sub == pinGetTokenUsingUVWithPerms || sub == pinGetUVRetries {
+	if sub == ClientPINGetTokenUsingUV || sub == ClientPINGetUVRetries {
 		if a.opts.UserVerifier == nil {
 			return nil, ErrInvalidSubcommand // no built-in user verification
 		}
-		if sub == pinGetUVRetries {
+		if sub == ClientPINGetUVRetries {
 			n := a.uvRetries()
 			return clientPINResponse{UVRetries: &n}, nil
 		}
 	}
-	if sub != pinGetKeyAgreement && sub != pinSetPIN && sub != pinChangePIN && sub != pinGetPINToken && sub != pinGetTokenUsingPINWithPerms && sub != pinGetTokenUsingUVWithPerms {
+	if sub != ClientPINGetKeyAgreement && sub != ClientPINSetPIN && sub != ClientPINChangePIN && sub != ClientPINGetPINToken && sub != ClientPINGetTokenUsingPIN && sub != ClientPINGetTokenUsingUV {
 		return nil, ErrInvalidSubcommand
 	}
 	if req.Protocol == nil {
@@ -146,14 +149,14 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 		return nil, ErrInvalidParameter
 	}
 	switch sub {
-	case pinGetKeyAgreement:
+	case ClientPINGetKeyAgreement:
 		k := EncodeKeyAgreement(a.volatile.pin.keyAgreement.PublicKey())
 		return clientPINResponse{KeyAgreement: &k}, nil
-	case pinSetPIN:
+	case ClientPINSetPIN:
 		return nil, a.setPIN(proto, &req)
-	case pinChangePIN:
+	case ClientPINChangePIN:
 		return nil, a.changePIN(proto, &req)
-	case pinGetTokenUsingUVWithPerms:
+	case ClientPINGetTokenUsingUV:
 		return a.getTokenUsingUV(ctx, proto, &req)
 	default:
 		return a.getPINToken(proto, &req, sub)
@@ -327,7 +330,7 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 	}
 	perms := PermMakeCredential | PermGetAssertion // what a getPinToken token may do
 	rpID := ""
-	if sub == pinGetPINToken {
+	if sub == ClientPINGetPINToken {
 		if req.Permissions != nil || req.RPID != nil {
 			return nil, ErrInvalidParameter
 		}

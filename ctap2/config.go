@@ -2,6 +2,8 @@ package ctap2
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 
@@ -11,9 +13,9 @@ import (
 
 // authenticatorConfig subcommands (CTAP 2.1 section 6.11).
 const (
-	cfgEnableEnterpriseAttestation = 0x01
-	cfgToggleAlwaysUV              = 0x02
-	cfgSetMinPINLength             = 0x03
+	ConfigEnableEnterpriseAttestation = 0x01 // enableEnterpriseAttestation
+	ConfigToggleAlwaysUV              = 0x02 // toggleAlwaysUv
+	ConfigSetMinPINLength             = 0x03 // setMinPINLength
 )
 
 // maxRPIDsForSetMinPINLength is how many RP IDs may learn the minimum PIN
@@ -41,6 +43,31 @@ func authPrefix() []byte {
 		b[i] = 0xff
 	}
 	return b
+}
+
+// ConfigAuthMessage is what a pinUvAuthParam of authenticatorConfig
+// authenticates: 32×0xff || 0x0d || uint8(subCommand) || subCommandParams
+// (CTAP 2.1 section 6.11.1). The platform signs it; the key verifies it.
+func ConfigAuthMessage(subCommand uint64, params []byte) []byte {
+	msg := append(authPrefix(), CmdConfig, byte(subCommand))
+	return append(msg, params...)
+}
+
+// LargeBlobAuthMessage is what the pinUvAuthParam of a largeBlobs set
+// authenticates: 32×0xff || h'0c00' || uint32LE(offset) || SHA-256(fragment)
+// (CTAP 2.1 section 6.10.2).
+func LargeBlobAuthMessage(offset uint64, fragment []byte) []byte {
+	digest := sha256.Sum256(fragment)
+	msg := append(authPrefix(), CmdLargeBlobs, 0x00)
+	msg = binary.LittleEndian.AppendUint32(msg, uint32(offset))
+	return append(msg, digest[:]...)
+}
+
+// CredMgmtAuthMessage is what a pinUvAuthParam of
+// authenticatorCredentialManagement authenticates: uint8(subCommand) ||
+// subCommandParams (CTAP 2.1 section 6.8).
+func CredMgmtAuthMessage(subCommand uint64, params []byte) []byte {
+	return append([]byte{byte(subCommand)}, params...)
 }
 
 // authorizeManagement checks the pinUvAuthParam of a command that must be
@@ -73,12 +100,10 @@ func (a *Authenticator) config(ctx context.Context, params []byte) (any, error) 
 		return nil, ErrMissingParameter
 	}
 	sub := *req.SubCommand
-	if sub != cfgEnableEnterpriseAttestation && sub != cfgToggleAlwaysUV && sub != cfgSetMinPINLength {
+	if sub != ConfigEnableEnterpriseAttestation && sub != ConfigToggleAlwaysUV && sub != ConfigSetMinPINLength {
 		return nil, ErrInvalidSubcommand
 	}
-	msg := append(authPrefix(), 0x0d, byte(sub))
-	msg = append(msg, req.SubCommandParams...)
-	if err := a.authorizeManagement(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermAuthenticatorCfg); err != nil {
+	if err := a.authorizeManagement(req.PinUvAuthProtocol, req.PinUvAuthParam, ConfigAuthMessage(sub, req.SubCommandParams), PermAuthenticatorCfg); err != nil {
 		return nil, err
 	}
 	cfg, err := a.store.Config()
@@ -86,11 +111,11 @@ func (a *Authenticator) config(ctx context.Context, params []byte) (any, error) 
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	switch sub {
-	case cfgEnableEnterpriseAttestation:
+	case ConfigEnableEnterpriseAttestation:
 		cfg.EnterpriseAttestation = true
-	case cfgToggleAlwaysUV:
+	case ConfigToggleAlwaysUV:
 		cfg.AlwaysUV = !cfg.AlwaysUV
-	case cfgSetMinPINLength:
+	case ConfigSetMinPINLength:
 		if err := a.setMinPINLength(&cfg, req.SubCommandParams); err != nil {
 			return nil, err
 		}

@@ -11,15 +11,15 @@ import (
 	"github.com/vkey-dev/vkey/keystore"
 )
 
-// credentialManagement subcommands (CTAP 2.1 section 6.8).
+// authenticatorCredentialManagement subcommands (CTAP 2.1 section 6.8).
 const (
-	cmGetCredsMetadata          = 0x01
-	cmEnumerateRPsBegin         = 0x02
-	cmEnumerateRPsGetNextRP     = 0x03
-	cmEnumerateCredentialsBegin = 0x04
-	cmEnumerateCredentialsNext  = 0x05
-	cmDeleteCredential          = 0x06
-	cmUpdateUserInformation     = 0x07
+	CredMgmtGetCredsMetadata            = 0x01 // getCredsMetadata
+	CredMgmtEnumerateRPsBegin           = 0x02 // enumerateRPsBegin
+	CredMgmtEnumerateRPsGetNextRP       = 0x03 // enumerateRPsGetNextRP
+	CredMgmtEnumerateCredentialsBegin   = 0x04 // enumerateCredentialsBegin
+	CredMgmtEnumerateCredentialsGetNext = 0x05 // enumerateCredentialsGetNextCredential
+	CredMgmtDeleteCredential            = 0x06 // deleteCredential
+	CredMgmtUpdateUserInformation       = 0x07 // updateUserInformation
 )
 
 // credMgmtVolatile is the enumeration state of credentialManagement.
@@ -74,11 +74,11 @@ func (a *Authenticator) credentialManagement(ctx context.Context, params []byte)
 		}
 	}
 	switch sub {
-	case cmEnumerateRPsGetNextRP:
+	case CredMgmtEnumerateRPsGetNextRP:
 		return a.nextRP()
-	case cmEnumerateCredentialsNext:
+	case CredMgmtEnumerateCredentialsGetNext:
 		return a.nextCredential()
-	case cmGetCredsMetadata, cmEnumerateRPsBegin, cmEnumerateCredentialsBegin, cmDeleteCredential, cmUpdateUserInformation:
+	case CredMgmtGetCredsMetadata, CredMgmtEnumerateRPsBegin, CredMgmtEnumerateCredentialsBegin, CredMgmtDeleteCredential, CredMgmtUpdateUserInformation:
 	default:
 		return nil, ErrInvalidSubcommand
 	}
@@ -88,8 +88,7 @@ func (a *Authenticator) credentialManagement(ctx context.Context, params []byte)
 	if req.PinUvAuthParam == nil {
 		return nil, ErrPUATRequired
 	}
-	msg := append([]byte{byte(sub)}, req.SubCommandParams...)
-	if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermCredentialMgmt, ""); err != nil {
+	if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, CredMgmtAuthMessage(sub, req.SubCommandParams), PermCredentialMgmt, ""); err != nil {
 		return nil, err
 	}
 	all, err := a.discoverable()
@@ -97,23 +96,23 @@ func (a *Authenticator) credentialManagement(ctx context.Context, params []byte)
 		return nil, err
 	}
 	switch sub {
-	case cmGetCredsMetadata:
+	case CredMgmtGetCredsMetadata:
 		if err := a.tokenUnbound(); err != nil {
 			return nil, err
 		}
 		n, rem := uint64(len(all)), uint64(a.store.RemainingDiscoverable())
 		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
-	case cmEnumerateRPsBegin:
+	case CredMgmtEnumerateRPsBegin:
 		if err := a.tokenUnbound(); err != nil {
 			return nil, err
 		}
 		return a.beginRPs(all)
-	case cmEnumerateCredentialsBegin:
+	case CredMgmtEnumerateCredentialsBegin:
 		if p.RPIDHash == nil {
 			return nil, ErrMissingParameter
 		}
 		return a.beginCredentials(all, p.RPIDHash)
-	case cmDeleteCredential:
+	case CredMgmtDeleteCredential:
 		return nil, a.deleteCredential(&p)
 	default:
 		return nil, a.updateUser(&p)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 )
 
@@ -108,11 +107,7 @@ func (a *Authenticator) largeBlobSet(req *largeBlobsRequest) error {
 	if w == nil || offset != w.nextOffset {
 		return ErrInvalidSeq
 	}
-	digest := sha256.Sum256(req.Set)
-	msg := append(authPrefix(), 0x0c, 0x00)
-	msg = binary.LittleEndian.AppendUint32(msg, uint32(offset))
-	msg = append(msg, digest[:]...)
-	if err := a.authorizeManagement(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermLargeBlobWrite); err != nil {
+	if err := a.authorizeManagement(req.PinUvAuthProtocol, req.PinUvAuthParam, LargeBlobAuthMessage(offset, req.Set), PermLargeBlobWrite); err != nil {
 		return err
 	}
 	if offset+uint64(len(req.Set)) > w.expectedLength {

@@ -148,7 +148,7 @@ func (c *Client) keyAgreement(ctx context.Context, proto ctap2.PINProtocol) (*ct
 	var resp struct {
 		KeyAgreement *ctap2.COSEKeyAgreement `cbor:"1,keyasint"`
 	}
-	req := pinRequest{Protocol: proto.Version(), SubCommand: 2}
+	req := pinRequest{Protocol: proto.Version(), SubCommand: ctap2.ClientPINGetKeyAgreement}
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
 		return nil, nil, fmt.Errorf("getKeyAgreement: %w", err)
 	}

@@ -8,14 +8,9 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
-// authenticatorConfig subcommands (CTAP 2.1 section 6.11).
-const (
-	cfgEnableEnterpriseAttestation = 0x01
-	cfgToggleAlwaysUV              = 0x02
-	cfgSetMinPINLength             = 0x03
-)
-
-type configRequest struct {
+// subcommandRequest is the parameter map shared by authenticatorConfig
+// (CTAP 2.1 section 6.11) and authenticatorCredentialManagement (6.8).
+type subcommandRequest struct {
 	SubCommand        uint64          `cbor:"1,keyasint"`
 	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
@@ -28,21 +23,10 @@ type setMinPINLengthParams struct {
 	ForceChangePIN    bool     `cbor:"3,keyasint,omitempty"`
 }
 
-// managementPrefix is the 32 bytes of 0xff that begin the messages
-// authenticated for authenticatorConfig and largeBlobs (CTAP 2.1 sections
-// 6.10.2 and 6.11.1).
-func managementPrefix() []byte {
-	b := make([]byte, 32)
-	for i := range b {
-		b[i] = 0xff
-	}
-	return b
-}
-
 // config sends one authenticatorConfig subcommand. tok (with the acfg
 // permission) may be nil on a key that has no PIN and alwaysUv off.
 func (c *Client) config(ctx context.Context, tok *Token, sub uint64, params any) error {
-	req := configRequest{SubCommand: sub}
+	req := subcommandRequest{SubCommand: sub}
 	if params != nil {
 		raw, err := ctap2.Marshal(params)
 		if err != nil {
@@ -51,18 +35,15 @@ func (c *Client) config(ctx context.Context, tok *Token, sub uint64, params any)
 		req.SubCommandParams = raw
 	}
 	if tok != nil {
-		// authenticate(token, 32×0xff || 0x0d || uint8(subCommand) || subCommandParams)
-		msg := append(managementPrefix(), ctap2.CmdConfig, byte(sub))
-		msg = append(msg, req.SubCommandParams...)
 		req.PinUvAuthProtocol = tok.Version()
-		req.PinUvAuthParam = tok.Param(msg)
+		req.PinUvAuthParam = tok.Param(ctap2.ConfigAuthMessage(sub, req.SubCommandParams))
 	}
 	return c.Call(ctx, ctap2.CmdConfig, req, nil)
 }
 
 // EnableEnterpriseAttestation is authenticatorConfig enableEnterpriseAttestation.
 func (c *Client) EnableEnterpriseAttestation(ctx context.Context, tok *Token) error {
-	if err := c.config(ctx, tok, cfgEnableEnterpriseAttestation, nil); err != nil {
+	if err := c.config(ctx, tok, ctap2.ConfigEnableEnterpriseAttestation, nil); err != nil {
 		return fmt.Errorf("enableEnterpriseAttestation: %w", err)
 	}
 	return nil
@@ -70,7 +51,7 @@ func (c *Client) EnableEnterpriseAttestation(ctx context.Context, tok *Token) er
 
 // ToggleAlwaysUV is authenticatorConfig toggleAlwaysUv.
 func (c *Client) ToggleAlwaysUV(ctx context.Context, tok *Token) error {
-	if err := c.config(ctx, tok, cfgToggleAlwaysUV, nil); err != nil {
+	if err := c.config(ctx, tok, ctap2.ConfigToggleAlwaysUV, nil); err != nil {
 		return fmt.Errorf("toggleAlwaysUv: %w", err)
 	}
 	return nil
@@ -82,7 +63,7 @@ func (c *Client) ToggleAlwaysUV(ctx context.Context, tok *Token) error {
 // change the PIN.
 func (c *Client) SetMinPINLength(ctx context.Context, tok *Token, newMin uint64, rpIDs []string, forceChange bool) error {
 	p := setMinPINLengthParams{NewMinPINLength: newMin, MinPINLengthRPIDs: rpIDs, ForceChangePIN: forceChange}
-	if err := c.config(ctx, tok, cfgSetMinPINLength, p); err != nil {
+	if err := c.config(ctx, tok, ctap2.ConfigSetMinPINLength, p); err != nil {
 		return fmt.Errorf("setMinPINLength: %w", err)
 	}
 	return nil

@@ -9,42 +9,10 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
-// authenticatorCredentialManagement subcommands (CTAP 2.1 section 6.8).
-const (
-	cmGetCredsMetadata          = 0x01
-	cmEnumerateRPsBegin         = 0x02
-	cmEnumerateRPsGetNextRP     = 0x03
-	cmEnumerateCredentialsBegin = 0x04
-	cmEnumerateCredentialsNext  = 0x05
-	cmDeleteCredential          = 0x06
-	cmUpdateUserInformation     = 0x07
-)
-
-type credMgmtRequest struct {
-	SubCommand        uint64          `cbor:"1,keyasint"`
-	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
-	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
-}
-
 type credMgmtParams struct {
 	RPIDHash     []byte                      `cbor:"1,keyasint,omitempty"`
 	CredentialID *ctap2.CredentialDescriptor `cbor:"2,keyasint,omitempty"`
 	User         *ctap2.UserEntity           `cbor:"3,keyasint,omitempty"`
-}
-
-type credMgmtResponse struct {
-	ExistingCount  *uint64                     `cbor:"1,keyasint,omitempty"`
-	RemainingCount *uint64                     `cbor:"2,keyasint,omitempty"`
-	RP             *ctap2.RPEntity             `cbor:"3,keyasint,omitempty"`
-	RPIDHash       []byte                      `cbor:"4,keyasint,omitempty"`
-	TotalRPs       uint64                      `cbor:"5,keyasint,omitempty"`
-	User           *ctap2.UserEntity           `cbor:"6,keyasint,omitempty"`
-	CredentialID   *ctap2.CredentialDescriptor `cbor:"7,keyasint,omitempty"`
-	PublicKey      cbor.RawMessage             `cbor:"8,keyasint,omitempty"`
-	TotalCreds     uint64                      `cbor:"9,keyasint,omitempty"`
-	CredProtect    uint64                      `cbor:"10,keyasint,omitempty"`
-	LargeBlobKey   []byte                      `cbor:"11,keyasint,omitempty"`
 }
 
 // CredMgmt runs authenticatorCredentialManagement with one pinUvAuthToken
@@ -68,8 +36,8 @@ func (c *Client) CredentialManagement(tok *Token, preview bool) *CredMgmt {
 
 // call sends a subcommand; authenticated ones carry
 // authenticate(token, subCommand || subCommandParams).
-func (m *CredMgmt) call(ctx context.Context, sub uint64, params *credMgmtParams, auth bool) (*credMgmtResponse, error) {
-	req := credMgmtRequest{SubCommand: sub}
+func (m *CredMgmt) call(ctx context.Context, sub uint64, params *credMgmtParams, auth bool) (*ctap2.CredMgmtResponse, error) {
+	req := subcommandRequest{SubCommand: sub}
 	if params != nil {
 		raw, err := ctap2.Marshal(params)
 		if err != nil {
@@ -82,9 +50,9 @@ func (m *CredMgmt) call(ctx context.Context, sub uint64, params *credMgmtParams,
 			return nil, errors.New("credential management needs a PIN token")
 		}
 		req.PinUvAuthProtocol = m.tok.Version()
-		req.PinUvAuthParam = m.tok.Param(append([]byte{byte(sub)}, req.SubCommandParams...))
+		req.PinUvAuthParam = m.tok.Param(ctap2.CredMgmtAuthMessage(sub, req.SubCommandParams))
 	}
-	var resp credMgmtResponse
+	var resp ctap2.CredMgmtResponse
 	if err := m.c.Call(ctx, m.cmd, req, &resp); err != nil {
 		return nil, err
 	}
@@ -94,14 +62,14 @@ func (m *CredMgmt) call(ctx context.Context, sub uint64, params *credMgmtParams,
 // Metadata returns how many discoverable credentials exist and how many
 // more fit (getCredsMetadata).
 func (m *CredMgmt) Metadata(ctx context.Context) (existing, remaining uint64, err error) {
-	resp, err := m.call(ctx, cmGetCredsMetadata, nil, true)
+	resp, err := m.call(ctx, ctap2.CredMgmtGetCredsMetadata, nil, true)
 	if err != nil {
 		return 0, 0, fmt.Errorf("getCredsMetadata: %w", err)
 	}
-	if resp.ExistingCount == nil || resp.RemainingCount == nil {
+	if resp.ExistingResidentCredentialsCount == nil || resp.MaxPossibleRemainingResidentCredentials == nil {
 		return 0, 0, errors.New("getCredsMetadata: incomplete response")
 	}
-	return *resp.ExistingCount, *resp.RemainingCount, nil
+	return *resp.ExistingResidentCredentialsCount, *resp.MaxPossibleRemainingResidentCredentials, nil
 }
 
 // RP is a relying party with discoverable credentials on the key.
@@ -114,7 +82,7 @@ type RP struct {
 // RPs enumerates the relying parties (enumerateRPsBegin/GetNextRP); none
 // is an empty list.
 func (m *CredMgmt) RPs(ctx context.Context) ([]RP, error) {
-	resp, err := m.call(ctx, cmEnumerateRPsBegin, nil, true)
+	resp, err := m.call(ctx, ctap2.CredMgmtEnumerateRPsBegin, nil, true)
 	if errors.Is(err, ctap2.ErrNoCredentials) {
 		return nil, nil
 	}
@@ -131,7 +99,7 @@ func (m *CredMgmt) RPs(ctx context.Context) ([]RP, error) {
 		if i+1 >= total {
 			return out, nil
 		}
-		if resp, err = m.call(ctx, cmEnumerateRPsGetNextRP, nil, false); err != nil {
+		if resp, err = m.call(ctx, ctap2.CredMgmtEnumerateRPsGetNextRP, nil, false); err != nil {
 			return nil, fmt.Errorf("enumerateRPsGetNextRP: %w", err)
 		}
 	}
@@ -151,14 +119,14 @@ type Credential struct {
 // Credentials enumerates the discoverable credentials of the relying party
 // whose SHA-256 is rpIDHash (enumerateCredentialsBegin/GetNextCredential).
 func (m *CredMgmt) Credentials(ctx context.Context, rp RP) ([]Credential, error) {
-	resp, err := m.call(ctx, cmEnumerateCredentialsBegin, &credMgmtParams{RPIDHash: rp.IDHash}, true)
+	resp, err := m.call(ctx, ctap2.CredMgmtEnumerateCredentialsBegin, &credMgmtParams{RPIDHash: rp.IDHash}, true)
 	if errors.Is(err, ctap2.ErrNoCredentials) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("enumerateCredentialsBegin: %w", err)
 	}
-	total := resp.TotalCreds
+	total := resp.TotalCredentials
 	var out []Credential
 	for i := uint64(0); ; i++ {
 		if resp.CredentialID == nil || resp.User == nil {
@@ -171,7 +139,7 @@ func (m *CredMgmt) Credentials(ctx context.Context, rp RP) ([]Credential, error)
 		if i+1 >= total {
 			return out, nil
 		}
-		if resp, err = m.call(ctx, cmEnumerateCredentialsNext, nil, false); err != nil {
+		if resp, err = m.call(ctx, ctap2.CredMgmtEnumerateCredentialsGetNext, nil, false); err != nil {
 			return nil, fmt.Errorf("enumerateCredentialsGetNextCredential: %w", err)
 		}
 	}
@@ -196,7 +164,7 @@ func (m *CredMgmt) All(ctx context.Context) ([]Credential, error) {
 
 // Delete deletes a discoverable credential (deleteCredential).
 func (m *CredMgmt) Delete(ctx context.Context, id []byte) error {
-	_, err := m.call(ctx, cmDeleteCredential, &credMgmtParams{CredentialID: &ctap2.CredentialDescriptor{Type: "public-key", ID: id}}, true)
+	_, err := m.call(ctx, ctap2.CredMgmtDeleteCredential, &credMgmtParams{CredentialID: &ctap2.CredentialDescriptor{Type: "public-key", ID: id}}, true)
 	if err != nil {
 		return fmt.Errorf("deleteCredential: %w", err)
 	}
@@ -207,7 +175,7 @@ func (m *CredMgmt) Delete(ctx context.Context, id []byte) error {
 // credential (updateUserInformation, CTAP 2.1 section 6.8.6); user.ID must
 // be the credential's user handle.
 func (m *CredMgmt) UpdateUser(ctx context.Context, id []byte, user ctap2.UserEntity) error {
-	_, err := m.call(ctx, cmUpdateUserInformation, &credMgmtParams{
+	_, err := m.call(ctx, ctap2.CredMgmtUpdateUserInformation, &credMgmtParams{
 		CredentialID: &ctap2.CredentialDescriptor{Type: "public-key", ID: id}, User: &user}, true)
 	if err != nil {
 		return fmt.Errorf("updateUserInformation: %w", err)

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -85,13 +83,8 @@ func (c *Client) WriteLargeBlobArray(ctx context.Context, tok *Token, arr []byte
 			req.Length = &total
 		}
 		if tok != nil {
-			// authenticate(token, 32×0xff || h'0c00' || uint32LE(offset) || SHA-256(set))
-			digest := sha256.Sum256(chunk)
-			msg := append(managementPrefix(), 0x0c, 0x00)
-			msg = binary.LittleEndian.AppendUint32(msg, uint32(off))
-			msg = append(msg, digest[:]...)
 			req.PinUvAuthProtocol = tok.Version()
-			req.PinUvAuthParam = tok.Param(msg)
+			req.PinUvAuthParam = tok.Param(ctap2.LargeBlobAuthMessage(off, chunk))
 		}
 		if err := c.Call(ctx, ctap2.CmdLargeBlobs, req, nil); err != nil {
 			return fmt.Errorf("largeBlobs set at offset %d: %w", off, err)

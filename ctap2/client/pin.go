@@ -36,7 +36,7 @@ func protocol(v uint64) (ctap2.PINProtocol, error) {
 // PINRetries returns how many PIN attempts remain.
 func (c *Client) PINRetries(ctx context.Context) (int, error) {
 	var resp pinResponse
-	if err := c.Call(ctx, ctap2.CmdClientPIN, pinRequest{SubCommand: 1}, &resp); err != nil {
+	if err := c.Call(ctx, ctap2.CmdClientPIN, pinRequest{SubCommand: ctap2.ClientPINGetPINRetries}, &resp); err != nil {
 		return 0, fmt.Errorf("getPINRetries: %w", err)
 	}
 	if resp.PINRetries == nil {
@@ -149,7 +149,7 @@ func (c *Client) SetPIN(ctx context.Context, version uint64, pin string) error {
 	if err != nil {
 		return err
 	}
-	req := x.request(3)
+	req := x.request(ctap2.ClientPINSetPIN)
 	req.NewPinEnc = newPinEnc
 	req.PinUvAuthParam = x.authenticate(newPinEnc)
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, nil); err != nil {
@@ -168,7 +168,7 @@ func (c *Client) ChangePIN(ctx context.Context, version uint64, old, pin string)
 	if err != nil {
 		return err
 	}
-	req := x.request(4)
+	req := x.request(ctap2.ClientPINChangePIN)
 	req.NewPinEnc, req.PinHashEnc = newPinEnc, hashEnc
 	req.PinUvAuthParam = x.authenticate(append(append([]byte(nil), newPinEnc...), hashEnc...))
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, nil); err != nil {
@@ -204,10 +204,10 @@ func (c *Client) PINToken(ctx context.Context, version uint64, pin string, perms
 	if err != nil {
 		return nil, err
 	}
-	req := x.request(9)
+	req := x.request(ctap2.ClientPINGetTokenUsingPIN)
 	req.PinHashEnc, req.Permissions, req.RPID = hashEnc, uint64(perms), rpID
 	if perms == 0 {
-		req.SubCommand = 5
+		req.SubCommand = ctap2.ClientPINGetPINToken
 	}
 	var resp pinResponse
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
@@ -260,7 +260,7 @@ func (c *Client) UVToken(ctx context.Context, version uint64, perms ctap2.Permis
 	if err != nil {
 		return nil, err
 	}
-	req := x.request(6)
+	req := x.request(ctap2.ClientPINGetTokenUsingUV)
 	req.Permissions, req.RPID = uint64(perms), rpID
 	var resp pinResponse
 	if err := c.Call(ctx, ctap2.CmdClientPIN, req, &resp); err != nil {
