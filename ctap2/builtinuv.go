@@ -60,11 +60,8 @@ func (a *Authenticator) getTokenUsingUV(ctx context.Context, proto PINProtocol, 
 		return nil, ErrMissingParameter
 	}
 	perms := Permission(*req.Permissions)
-	if perms == 0 {
-		return nil, ErrInvalidParameter
-	}
-	if perms&PermBioEnrollment != 0 || perms&^(PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermLargeBlobWrite|PermAuthenticatorCfg) != 0 {
-		return nil, ErrUnauthorizedPermission
+	if err := checkPermissions(perms); err != nil {
+		return nil, err
 	}
 	shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, req.KeyAgreement)
 	if err != nil {
@@ -77,10 +74,5 @@ func (a *Authenticator) getTokenUsingUV(ctx context.Context, proto PINProtocol, 
 	if err := a.builtInUV(ctx, PresenceRequest{Command: "getPinUvAuthToken", RPID: rpID}); err != nil {
 		return nil, err
 	}
-	a.volatile.pin.token = pinToken{value: randomBytes(32), inUse: true, issued: a.opts.Now(), permissions: perms, rpID: rpID}
-	enc, err := proto.Encrypt(shared, a.volatile.pin.token.value)
-	if err != nil {
-		return nil, err
-	}
-	return clientPINResponse{PinUvAuthToken: enc}, nil
+	return a.issueToken(proto, shared, perms, rpID)
 }

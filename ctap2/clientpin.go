@@ -234,18 +234,54 @@ func (a *Authenticator) setPIN(proto PINProtocol, req *clientPINRequest) error {
 	return nil
 }
 
+// usablePINState returns the PIN state when a PIN is set and not blocked:
+// CTAP2_ERR_PIN_NOT_SET or CTAP2_ERR_PIN_BLOCKED otherwise (CTAP 2.1
+// sections 6.5.5.6 and 6.5.5.7).
+func (a *Authenticator) usablePINState() (keystore.PINState, error) {
+	st, err := a.store.PINState()
+	if err != nil {
+		return st, fmt.Errorf("reading PIN state: %w", err)
+	}
+	if st.Hash == nil {
+		return st, ErrPINNotSet
+	}
+	if st.Retries <= 0 {
+		return st, ErrPINBlocked
+	}
+	return st, nil
+}
+
+// checkPermissions validates the permissions a token is asked for: not
+// none, and none this key cannot grant (be: no biometrics; unknown bits),
+// CTAP 2.1 section 6.5.5.7.2 steps 1-3.
+func checkPermissions(perms Permission) error {
+	if perms == 0 {
+		return ErrInvalidParameter
+	}
+	if perms&PermBioEnrollment != 0 || perms&^(PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermLargeBlobWrite|PermAuthenticatorCfg) != 0 {
+		return ErrUnauthorizedPermission
+	}
+	return nil
+}
+
+// issueToken makes a new pinUvAuthToken with perms (bound to rpID when it
+// is not empty), replacing any earlier one, and returns it encrypted for
+// the platform (CTAP 2.1 section 6.5.5.7.2 steps 9-11).
+func (a *Authenticator) issueToken(proto PINProtocol, shared []byte, perms Permission, rpID string) (any, error) {
+	a.volatile.pin.token = pinToken{value: randomBytes(32), inUse: true, issued: a.opts.Now(), permissions: perms, rpID: rpID}
+	enc, err := proto.Encrypt(shared, a.volatile.pin.token.value)
+	if err != nil {
+		return nil, err
+	}
+	return clientPINResponse{PinUvAuthToken: enc}, nil
+}
+
 // checkPINHash verifies pinHashEnc against the stored PIN, with the retry
 // and lockout rules of CTAP 2.1 section 6.5.5.7.2 steps 3-7.
 func (a *Authenticator) checkPINHash(proto PINProtocol, shared, pinHashEnc []byte) error {
-	st, err := a.store.PINState()
+	st, err := a.usablePINState()
 	if err != nil {
-		return fmt.Errorf("reading PIN state: %w", err)
-	}
-	if st.Hash == nil {
-		return ErrPINNotSet
-	}
-	if st.Retries <= 0 {
-		return ErrPINBlocked
+		return err
 	}
 	if a.volatile.pin.mismatches >= maxConsecutivePINMismatches {
 		return ErrPINAuthBlocked
@@ -280,15 +316,8 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 	if req.KeyAgreement == nil || req.PinUvAuthParam == nil || req.NewPinEnc == nil || req.PinHashEnc == nil {
 		return ErrMissingParameter
 	}
-	st, err := a.store.PINState()
-	if err != nil {
-		return fmt.Errorf("reading PIN state: %w", err)
-	}
-	if st.Hash == nil {
-		return ErrPINNotSet
-	}
-	if st.Retries <= 0 {
-		return ErrPINBlocked
+	if _, err := a.usablePINState(); err != nil {
+		return err
 	}
 	shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, req.KeyAgreement)
 	if err != nil {
@@ -304,7 +333,7 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 	if err != nil {
 		return err
 	}
-	st, err = a.store.PINState()
+	st, err := a.store.PINState()
 	if err != nil {
 		return fmt.Errorf("reading PIN state: %w", err)
 	}
@@ -339,25 +368,15 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 			return nil, ErrMissingParameter
 		}
 		perms = Permission(*req.Permissions)
-		if perms == 0 {
-			return nil, ErrInvalidParameter
-		}
-		if perms&PermBioEnrollment != 0 || perms&^(PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermLargeBlobWrite|PermAuthenticatorCfg) != 0 {
-			return nil, ErrUnauthorizedPermission
+		if err := checkPermissions(perms); err != nil {
+			return nil, err
 		}
 		if req.RPID != nil {
 			rpID = *req.RPID
 		}
 	}
-	st, err := a.store.PINState()
-	if err != nil {
-		return nil, fmt.Errorf("reading PIN state: %w", err)
-	}
-	if st.Hash == nil {
-		return nil, ErrPINNotSet
-	}
-	if st.Retries <= 0 {
-		return nil, ErrPINBlocked
+	if _, err := a.usablePINState(); err != nil {
+		return nil, err
 	}
 	shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, req.KeyAgreement)
 	if err != nil {
@@ -366,21 +385,14 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 	if err := a.checkPINHash(proto, shared, req.PinHashEnc); err != nil {
 		return nil, err
 	}
-	if st, err = a.store.PINState(); err != nil {
+	st, err := a.store.PINState()
+	if err != nil {
 		return nil, fmt.Errorf("reading PIN state: %w", err)
 	}
 	if st.ForceChange {
 		return nil, ErrPINPolicyViolation
 	}
-	a.volatile.pin.token = pinToken{
-		value: randomBytes(32), inUse: true, issued: a.opts.Now(),
-		permissions: perms, rpID: rpID,
-	}
-	enc, err := proto.Encrypt(shared, a.volatile.pin.token.value)
-	if err != nil {
-		return nil, err
-	}
-	return clientPINResponse{PinUvAuthToken: enc}, nil
+	return a.issueToken(proto, shared, perms, rpID)
 }
 
 // checkPinUvAuthProtocol validates pinUvAuthProtocol where pinUvAuthParam is
