@@ -362,8 +362,6 @@ func TestCredProtect(t *testing.T) {
 
 func TestKeyStoreFull(t *testing.T) {
 	ctx := context.Background()
-	store := newKey(t).store
-	_ = store
 	k := newKey(t, func(o *ctap2.Options) { o.Store = smallStore() })
 	for i := byte(0); i < 2; i++ {
 		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{i}, true)); err != nil {

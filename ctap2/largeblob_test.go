@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"testing"
 
 	"github.com/vkey-dev/vkey/ctap2"
@@ -47,6 +46,4 @@ func TestLargeBlobFragments(t *testing.T) {
 	bad := bytes.Clone(arr)
 	bad[len(bad)-1] ^= 1
 	wantStatus(t, k.c.WriteLargeBlobArray(ctx, tok, bad), ctap2.ErrIntegrityFailure)
-	h := sha256.Sum256(nil)
-	_ = h
 }

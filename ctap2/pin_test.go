@@ -313,11 +313,16 @@ func TestCredBlobAndLargeBlobKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out struct {
-		CredBlob bool `cbor:"credBlob"`
-	}
 	id, _ := att.CredentialID()
-	if err := cbor.Unmarshal(att.AuthData[55+len(id)+77:], &out); err == nil && out.CredBlob {
-		t.Error("a credBlob over maxCredBlobLength must not be stored")
+	dec := cbor.NewDecoder(bytesReader(att.AuthData[55+len(id):]))
+	var coseKey, outputs map[any]any
+	if err := dec.Decode(&coseKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&outputs); err != nil {
+		t.Fatalf("no extension outputs: %v", err)
+	}
+	if stored, ok := outputs["credBlob"]; !ok || stored != false {
+		t.Errorf("credBlob output %v: a credBlob over maxCredBlobLength must be reported as not stored", outputs)
 	}
 }
