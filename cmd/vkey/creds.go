@@ -91,17 +91,6 @@ type credsListJSON struct {
 	Credentials []credentialJSON `json:"credentials"`
 }
 
-// coseAlgorithm reads the alg (3) of a COSE_Key.
-func coseAlgorithm(key []byte) string {
-	var k struct {
-		Alg int64 `cbor:"3,keyasint"`
-	}
-	if len(key) == 0 || ctap2.Unmarshal(key, &k) != nil {
-		return ""
-	}
-	return algorithmName(k.Alg)
-}
-
 func newCredsListCommand() *cobra.Command {
 	d := &deviceOptions{}
 	var rp string
@@ -117,8 +106,7 @@ func newCredsListCommand() *cobra.Command {
 				}
 				var creds []client.Credential
 				if rp != "" {
-					h := client.ClientDataHash([]byte(rp)) // SHA-256 of the RP ID
-					creds, err = m.Credentials(ctx, client.RP{ID: rp, IDHash: h})
+					creds, err = m.Credentials(ctx, client.RPByID(rp))
 				} else {
 					creds, err = m.All(ctx)
 				}
@@ -130,7 +118,7 @@ func newCredsListCommand() *cobra.Command {
 					out.Credentials = append(out.Credentials, credentialJSON{
 						RPID: c.RPID, CredentialID: b64url(c.ID), UserID: b64url(c.User.ID),
 						UserName: c.User.Name, UserDisplayName: c.User.DisplayName,
-						Algorithm: coseAlgorithm(c.PublicKey), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
+						Algorithm: algorithmName(c.Algorithm()), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
 					})
 				}
 				w := cmd.OutOrStdout()

@@ -37,6 +37,8 @@ type infoJSON struct {
 // algorithmName names a COSE algorithm (IANA COSE registry).
 func algorithmName(alg int64) string {
 	switch alg {
+	case 0: // unknown (an unreadable key)
+		return ""
 	case -7:
 		return "ES256"
 	case -8:

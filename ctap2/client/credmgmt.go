@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -79,6 +80,12 @@ type RP struct {
 	IDHash []byte
 }
 
+// RPByID names a relying party by its ID, for Credentials.
+func RPByID(id string) RP {
+	h := sha256.Sum256([]byte(id))
+	return RP{ID: id, IDHash: h[:]}
+}
+
 // RPs enumerates the relying parties (enumerateRPsBegin/GetNextRP); none
 // is an empty list.
 func (m *CredMgmt) RPs(ctx context.Context) ([]RP, error) {
@@ -114,6 +121,18 @@ type Credential struct {
 	PublicKey    cbor.RawMessage
 	CredProtect  uint64
 	LargeBlobKey []byte
+}
+
+// Algorithm is the COSE algorithm (alg, label 3) of the credential's public
+// key, or 0 when the key cannot be read.
+func (c Credential) Algorithm() int64 {
+	var k struct {
+		Alg int64 `cbor:"3,keyasint"`
+	}
+	if len(c.PublicKey) == 0 || ctap2.Unmarshal(c.PublicKey, &k) != nil {
+		return 0
+	}
+	return k.Alg
 }
 
 // Credentials enumerates the discoverable credentials of the relying party
