@@ -477,7 +477,7 @@ func (p MasterKeyPrefs) source(kind, dir string, noCreate bool) (MasterKeySource
 	switch kind {
 	case SourcePassphrase:
 		if p.Passphrase == nil {
-			return nil, errors.New("no passphrase was given")
+			return nil, errors.New("no passphrase was given (give it with --passphrase-file FILE)")
 		}
 		return &PassphraseSource{Dir: dir, Passphrase: p.Passphrase, Params: p.Argon2, NoCreate: noCreate}, nil
 	case SourceSealed:

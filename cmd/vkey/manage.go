@@ -146,7 +146,7 @@ func (d *deviceOptions) open(ctx context.Context) (*session, error) {
 		if ctx.Err() != nil {
 			return nil, withExitCode(exitTimeout, fmt.Errorf("%s did not answer: %w", t.Addr, err))
 		}
-		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v", errNoDevice, err))
+		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v (`vkey devices` lists the keys it can reach)", errNoDevice, err))
 	}
 	s := &session{Client: client.New(conn), t: t, conn: conn, opts: d}
 	if s.info, err = s.GetInfo(ctx); err != nil {

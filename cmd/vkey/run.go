@@ -274,10 +274,17 @@ func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer key
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	mk, err := keystore.ChooseMasterKey(kctx, dir, prefs)
-	if err != nil {
+	switch {
+	case errors.Is(err, keystore.ErrWrongPassphrase):
+		return nil, fmt.Errorf("unlocking the state in %s: %w; check the file given with --passphrase-file", dir, err)
+	case err != nil:
 		return nil, fmt.Errorf("unlocking the state in %s: %w", dir, err)
 	}
 	store, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: mk.Key})
+	var corrupt *keystore.CorruptError
+	if errors.As(err, &corrupt) {
+		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

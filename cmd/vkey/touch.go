@@ -40,7 +40,7 @@ hardware key would. With --deny the request fails with CTAP2_ERR_OPERATION_DENIE
 			case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
 				return fmt.Errorf("the key %q has no pending request to answer", keyName(name, sock))
 			case errors.Is(err, control.ErrNotRunning):
-				return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running", keyName(name, sock)))
+				return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running (start it with `vkey run --name %s`; `vkey devices` lists the running ones)", keyName(name, sock), keyName(name, sock)))
 			case err != nil:
 				return err
 			}

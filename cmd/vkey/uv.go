@@ -40,7 +40,7 @@ func newUVCommand() *cobra.Command {
 			case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
 				return fmt.Errorf("the key %q has no built-in user verification: start it with `vkey run --uv builtin`", keyName(name, sock))
 			case errors.Is(err, control.ErrNotRunning):
-				return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running", keyName(name, sock)))
+				return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running (start it with `vkey run --name %s`; `vkey devices` lists the running ones)", keyName(name, sock), keyName(name, sock)))
 			case err != nil:
 				return err
 			}
