@@ -41,6 +41,10 @@ type Client struct {
 
 	txMu sync.Mutex // one request at a time
 	wMu  sync.Mutex // whole messages only
+
+	// done is an ended context: reads with it take only the reports at
+	// hand.
+	done context.Context
 }
 
 // Dial opens a device and allocates a channel on it. addr is
@@ -73,7 +77,9 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // NewClient allocates a channel with CTAPHID_INIT on the broadcast channel
 // and returns a client using it. The client owns p: Close closes it.
 func NewClient(ctx context.Context, p Port) (*Client, error) {
-	c := &Client{p: p}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &Client{p: p, done: done}
 	if r, ok := p.(contextReader); ok {
 		c.r = r
 	} else {
@@ -182,10 +188,20 @@ func (c *Client) transact(ctx context.Context, cid uint32, cmd byte, data []byte
 	c.txMu.Lock()
 	defer c.txMu.Unlock()
 	c.drain()
-	if err := c.write(cid, cmd, data); err != nil {
+	req, err := c.send(cid, cmd, data)
+	if err != nil {
+		if req.tx != nil {
+			req.run()
+		}
 		return nil, err
 	}
 	wait := ctx
+	if req.tx != nil && c.runRequest(ctx, req) {
+		// CTAP 2.1 section 11.2.9.1.5: cancelled; consume the answer.
+		grace, stop := context.WithTimeout(context.Background(), cancelGrace)
+		defer stop()
+		wait = grace
+	}
 	for {
 		rcmd, resp, err := c.receive(wait, cid)
 		if wait != ctx { // cancelled: the answer only had to be consumed
@@ -220,10 +236,8 @@ func (c *Client) transact(ctx context.Context, cid uint32, cmd byte, data []byte
 
 // drain discards reports left over from an earlier request.
 func (c *Client) drain() {
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
 	for {
-		if _, err := c.r.ReadReportContext(done); err != nil {
+		if _, err := c.r.ReadReportContext(c.done); err != nil {
 			return
 		}
 	}
@@ -231,12 +245,56 @@ func (c *Client) drain() {
 
 // write sends one message.
 func (c *Client) write(cid uint32, cmd byte, data []byte) error {
+	req, err := c.send(cid, cmd, data)
+	if req.tx != nil {
+		req.run()
+	}
+	return err
+}
+
+// send sends one message. On a Pipe whose device end is served, the
+// engine handles the message on this goroutine, and the request it
+// completes, if any, is returned: the caller must run it, without c.wMu.
+func (c *Client) send(cid uint32, cmd byte, data []byte) (inlineRequest, error) {
 	c.wMu.Lock()
 	defer c.wMu.Unlock()
-	if err := fragment(cid, cmd, data, c.p.WriteReport); err != nil {
-		return fmt.Errorf("ctaphid: write: %w", err)
+	if pe, ok := c.p.(*pipeEnd); ok {
+		reports, err := frames(cid, cmd, data)
+		if err != nil {
+			return inlineRequest{}, fmt.Errorf("ctaphid: write: %w", err)
+		}
+		// A request may have started even when a later report failed:
+		// the caller runs it all the same.
+		req, ok, err := pe.deliver(reports)
+		if err != nil {
+			return req, fmt.Errorf("ctaphid: write: %w", err)
+		}
+		if ok {
+			return req, nil
+		}
 	}
-	return nil
+	if err := fragment(cid, cmd, data, c.p.WriteReport); err != nil {
+		return inlineRequest{}, fmt.Errorf("ctaphid: write: %w", err)
+	}
+	return inlineRequest{}, nil
+}
+
+// runRequest runs a request the engine serves on this goroutine (see
+// send). If ctx ends meanwhile, it sends CTAPHID_CANCEL from another
+// goroutine, as a host waiting on any port would, and reports that it did:
+// the answer then only has to be consumed.
+func (c *Client) runRequest(ctx context.Context, req inlineRequest) (cancelled bool) {
+	sent := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(sent)
+		_ = c.Cancel()
+	})
+	req.run()
+	if stop() {
+		return false
+	}
+	<-sent // so that the CANCEL cannot reach a later request
+	return true
 }
 
 // next returns the next report.

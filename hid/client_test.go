@@ -27,17 +27,55 @@ func serve(t *testing.T, h Handler, cfg DeviceConfig, dev Port) {
 	})
 }
 
-// pipeClient returns a client of a fresh device over a Pipe.
-func pipeClient(t *testing.T, h Handler, cfg DeviceConfig) *Client {
+// pipeModes are the two ways a Client uses a Pipe: handing its requests to
+// the engine on its own goroutine ("inline"), or writing reports that the
+// device's goroutines read, as on any other port ("async": the host end is
+// wrapped so that the client cannot tell it is a pipe).
+var pipeModes = []struct {
+	name   string
+	inline bool
+}{{"inline", true}, {"async", false}}
+
+// asyncPort hides a pipe end from the Client's inline path.
+type asyncPort struct{ *pipeEnd }
+
+// forEachPipeMode runs f in a synctest bubble for each of pipeModes.
+func forEachPipeMode(t *testing.T, f func(t *testing.T, inline bool)) {
+	for _, m := range pipeModes {
+		t.Run(m.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { f(t, m.inline) })
+		})
+	}
+}
+
+// pipeClient returns a client of a fresh device over a Pipe, used inline
+// or not (see pipeModes). It checks that the mode is the one asked for.
+func pipeClient(t *testing.T, h Handler, cfg DeviceConfig, inline bool) *Client {
 	t.Helper()
 	host, dev := Pipe()
 	serve(t, h, cfg, dev)
+	if !inline {
+		host = asyncPort{host.(*pipeEnd)}
+	}
 	c, err := NewClient(context.Background(), host)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	if _, ok := h.(*fakeHandler); ok {
+		got, err := c.CBOR(context.Background(), []byte{fakeWhere})
+		if err != nil || !bytes.Equal(got, []byte{0, boolByte(inline)}) {
+			t.Fatalf("handler on the client's goroutine: answer %x, %v; want %v", got, err, inline)
+		}
+	}
 	return c
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // exercise runs the client API against a device serving a fakeHandler.
@@ -83,8 +121,8 @@ func exercise(t *testing.T, c *Client) {
 }
 
 func TestClientPipe(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		exercise(t, pipeClient(t, newFake(), DeviceConfig{}))
+	forEachPipeMode(t, func(t *testing.T, inline bool) {
+		exercise(t, pipeClient(t, newFake(), DeviceConfig{}, inline))
 	})
 }
 
@@ -117,9 +155,9 @@ func TestClientErrorsAndLock(t *testing.T) {
 }
 
 func TestClientContextCancel(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forEachPipeMode(t, func(t *testing.T, inline bool) {
 		h := newFake()
-		c := pipeClient(t, h, DeviceConfig{})
+		c := pipeClient(t, h, DeviceConfig{}, inline)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			hctx := <-h.started
@@ -140,9 +178,9 @@ func TestClientContextCancel(t *testing.T) {
 }
 
 func TestClientCancelMethod(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forEachPipeMode(t, func(t *testing.T, inline bool) {
 		h := newFake()
-		c := pipeClient(t, h, DeviceConfig{})
+		c := pipeClient(t, h, DeviceConfig{}, inline)
 		go func() {
 			<-h.started
 			if err := c.Cancel(); err != nil {
@@ -203,27 +241,37 @@ func serveDevice(t *testing.T, d *Device, dev Port) {
 
 // BenchmarkPipeRoundTrip measures one CTAPHID_CBOR round trip (a
 // getInfo-sized request and a 300-byte answer) through the engine and the
-// pipe, against a handler that does no work.
+// pipe, against a handler that does no work: with the client's requests
+// served on its goroutine ("inline", what a Client on a Pipe does) and
+// with the device's goroutines reading reports, as on the other ports
+// ("async").
 func BenchmarkPipeRoundTrip(b *testing.B) {
-	host, dev := Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- NewDevice(benchHandler{}, DeviceConfig{}).Serve(ctx, dev) }()
-	c, err := NewClient(ctx, host)
-	if err != nil {
-		b.Fatal(err)
+	for _, m := range pipeModes {
+		b.Run(m.name, func(b *testing.B) {
+			host, dev := Pipe()
+			if !m.inline {
+				host = asyncPort{host.(*pipeEnd)}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- NewDevice(benchHandler{}, DeviceConfig{}).Serve(ctx, dev) }()
+			c, err := NewClient(ctx, host)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := []byte{0x04}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.CBOR(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			_ = c.Close()
+			cancel()
+			<-served
+		})
 	}
-	req := []byte{0x04}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.CBOR(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	_ = c.Close()
-	cancel()
-	<-served
 }
 
 // benchHandler answers every request with a fixed 300-byte response.
@@ -239,8 +287,8 @@ func (benchHandler) HandleMSG(context.Context, []byte) []byte  { return []byte{0
 // from the transaction that just ended.
 func TestClientBackToBack(t *testing.T) {
 	for _, h := range []Handler{benchHandler{}, slowHandler{}} {
-		synctest.Test(t, func(t *testing.T) {
-			c := pipeClient(t, h, DeviceConfig{})
+		forEachPipeMode(t, func(t *testing.T, inline bool) {
+			c := pipeClient(t, h, DeviceConfig{}, inline)
 			for i := range 1000 {
 				if _, err := c.CBOR(t.Context(), []byte{4}); err != nil {
 					t.Fatalf("%T: request %d: %v", h, i, err)
@@ -250,7 +298,8 @@ func TestClientBackToBack(t *testing.T) {
 	}
 }
 
-// slowHandler answers after the busy loop has started (fake time).
+// slowHandler answers after another goroutine has taken over reading the
+// port (fake time; see session.readLoop).
 type slowHandler struct{ benchHandler }
 
 func (h slowHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {

@@ -140,26 +140,41 @@ func parsePacket(r []byte) (packet, bool) {
 // fragment splits a message into reports (CTAP 2.1 section 11.2.4) and calls
 // emit for each. The message must not exceed MaxFramedSize.
 func fragment(cid uint32, cmd byte, msg []byte, emit func([]byte) error) error {
-	if len(msg) > MaxFramedSize {
-		return fmt.Errorf("ctaphid: message of %d bytes exceeds the %d-byte framing limit", len(msg), MaxFramedSize)
-	}
-	var buf [ReportSize]byte
-	binary.BigEndian.PutUint32(buf[0:4], cid)
-	buf[4] = typeInit | cmd
-	binary.BigEndian.PutUint16(buf[5:7], uint16(len(msg)))
-	n := copy(buf[7:], msg)
-	if err := emit(buf[:]); err != nil {
+	reports, err := frames(cid, cmd, msg)
+	if err != nil {
 		return err
 	}
-	msg = msg[n:]
-	for seq := byte(0); len(msg) > 0; seq++ {
-		clear(buf[4:])
-		buf[4] = seq
-		n = copy(buf[5:], msg)
-		if err := emit(buf[:]); err != nil {
+	for _, r := range reports {
+		if err := emit(r); err != nil {
 			return err
 		}
-		msg = msg[n:]
 	}
 	return nil
+}
+
+// frames splits a message into reports (CTAP 2.1 section 11.2.4): an
+// initialization packet and as many continuation packets as needed, each
+// its own 64 bytes of one allocation. The message must not exceed
+// MaxFramedSize.
+func frames(cid uint32, cmd byte, msg []byte) ([][]byte, error) {
+	if len(msg) > MaxFramedSize {
+		return nil, fmt.Errorf("ctaphid: message of %d bytes exceeds the %d-byte framing limit", len(msg), MaxFramedSize)
+	}
+	n := 1 + (max(len(msg)-initPayload, 0)+contPayload-1)/contPayload
+	backing := make([]byte, n*ReportSize)
+	reports := make([][]byte, n)
+	for i := range reports {
+		reports[i] = backing[i*ReportSize : (i+1)*ReportSize : (i+1)*ReportSize]
+	}
+	r := reports[0]
+	binary.BigEndian.PutUint32(r[0:4], cid)
+	r[4] = typeInit | cmd
+	binary.BigEndian.PutUint16(r[5:7], uint16(len(msg)))
+	msg = msg[copy(r[7:], msg):]
+	for seq, r := range reports[1:] {
+		binary.BigEndian.PutUint32(r[0:4], cid)
+		r[4] = byte(seq)
+		msg = msg[copy(r[5:], msg):]
+	}
+	return reports, nil
 }

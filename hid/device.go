@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,24 +134,19 @@ func (d *Device) allocated(cid uint32) bool {
 	return d.wrapped || cid <= d.lastCID
 }
 
-// busyDelay is how long a handler runs before a second goroutine serves
-// the port meanwhile (see session.runTx).
+// busyDelay is how long a handler runs on a port's reading goroutine
+// before another goroutine takes over the reading (see session.readLoop).
 const busyDelay = 2 * time.Millisecond
 
 // txKey is the context key of the running transaction's state.
 type txKey struct{}
-
-// txState is what a handler's context carries for UserPresenceNeeded.
-type txState struct {
-	upNeeded atomic.Bool
-}
 
 // UserPresenceNeeded tells the device serving the handler whose context is
 // ctx that the command now waits for user presence: the keepalives switch
 // from STATUS_PROCESSING to STATUS_UPNEEDED (CTAP 2.1 section 11.2.9.2.1).
 // It does nothing for a context that does not come from a Device.
 func UserPresenceNeeded(ctx context.Context) {
-	if t, ok := ctx.Value(txKey{}).(*txState); ok {
+	if t, ok := ctx.Value(txKey{}).(*transaction); ok {
 		t.upNeeded.Store(true)
 	}
 }
@@ -164,96 +160,70 @@ func UserPresenceNeeded(ctx context.Context) {
 // channel ids stay unique across them and one handler runs at a time; a
 // request from another port meanwhile gets ERR_CHANNEL_BUSY. The channel
 // lock (CTAPHID_LOCK) is per port.
+//
+// When p is the device end of a [Pipe], a [Client] on the host end has its
+// requests served on its own goroutine (see Pipe); raw reports written to
+// the host end are served like those of any port.
 func (d *Device) Serve(ctx context.Context, p Port) error {
 	ctx, cancel := context.WithCancel(ctx)
-	// Closing the port is what unblocks a ReadReport or WriteReport; the
-	// cancel below makes sure it happens once the loop is over.
-	closed := make(chan struct{})
-	context.AfterFunc(ctx, func() {
-		_ = p.Close()
-		close(closed)
-	})
-
-	s := &session{d: d, p: p, ctx: ctx, log: d.log, readErr: make(chan error, 1)}
-	var wg sync.WaitGroup
-	if cp, ok := p.(chanPort); ok {
-		// In-process pipe: take its reports straight from its channel,
-		// one goroutine hop less per packet.
-		s.reports = cp.inbox()
-		wg.Go(func() {
-			if err := cp.waitClosed(ctx); err != nil {
-				s.readErr <- err
-			}
-		})
-	} else {
-		rc := make(chan []byte)
-		s.reports = rc
-		wg.Go(func() { readLoop(ctx, p, rc, s.readErr) })
+	defer cancel()
+	s := &session{d: d, p: p, ctx: ctx, log: d.log, failed: make(chan error, 1)}
+	if pe, ok := p.(*pipeEnd); ok {
+		pe.link.attach(s)
+		defer pe.link.detach(s)
 	}
+	s.readers.Go(s.readLoop)
 
-	_, err := s.loop(nil)
-
-	s.stopTimers()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.failed:
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	// Closing the port unblocks a ReadReport or a WriteReport (a host that
+	// does not read); closing the session cancels a running handler and
+	// stops the timers.
 	cancel()
-	<-closed
-	wg.Wait()
+	_ = p.Close()
+	s.close()
+	s.readers.Wait()
+	s.inline.Wait()
 	return err
-}
-
-// chanPort is a Port whose reports come from a channel (the Pipe).
-type chanPort interface {
-	Port
-	// inbox is the channel ReadReport reads.
-	inbox() <-chan []byte
-	// waitClosed returns the error ReadReport would return once the port
-	// is closed, or nil when ctx is done first.
-	waitClosed(ctx context.Context) error
-}
-
-// readLoop feeds the session with reports until the port fails or ctx is
-// done.
-func readLoop(ctx context.Context, p Port, reports chan<- []byte, readErr chan<- error) {
-	for {
-		r, err := p.ReadReport()
-		if err != nil {
-			readErr <- err // buffered: never blocks
-			return
-		}
-		select {
-		case reports <- r:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // session is the state of one Serve call: the reassembly of at most one
 // request, the running transaction and the channel lock.
 //
-// One goroutine owns it at a time. The Serve goroutine runs loop; when a
-// CBOR or MSG request is complete it runs the handler itself, after handing
-// the session to a second goroutine that runs loop in busy mode (answering
-// other packets, CANCEL and keepalives) until the handler is done; the
-// Serve goroutine then waits for that goroutine to end before it touches
-// the session again. Writes to the port from both go through wmu.
+// It is driven by events, each handled under mu by the goroutine that has
+// it: a report read from the port (readLoop), a report a pipe's host hands
+// over on its own goroutine (deliverInline), the message timeout and the
+// keepalive timers, and the end of a handler. A handler runs without mu, on
+// the goroutine that delivered the request's last packet; while it runs,
+// the other events go on being handled.
 type session struct {
 	d   *Device
 	p   Port
 	ctx context.Context
 	log *slog.Logger
 
-	reports <-chan []byte
-	readErr chan error
+	readers sync.WaitGroup // readLoop goroutines, and the handlers they run
+	inline  sync.WaitGroup // handlers running on a pipe host's goroutine
+	failed  chan error     // the first error that ends Serve
 
-	wmu sync.Mutex // whole messages on the port
+	mu     sync.Mutex // guards what follows, and whole messages on the port
+	closed bool       // Serve is ending: no new work
 
-	pending []byte // a report the busy loop took after the handler finished
+	rx         *reassembly // request being reassembled, or nil
+	rxTimer    *time.Timer // fires at rxDeadline, or earlier (see rxExpired)
+	rxTimerOn  bool        // rxTimer is set to fire
+	rxDeadline time.Time   // when rx times out
+	rxMoved    bool        // a packet of rx came: its deadline moves
 
-	rx      *reassembly // request being reassembled, or nil
-	rxTimer *time.Timer // MsgTimeout since the last packet of rx
-
-	tx        *transaction // the running handler, or nil
-	keepalive *time.Ticker // runs while tx runs
+	tx       *transaction // the running (or dispatched) handler, or nil
+	started  *transaction // a transaction the event being handled started
+	inlineTx bool         // the event comes from deliverInline
 
 	lockCID   uint32 // channel holding CTAPHID_LOCK, or 0
 	lockUntil time.Time
@@ -268,86 +238,201 @@ type reassembly struct {
 	seq  byte // next expected sequence number
 }
 
-// transaction is a handler running on the Serve goroutine.
+// transaction is a CBOR or MSG request handed to the handler.
 type transaction struct {
 	cid    uint32
-	state  *txState
+	cmd    byte
+	msg    []byte
+	ctx    context.Context
 	cancel context.CancelFunc
-	stop   chan struct{} // closed once the handler has returned
-
-	// Under session.wmu: finished once the reply is sent (no keepalive
-	// after it), aborted by an INIT resynchronization (no reply at all).
-	finished, aborted bool
-	// done mirrors finished for the busy loop's lock-free check.
-	done atomic.Bool
+	// keepalive sends CTAPHID_KEEPALIVE while the handler runs; nil for a
+	// pipe host's request, which reads nothing before the handler returns.
+	keepalive *time.Timer
+	// aborted by an INIT resynchronization: no reply at all.
+	aborted bool
+	// upNeeded is set by UserPresenceNeeded, from the handler.
+	upNeeded atomic.Bool
 }
 
-// loop is the engine's state machine. With tx == nil it is the Serve
-// goroutine's loop and returns only when ctx is done, the port fails to
-// read, or a write fails. With tx != nil it is the busy loop: it also sends
-// keepalives, and returns when tx.stop is closed, or with the first report
-// that arrives after the handler finished (for the idle loop to process).
-func (s *session) loop(tx *transaction) (pending []byte, err error) {
-	var keepalive <-chan time.Time
-	var stop <-chan struct{}
-	if tx != nil {
-		keepalive, stop = s.keepalive.C, tx.stop
+// fail ends Serve with err, unless an earlier error already does.
+func (s *session) fail(err error) {
+	select {
+	case s.failed <- err:
+	default:
 	}
-	for err == nil {
-		if r := s.pending; r != nil && tx == nil {
-			s.pending = nil
-			err = s.handleReport(r)
+}
+
+// close stops the session: no event is handled after it, and a running
+// handler is cancelled.
+func (s *session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.dropRx()
+	if s.tx != nil {
+		s.tx.cancel()
+		if s.tx.keepalive != nil {
+			s.tx.keepalive.Stop()
+		}
+	}
+}
+
+// readLoop feeds the session with the port's reports until the port fails.
+// When a report completes a request, it runs the handler itself; if the
+// handler is still running after busyDelay, a new readLoop goroutine takes
+// over the reading (CANCEL, other channels) and this one ends with the
+// handler. Most requests are done sooner and cost no extra goroutine.
+func (s *session) readLoop() {
+	for {
+		r, err := s.p.ReadReport()
+		if err != nil {
+			s.fail(fmt.Errorf("hid: read report: %w", err))
+			return
+		}
+		tx, err := s.deliver(r)
+		if err != nil {
+			if tx != nil {
+				s.run(tx) // started: it must end
+			}
+			s.fail(err)
+			return
+		}
+		if tx == nil {
 			continue
 		}
-		var rxTimeout <-chan time.Time
-		if s.rx != nil {
-			rxTimeout = s.rxTimer.C
+		// The relay counts in s.readers from now, so that Serve's Wait
+		// cannot miss it, whenever it starts.
+		s.readers.Add(1)
+		relay := time.AfterFunc(busyDelay, func() {
+			defer s.readers.Done()
+			s.readLoop()
+		})
+		s.run(tx)
+		if !relay.Stop() {
+			return // the relay reads now
 		}
-		select {
-		case <-s.ctx.Done():
-			return nil, s.ctx.Err()
-		case rerr := <-s.readErr:
-			if s.ctx.Err() != nil {
-				return nil, s.ctx.Err()
-			}
-			return nil, fmt.Errorf("hid: read report: %w", rerr)
-		case <-stop:
-			return nil, nil
-		case r := <-s.reports:
-			if tx != nil && tx.done.Load() {
-				return r, nil
-			}
-			err = s.handleReport(r)
-		case <-rxTimeout:
-			cid := s.rx.cid
-			s.log.Debug("ctaphid: message timed out", "cid", cid)
-			s.dropRx()
-			err = s.sendError(cid, ErrMsgTimeout)
-		case <-keepalive:
-			status := StatusProcessing
-			if tx.state.upNeeded.Load() {
-				status = StatusUPNeeded
-			}
-			s.wmu.Lock()
-			if !tx.finished && !tx.aborted {
-				err = s.sendLocked(tx.cid, CmdKeepalive, []byte{status})
-			}
-			s.wmu.Unlock()
-		}
+		s.readers.Done() // the relay will not run
 	}
-	if s.ctx.Err() != nil {
-		return nil, s.ctx.Err()
-	}
-	return nil, err
 }
 
-// stopTimers releases the session's timers.
-func (s *session) stopTimers() {
-	if s.rxTimer != nil {
-		s.rxTimer.Stop()
+// deliver handles a report from the port; it returns the transaction the
+// report dispatched, for the caller to run.
+func (s *session) deliver(r []byte) (*transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil
 	}
-	if s.keepalive != nil {
-		s.keepalive.Stop()
+	err := s.handleReport(r)
+	s.endEvent()
+	tx := s.started
+	s.started = nil
+	return tx, err
+}
+
+// deliverInline handles reports a pipe's host hands over on its own
+// goroutine. It returns the transaction they dispatched: the caller runs it
+// with run, also on its own goroutine, and must call it (the device is busy
+// until then). Such a transaction sends no keepalives.
+func (s *session) deliverInline(reports [][]byte) (*transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, net.ErrClosed
+	}
+	s.inlineTx = true
+	defer func() { s.inlineTx = false }()
+	var err error
+	for _, r := range reports {
+		if err = s.handleReport(r); err != nil {
+			s.fail(err)
+			break
+		}
+	}
+	s.endEvent()
+	tx := s.started
+	s.started = nil
+	if tx != nil {
+		s.inline.Add(1) // under mu and before closed: Serve's Wait sees it
+	}
+	return tx, err
+}
+
+// runInline runs a transaction from deliverInline.
+func (s *session) runInline(tx *transaction) {
+	defer s.inline.Done()
+	s.run(tx)
+}
+
+// run calls the handler of tx and sends its reply.
+func (s *session) run(tx *transaction) {
+	resp, ok := s.callHandler(tx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx.keepalive != nil {
+		tx.keepalive.Stop()
+	}
+	tx.cancel()
+	// The transaction ends as its reply goes out, under mu: the host may
+	// send its next request as soon as it has the reply, and that request
+	// must not meet ERR_CHANNEL_BUSY from this one.
+	s.tx = nil
+	<-s.d.busy
+	if tx.aborted || s.closed {
+		return
+	}
+	var err error
+	if !ok || len(resp) > MaxFramedSize {
+		err = s.send(tx.cid, CmdError, []byte{byte(ErrOther)})
+	} else {
+		err = s.send(tx.cid, tx.cmd, resp)
+	}
+	if err != nil {
+		s.fail(err)
+	}
+}
+
+// sendKeepalive is the keepalive timer of tx (CTAP 2.1 section 11.2.9.2.1).
+func (s *session) sendKeepalive(tx *transaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx != tx || tx.aborted || s.closed {
+		return
+	}
+	status := StatusProcessing
+	if tx.upNeeded.Load() {
+		status = StatusUPNeeded
+	}
+	if err := s.send(tx.cid, CmdKeepalive, []byte{status}); err != nil {
+		s.fail(err)
+		return
+	}
+	tx.keepalive.Reset(s.d.cfg.KeepaliveInterval)
+}
+
+// rxExpired is the message timer: an incomplete request whose next packet
+// did not come within MsgTimeout fails with ERR_MSG_TIMEOUT.
+func (s *session) rxExpired() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The timer is not reset at every packet: the deadline may have moved
+	// on since it was set. It may also have been stopped or set again
+	// while this call waited for mu.
+	s.rxTimerOn = false
+	if s.closed || s.rx == nil {
+		return
+	}
+	if left := time.Until(s.rxDeadline); left > 0 {
+		s.rxTimer.Reset(left)
+		s.rxTimerOn = true
+		return
+	}
+	cid := s.rx.cid
+	s.log.Debug("ctaphid: message timed out", "cid", cid)
+	s.dropRx()
+	if err := s.sendError(cid, ErrMsgTimeout); err != nil {
+		s.fail(err)
 	}
 }
 
@@ -488,9 +573,7 @@ func (s *session) handleInit(pkt packet) error {
 			s.dropRx()
 		}
 		if s.tx != nil && s.tx.cid == cid {
-			s.wmu.Lock()
 			s.tx.aborted = true
-			s.wmu.Unlock()
 			s.tx.cancel()
 		}
 		if s.lockCID == cid {
@@ -546,7 +629,7 @@ func (s *session) dispatch(cid uint32, cmd byte, msg []byte) error {
 		}
 		return s.send(cid, CmdLock, nil)
 	case CmdCBOR, CmdMsg:
-		return s.runTx(cid, cmd, msg)
+		return s.startTx(cid, cmd, msg)
 	}
 	return s.sendError(cid, ErrInvalidCmd) // unreachable: validate ran
 }
@@ -563,118 +646,82 @@ func (s *session) lockedOut(cid uint32) bool {
 	return s.lockCID != cid
 }
 
-// runTx runs the handler for a CBOR or MSG request on the Serve goroutine,
-// while a busy loop serves the port (see session), and sends its reply.
-func (s *session) runTx(cid uint32, cmd byte, msg []byte) error {
+// startTx dispatches a CBOR or MSG request to the handler: the goroutine
+// handling the event runs it (see deliver and deliverInline).
+func (s *session) startTx(cid uint32, cmd byte, msg []byte) error {
 	select {
 	case s.d.busy <- struct{}{}:
 	default: // another port's transaction is running
 		return s.sendError(cid, ErrChannelBusy)
 	}
-	defer func() { <-s.d.busy }()
-
-	state := &txState{}
-	ctx, cancel := context.WithCancel(context.WithValue(s.ctx, txKey{}, state))
-	defer cancel()
-	tx := &transaction{cid: cid, state: state, cancel: cancel, stop: make(chan struct{})}
-	s.tx = tx
-	if s.keepalive == nil {
-		s.keepalive = time.NewTicker(s.d.cfg.KeepaliveInterval)
-	} else {
-		s.keepalive.Reset(s.d.cfg.KeepaliveInterval)
+	tx := &transaction{cid: cid, cmd: cmd, msg: msg}
+	tx.ctx, tx.cancel = context.WithCancel(context.WithValue(s.ctx, txKey{}, tx))
+	if !s.inlineTx {
+		tx.keepalive = time.AfterFunc(s.d.cfg.KeepaliveInterval, func() { s.sendKeepalive(tx) })
 	}
 	s.log.Debug("ctaphid: request", "cid", cid, "cmd", cmd, "len", len(msg))
-
-	type busyResult struct {
-		pending []byte
-		err     error
-	}
-	busy := make(chan busyResult, 1)
-	// The busy loop starts only if the handler still runs after
-	// busyDelay: most requests are done sooner and then cost no extra
-	// goroutine. A CANCEL or another host's packet waits at most that
-	// long.
-	busyStart := time.AfterFunc(busyDelay, func() { // owns the session until it returns
-		pending, err := s.loop(tx)
-		if err != nil {
-			tx.cancel() // the handler must not outlive Serve
-		}
-		busy <- busyResult{pending, err}
-	})
-
-	resp, ok := s.callHandler(ctx, cmd, msg)
-
-	s.wmu.Lock()
-	// Finished before the reply goes out: the host may send its next
-	// request as soon as it has the reply, and the busy loop must hand
-	// that request back rather than answer ERR_CHANNEL_BUSY.
-	tx.finished = true
-	tx.done.Store(true)
-	var err error
-	if !tx.aborted {
-		if !ok || len(resp) > MaxFramedSize {
-			err = s.sendLocked(cid, CmdError, []byte{byte(ErrOther)})
-		} else {
-			err = s.sendLocked(cid, cmd, resp)
-		}
-	}
-	s.wmu.Unlock()
-	var res busyResult
-	if !busyStart.Stop() { // the busy loop runs
-		close(tx.stop)
-		res = <-busy // the session is ours again
-	}
-
-	s.keepalive.Stop()
-	s.tx = nil
-	s.pending = res.pending
-	if res.err != nil {
-		return res.err
-	}
-	return err
+	s.tx, s.started = tx, tx
+	return nil
 }
 
 // callHandler calls the handler; ok is false if it panicked (the host then
 // gets ERR_OTHER rather than the process dying).
-func (s *session) callHandler(ctx context.Context, cmd byte, msg []byte) (resp []byte, ok bool) {
+func (s *session) callHandler(tx *transaction) (resp []byte, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("ctaphid: handler panicked", "cmd", cmd, "panic", r)
+			s.log.Error("ctaphid: handler panicked", "cmd", tx.cmd, "panic", r)
 			resp, ok = nil, false
 		}
 	}()
-	if cmd == CmdCBOR {
-		return s.d.h.HandleCBOR(ctx, msg), true
+	if tx.cmd == CmdCBOR {
+		return s.d.h.HandleCBOR(tx.ctx, tx.msg), true
 	}
-	return s.d.h.HandleMSG(ctx, msg), true
+	return s.d.h.HandleMSG(tx.ctx, tx.msg), true
 }
 
-// armRxTimer (re)starts the timeout of the request being reassembled.
+// armRxTimer restarts the timeout of the request being reassembled, once
+// the event being handled is over (see endEvent): a whole message handed
+// over at once then costs no timer at all.
 func (s *session) armRxTimer() {
-	if s.rxTimer == nil {
-		s.rxTimer = time.NewTimer(s.d.cfg.MsgTimeout)
+	s.rxMoved = true
+}
+
+// endEvent finishes handling an event, with s.mu held: it moves the
+// deadline of the request being reassembled if a packet of it came, and
+// makes sure the timer will look at it.
+func (s *session) endEvent() {
+	if s.rx == nil || !s.rxMoved {
 		return
 	}
-	s.rxTimer.Reset(s.d.cfg.MsgTimeout)
+	s.rxMoved = false
+	s.rxDeadline = time.Now().Add(s.d.cfg.MsgTimeout)
+	switch {
+	case s.rxTimer == nil:
+		s.rxTimer = time.AfterFunc(s.d.cfg.MsgTimeout, s.rxExpired)
+	case !s.rxTimerOn:
+		s.rxTimer.Reset(s.d.cfg.MsgTimeout)
+	}
+	s.rxTimerOn = true
 }
 
 // dropRx forgets the request being reassembled.
 func (s *session) dropRx() {
 	s.rx = nil
-	if s.rxTimer != nil {
+	s.rxMoved = false
+	if s.rxTimerOn {
 		s.rxTimer.Stop()
+		s.rxTimerOn = false
 	}
 }
 
-// send writes a message to the host.
+// send writes a message to the host, with s.mu held.
 func (s *session) send(cid uint32, cmd byte, msg []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return s.sendLocked(cid, cmd, msg)
-}
-
-// sendLocked is send with s.wmu held.
-func (s *session) sendLocked(cid uint32, cmd byte, msg []byte) error {
+	if pe, ok := s.p.(*pipeEnd); ok {
+		if err := pe.writeMessage(cid, cmd, msg); err != nil {
+			return fmt.Errorf("hid: write report: %w", err)
+		}
+		return nil
+	}
 	err := fragment(cid, cmd, msg, s.p.WriteReport)
 	if err != nil {
 		return fmt.Errorf("hid: write report: %w", err)

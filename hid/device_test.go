@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -19,6 +20,7 @@ const (
 	fakeBig         = 0x43 // answer 3000 bytes
 	fakeHuge        = 0x44 // answer more than the framing can carry
 	fakeIgnore      = 0x45 // ignore ctx: return only when released
+	fakeWhere       = 0x46 // answer 1 if called on a Client's goroutine
 	keepaliveCancel = 0x2d
 )
 
@@ -54,6 +56,13 @@ func (f *fakeHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {
 		return append([]byte{0}, pattern(2999)...)
 	case fakeHuge:
 		return make([]byte, MaxFramedSize+1)
+	case fakeWhere:
+		stack := make([]byte, 64<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		if bytes.Contains(stack, []byte("hid.(*Client).transact")) {
+			return []byte{0, 1}
+		}
+		return []byte{0, 0}
 	}
 	return append([]byte{0}, msg...)
 }

@@ -50,6 +50,12 @@ const (
 	opCont  = 3 // [chan, seq]: continuation packet
 )
 
+// argInline, in the argument of opInit and opCont, hands the packet to the
+// engine the way a Client on a Pipe does (on the script's goroutine; a
+// request it completes runs on a goroutine of its own here, so that the
+// script goes on), rather than writing it to the pipe.
+const argInline = 1
+
 // fuzzCID maps a script byte to one of the first channels a device
 // allocates, the broadcast channel, or channel 0.
 func fuzzCID(b byte) uint32 {
@@ -139,6 +145,18 @@ func playScript(t *testing.T, script []byte) map[byte]int {
 				a := take(2)
 				rep = contPacket(fuzzCID(a[0]), a[1], []byte{1, 2, 3})
 			}
+			if op != opRaw && arg&argInline != 0 {
+				req, ok, err := host.(*pipeEnd).deliver([][]byte{rep})
+				if req.tx != nil {
+					wg.Go(req.run)
+				}
+				if err != nil {
+					t.Fatalf("deliver: %v", err)
+				}
+				if ok { // else Serve has not started yet: write it
+					continue
+				}
+			}
 			if err := host.WriteReport(rep); err != nil {
 				t.Fatalf("write: %v", err)
 			}
@@ -206,6 +224,14 @@ func TestFuzzScripts(t *testing.T) {
 	if sent[CmdCBOR] != 1 || sent[CmdKeepalive] != 2 {
 		t.Errorf("blocking CBOR + CANCEL script: device sent %v", sent)
 	}
+	// Inline: a blocking request sends no keepalives, and CANCEL (written
+	// to the pipe) still ends it.
+	inline := byte(opInit | argInline<<2)
+	sent = playScript(t, cat(sInit(bc, CmdInit, 8, 0), sSleep(1), []byte{inline, 0, 0x80 | CmdCBOR, 5, fakeBlock}, sSleep(25),
+		sInit(0, CmdCancel, 0, 0), sSleep(1), []byte{inline, 0, 0x80 | CmdPing, 100, 1}, []byte{opCont | argInline<<2, 0, 0}))
+	if sent[CmdCBOR] != 1 || sent[CmdKeepalive] != 0 || sent[CmdPing] != 1 || sent[CmdError] != 0 {
+		t.Errorf("inline script: device sent %v", sent)
+	}
 	sent = playScript(t, cat(sInit(bc, CmdInit, 8, 0), sInit(0, CmdLock, 1, 3), sInit(bc, CmdInit, 8, 0), sInit(1, CmdPing, 5, 0)))
 	if sent[CmdLock] != 1 || sent[CmdError] != 1 {
 		t.Errorf("LOCK script: device sent %v", sent)
@@ -224,5 +250,8 @@ func FuzzDevice(f *testing.F) {
 	f.Add(cat(sInit(bc, CmdInit, 8, 0), sInit(0, CmdCBOR, 5, fakePanic), sInit(0, CmdCBOR, 5, fakeHuge), sInit(0, CmdMsg, 10, 0)))
 	f.Add(cat(sInit(bc, CmdInit, 8, 0), sInit(0, CmdCBOR, 5, fakeIgnore), sInit(0, CmdCancel, 0, 0), sInit(0, CmdInit, 8, 0)))
 	f.Add(cat([]byte{opRaw}, initPacket(BroadcastCID, CmdInit, 8, nil), []byte{opRaw, 0, 0, 0, 1, 0x81}))
+	inline := []byte{opInit | argInline<<2}
+	f.Add(cat(sInit(bc, CmdInit, 8, 0), sSleep(1), inline, []byte{0, 0x80 | CmdCBOR, 5, fakeBlock}, sSleep(30), sInit(0, CmdCancel, 0, 0),
+		sSleep(1), inline, []byte{0, 0x80 | CmdPing, 100, 1}, []byte{opCont | argInline<<2, 0, 0}, sInit(0, CmdPing, 5, 0)))
 	f.Fuzz(runScript)
 }
