@@ -240,6 +240,13 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
 		// Any other command ends an assertion sequence (CTAP 2.1 section 6.3).
 		a.volatile.next = nil
 	}
+	if msg[0] != CmdCredentialManagement && msg[0] != CmdCredentialMgmtPreview {
+		// Likewise a credential management enumeration, as OpenSK does:
+		// the GetNext subcommands must follow their Begin (CTAP 2.1
+		// sections 6.8.3 and 6.8.4), and a platform never interleaves
+		// other commands with them.
+		a.volatile.cm = credMgmtVolatile{}
+	}
 	resp, err := a.safeCall(ctx, fn, msg[1:])
 	if err != nil {
 		var st Status
