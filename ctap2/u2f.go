@@ -12,13 +12,16 @@ import (
 	"github.com/vkey-dev/vkey/keystore"
 )
 
-// U2F raw message format (FIDO U2F Raw Message Formats v1.2, and CTAP 2.1
-// section 11.2.9.1.1 for its carriage over CTAPHID_MSG).
+// U2F instructions (FIDO U2F Raw Message Formats v1.2, and CTAP 2.1
+// section 11.2.9.1.1 for their carriage over CTAPHID_MSG).
 const (
-	u2fRegister     = 0x01
-	u2fAuthenticate = 0x02
-	u2fVersion      = 0x03
+	U2FRegister     = 0x01 // U2F_REGISTER
+	U2FAuthenticate = 0x02 // U2F_AUTHENTICATE
+	U2FVersion      = 0x03 // U2F_VERSION
+)
 
+// U2F authentication control bytes, and how long presence stays usable.
+const (
 	u2fCheckOnly       = 0x07
 	u2fEnforcePresence = 0x03
 	u2fDontEnforce     = 0x08
@@ -74,9 +77,10 @@ func (a *Authenticator) u2fTakePresence(rpHash []byte) bool {
 	return false
 }
 
-// parseAPDU splits a command APDU in short or extended length encoding
-// (ISO 7816-4) into its header and data.
-func parseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
+// ParseAPDU splits a command APDU in short or extended length encoding
+// (ISO 7816-4) into its header and data; ok is false when the lengths do
+// not add up.
+func ParseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
 	if len(apdu) < 4 {
 		return 0, 0, 0, nil, false
 	}
@@ -108,7 +112,7 @@ func parseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
 // HandleMSG processes one CTAPHID_MSG message: a U2F/CTAP1 request APDU.
 // It returns the response APDU (data followed by the status word).
 func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
-	cla, ins, p1, data, ok := parseAPDU(apdu)
+	cla, ins, p1, data, ok := ParseAPDU(apdu)
 	if !ok {
 		return swWrongLength
 	}
@@ -119,14 +123,14 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 	defer a.mu.Unlock()
 	a.volatile.next = nil
 	switch ins {
-	case u2fVersion:
+	case U2FVersion:
 		if len(data) != 0 {
 			return swWrongLength
 		}
 		return append([]byte("U2F_V2"), swNoError...)
-	case u2fRegister:
+	case U2FRegister:
 		return a.u2fRegister(data)
-	case u2fAuthenticate:
+	case U2FAuthenticate:
 		return a.u2fAuthenticate(p1, data)
 	}
 	return swInsNotSupported

@@ -40,6 +40,9 @@ type Event struct {
 	Source       string `json:"source,omitempty"`
 	CredentialID string `json:"credentialId,omitempty"`
 	RPID         string `json:"rpId,omitempty"`
+	// RPIDHash names the relying party of a U2F command, which carries
+	// only the SHA-256 of its application ID.
+	RPIDHash     string `json:"rpIdHash,omitempty"`
 	UserName     string `json:"userName,omitempty"`
 	Discoverable *bool  `json:"isResidentCredential,omitempty"`
 	// SignCount is the counter in the authenticator data.

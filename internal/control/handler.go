@@ -23,10 +23,10 @@ type eventHandler struct {
 	lastRP string // of the last getAssertion, for getNextAssertion
 }
 
-// WrapHandler returns next reporting successful makeCredential
-// (credentialAdded), getAssertion and getNextAssertion
-// (credentialAsserted) and reset (reset) commands as events. It decodes
-// nothing while nobody listens.
+// WrapHandler returns next reporting successful makeCredential and U2F
+// registrations (credentialAdded), getAssertion, getNextAssertion and U2F
+// authentications (credentialAsserted) and reset (reset) commands as
+// events. It decodes nothing while nobody listens.
 func (h *Hub) WrapHandler(next Handler) Handler { return &eventHandler{Handler: next, h: h} }
 
 // HandleCBOR implements Handler.
@@ -101,4 +101,40 @@ func (e *eventHandler) asserted(rpID string, respBody []byte) {
 	up, uv := flags&0x01 != 0, flags&0x04 != 0
 	e.h.Emit(Event{Type: EventCredentialAsserted, Source: "ctap", CredentialID: b64(resp.Credential.ID), RPID: rpID,
 		SignCount: &count, UserPresent: &up, UserVerified: &uv})
+}
+
+// HandleMSG implements Handler.
+func (e *eventHandler) HandleMSG(ctx context.Context, apdu []byte) []byte {
+	resp := e.Handler.HandleMSG(ctx, apdu)
+	n := len(resp) - 2
+	if n < 0 || resp[n] != 0x90 || resp[n+1] != 0x00 || !e.h.Active() {
+		return resp
+	}
+	_, ins, _, data, ok := ctap2.ParseAPDU(apdu)
+	if !ok || len(data) < 64 {
+		return resp
+	}
+	appIDHash := b64(data[32:64]) // U2F names the RP by the hash of its application ID
+	switch ins {
+	case ctap2.U2FRegister:
+		// 0x05 | public key (65) | key handle length | key handle | ...
+		body := resp[:n]
+		if len(body) < 67 || len(body) < 67+int(body[66]) {
+			return resp
+		}
+		rk, count := false, uint32(0)
+		e.h.Emit(Event{Type: EventCredentialAdded, Source: "ctap", CredentialID: b64(body[67 : 67+int(body[66])]),
+			RPIDHash: appIDHash, Discoverable: &rk, SignCount: &count})
+	case ctap2.U2FAuthenticate:
+		// Request: challenge (32) | application (32) | handle length |
+		// handle. Response: flags | counter (4) | signature.
+		if len(data) < 65+int(data[64]) || n < 5 {
+			return resp
+		}
+		count := binary.BigEndian.Uint32(resp[1:5])
+		up, uv := resp[0]&0x01 != 0, false
+		e.h.Emit(Event{Type: EventCredentialAsserted, Source: "ctap", CredentialID: b64(data[65 : 65+int(data[64])]),
+			RPIDHash: appIDHash, SignCount: &count, UserPresent: &up, UserVerified: &uv})
+	}
+	return resp
 }
