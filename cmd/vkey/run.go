@@ -124,6 +124,16 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	controlListeners, err := o.control.listen(o.name, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { // until they are served
+		for _, l := range controlListeners {
+			l.Close()
+		}
+	}()
+
 	// Keys: the TPM for device-bound credentials when asked or available.
 	var deviceKeys keystore.KeyProvider
 	var sealer keystore.Sealer
@@ -190,10 +200,9 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer port.Close()
 	device := hid.NewDevice(hub.WrapHandler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
 
-	stopControl, err := o.control.start(ctx, o.name, where, a, broker, uv, hub, logger, stdout)
-	if err != nil {
-		return err
-	}
+	stopControl := serveControl(ctx, controlListeners, control.Config{Name: o.name, Transport: transportAddress(where),
+		Authenticator: a, Presence: broker, UV: uv, Hub: hub, Logger: logger}, logger)
+	controlListeners = nil // served: stopControl closes them
 	defer stopControl()
 	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, mode)
 	if o.readyFile != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,9 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/presence"
 )
 
 // controlOptions are the control API flags of `vkey run`.
@@ -32,18 +31,19 @@ func transportAddress(where string) string {
 	return where
 }
 
-// start serves the control API on the key's socket (and on --control-addr)
-// until ctx is done; stop waits for the servers to end.
-func (c *controlOptions) start(ctx context.Context, name, where string, a *ctap2.Authenticator, broker *presence.Broker, uv *presence.Verifier, hub *control.Hub, logger *slog.Logger, stdout io.Writer) (stop func(), err error) {
-	srv := control.New(control.Config{Name: name, Transport: transportAddress(where), Authenticator: a,
-		Presence: broker, UV: uv, Hub: hub, Logger: logger})
+// listen opens the control API's listeners: the key's socket, and
+// --control-addr if given. `vkey run` does it before anything else, so that
+// a second key of the same name stops before it creates a device.
+func (c *controlOptions) listen(name string, stdout io.Writer) ([]net.Listener, error) {
 	path := controlSocketPath(name)
-	var lns []net.Listener
 	ln, err := control.ListenUnix(path)
+	if errors.Is(err, control.ErrSocketInUse) {
+		return nil, fmt.Errorf("a vkey named %q is already running (its control socket is %s): give this one another name with --name NAME", name, path)
+	}
 	if err != nil {
 		return nil, err
 	}
-	lns = append(lns, ln)
+	lns := []net.Listener{ln}
 	fmt.Fprintf(stdout, "vkey: control API on %s\n", path)
 	if c.addr != "" {
 		tl, err := control.ListenLoopback(c.addr)
@@ -54,6 +54,13 @@ func (c *controlOptions) start(ctx context.Context, name, where string, a *ctap2
 		lns = append(lns, tl)
 		fmt.Fprintf(stdout, "vkey: control API on http://%s\n", tl.Addr())
 	}
+	return lns, nil
+}
+
+// serveControl serves the control API on lns until ctx is done; stop waits for
+// the servers to end (and closes the listeners).
+func serveControl(ctx context.Context, lns []net.Listener, cfg control.Config, logger *slog.Logger) (stop func()) {
+	srv := control.New(cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, len(lns))
 	for _, l := range lns {
@@ -69,5 +76,5 @@ func (c *controlOptions) start(ctx context.Context, name, where string, a *ctap2
 		for range lns {
 			<-done
 		}
-	}, nil
+	}
 }

@@ -16,6 +16,10 @@ import (
 	"time"
 )
 
+// ErrSocketInUse is the error of ListenUnix when a running key answers on
+// the socket.
+var ErrSocketInUse = errors.New("control socket in use")
+
 // ListenUnix listens on the unix socket path, owner-only: its folder is
 // made (or checked to be) ours with mode 0700 and the socket gets mode
 // 0600. A socket left by a key that no longer runs is replaced; one that
@@ -39,7 +43,7 @@ func ListenUnix(path string) (net.Listener, error) {
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err == nil {
 			c.Close()
-			return nil, fmt.Errorf("a key already listens on %s (is a vkey with this --name running?)", path)
+			return nil, fmt.Errorf("%w: a key already listens on %s", ErrSocketInUse, path)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("removing stale control socket: %w", err)
