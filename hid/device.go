@@ -331,8 +331,8 @@ func (s *session) deliver(r []byte) (*transaction, error) {
 }
 
 // deliverInline handles reports a pipe's host hands over on its own
-// goroutine. It returns the transaction they dispatched: the caller runs it
-// with run, also on its own goroutine, and must call it (the device is busy
+// goroutine. It returns the transaction they dispatched, which the caller
+// must run with runInline, also on its own goroutine (the device is busy
 // until then). Such a transaction sends no keepalives.
 func (s *session) deliverInline(reports [][]byte) (*transaction, error) {
 	s.mu.Lock()
