@@ -40,7 +40,12 @@ type Client struct {
 	once sync.Once
 
 	txMu sync.Mutex // one request at a time
-	wMu  sync.Mutex // whole messages only
+	wMu  sync.Mutex // whole messages only, and wbuf
+	wbuf frameBuffer
+
+	// cancels is the CTAPHID_CANCEL a request run on a pipe may send
+	// when its context ends (see runRequest).
+	cancels sync.WaitGroup
 
 	// done is an ended context: reads with it take only the reports at
 	// hand.
@@ -259,7 +264,8 @@ func (c *Client) send(cid uint32, cmd byte, data []byte) (inlineRequest, error) 
 	c.wMu.Lock()
 	defer c.wMu.Unlock()
 	if pe, ok := c.p.(*pipeEnd); ok {
-		reports, err := frames(cid, cmd, data)
+		// The engine is done with the reports when deliver returns.
+		reports, err := c.wbuf.frame(cid, cmd, data)
 		if err != nil {
 			return inlineRequest{}, fmt.Errorf("ctaphid: write: %w", err)
 		}
@@ -284,16 +290,21 @@ func (c *Client) send(cid uint32, cmd byte, data []byte) (inlineRequest, error) 
 // goroutine, as a host waiting on any port would, and reports that it did:
 // the answer then only has to be consumed.
 func (c *Client) runRequest(ctx context.Context, req inlineRequest) (cancelled bool) {
-	sent := make(chan struct{})
+	if ctx.Done() == nil { // a context that never ends
+		req.run()
+		return false
+	}
+	c.cancels.Add(1) // one request at a time (txMu): the group is ours
 	stop := context.AfterFunc(ctx, func() {
-		defer close(sent)
+		defer c.cancels.Done()
 		_ = c.Cancel()
 	})
 	req.run()
 	if stop() {
+		c.cancels.Done()
 		return false
 	}
-	<-sent // so that the CANCEL cannot reach a later request
+	c.cancels.Wait() // so that the CANCEL cannot reach a later request
 	return true
 }
 

@@ -157,15 +157,35 @@ func fragment(cid uint32, cmd byte, msg []byte, emit func([]byte) error) error {
 // its own 64 bytes of one allocation. The message must not exceed
 // MaxFramedSize.
 func frames(cid uint32, cmd byte, msg []byte) ([][]byte, error) {
+	var f frameBuffer
+	return f.frame(cid, cmd, msg)
+}
+
+// frameBuffer is storage for frames that a caller reuses when the reports
+// are consumed before the next message.
+type frameBuffer struct {
+	backing []byte
+	reports [][]byte
+}
+
+// frame is frames into f's storage, grown as needed: the reports are valid
+// until the next call.
+func (f *frameBuffer) frame(cid uint32, cmd byte, msg []byte) ([][]byte, error) {
 	if len(msg) > MaxFramedSize {
 		return nil, fmt.Errorf("ctaphid: message of %d bytes exceeds the %d-byte framing limit", len(msg), MaxFramedSize)
 	}
 	n := 1 + (max(len(msg)-initPayload, 0)+contPayload-1)/contPayload
-	backing := make([]byte, n*ReportSize)
-	reports := make([][]byte, n)
-	for i := range reports {
-		reports[i] = backing[i*ReportSize : (i+1)*ReportSize : (i+1)*ReportSize]
+	if cap(f.backing) < n*ReportSize {
+		f.backing = make([]byte, n*ReportSize)
+		f.reports = make([][]byte, 0, n)
 	}
+	backing := f.backing[:n*ReportSize]
+	clear(backing)
+	reports := f.reports[:0]
+	for i := range n {
+		reports = append(reports, backing[i*ReportSize:(i+1)*ReportSize:(i+1)*ReportSize])
+	}
+	f.reports = reports
 	r := reports[0]
 	binary.BigEndian.PutUint32(r[0:4], cid)
 	r[4] = typeInit | cmd

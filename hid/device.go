@@ -167,7 +167,7 @@ func UserPresenceNeeded(ctx context.Context) {
 func (d *Device) Serve(ctx context.Context, p Port) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &session{d: d, p: p, ctx: ctx, log: d.log, failed: make(chan error, 1)}
+	s := &session{d: d, p: p, txParent: context.WithoutCancel(ctx), log: d.log, failed: make(chan error, 1)}
 	if pe, ok := p.(*pipeEnd); ok {
 		pe.link.attach(s)
 		defer pe.link.detach(s)
@@ -205,8 +205,11 @@ func (d *Device) Serve(ctx context.Context, p Port) error {
 type session struct {
 	d   *Device
 	p   Port
-	ctx context.Context
 	log *slog.Logger
+	// txParent is Serve's ctx without its cancellation: what handlers'
+	// contexts derive from. close cancels the running handler itself, so
+	// a transaction costs no registration with Serve's ctx.
+	txParent context.Context
 
 	readers sync.WaitGroup // readLoop goroutines, and the handlers they run
 	inline  sync.WaitGroup // handlers running on a pipe host's goroutine
@@ -655,7 +658,7 @@ func (s *session) startTx(cid uint32, cmd byte, msg []byte) error {
 		return s.sendError(cid, ErrChannelBusy)
 	}
 	tx := &transaction{cid: cid, cmd: cmd, msg: msg}
-	tx.ctx, tx.cancel = context.WithCancel(context.WithValue(s.ctx, txKey{}, tx))
+	tx.ctx, tx.cancel = context.WithCancel(context.WithValue(s.txParent, txKey{}, tx))
 	if !s.inlineTx {
 		tx.keepalive = time.AfterFunc(s.d.cfg.KeepaliveInterval, func() { s.sendKeepalive(tx) })
 	}
