@@ -32,7 +32,9 @@ type DeviceInfo struct {
 
 // Client is the host side of CTAPHID: it owns one channel on a device and
 // runs one request at a time on it. Its methods are safe for concurrent
-// use; Cancel may interrupt a running request from another goroutine.
+// use; Cancel may interrupt a running request from another goroutine. On
+// the host end of a [Pipe], the device serves the client's requests on the
+// calling goroutine (see Pipe).
 type Client struct {
 	p    Port
 	r    contextReader
