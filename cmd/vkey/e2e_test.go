@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vkey-dev/vkey/internal/procout"
 )
 
 // The end-to-end tests run the real vkey binary as a child process and drive
@@ -55,7 +57,7 @@ type e2eKey struct {
 	// the key's control socket.
 	Env    []string
 	Cmd    *exec.Cmd
-	Stderr *bytes.Buffer
+	Stderr *procout.Buffer // its stdout and stderr
 }
 
 // startKey runs `vkey run` with args and waits until it is ready.
@@ -66,7 +68,7 @@ func startKey(t testing.TB, args ...string) *e2eKey {
 	ready := filepath.Join(dir, "ready")
 	args = append([]string{"run", "--ready-file", ready}, args...)
 	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
+	var stderr procout.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"))
 	if err := cmd.Start(); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/procout"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -45,7 +46,7 @@ type mkey struct {
 	where   string
 	runtime string
 	cmd     *exec.Cmd
-	out     *bytes.Buffer
+	out     *procout.Buffer
 }
 
 // startManagedKey runs `vkey run --name NAME args...` in a fresh runtime
@@ -59,7 +60,7 @@ func startManagedKey(t *testing.T, name string, args ...string) *mkey {
 	}
 	t.Cleanup(func() { os.RemoveAll(runtime) })
 	ready := filepath.Join(runtime, "ready")
-	k := &mkey{name: name, runtime: runtime, out: &bytes.Buffer{}}
+	k := &mkey{name: name, runtime: runtime, out: &procout.Buffer{}}
 	k.cmd = exec.Command(bin, append([]string{"run", "--name", name, "--ready-file", ready}, args...)...)
 	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
 	k.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtime, "XDG_DATA_HOME="+filepath.Join(runtime, "data"))

@@ -6,16 +6,16 @@
 package swtpmtest
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vkey-dev/vkey/internal/procout"
 )
 
 // startTimeout bounds how long Start waits for swtpm to accept connections.
@@ -31,25 +31,7 @@ type Server struct {
 
 	cmd  *exec.Cmd
 	done chan error
-	log  syncBuffer // swtpm's stderr, shown if the test fails
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  procout.Buffer // swtpm's stderr, shown if the test fails
 }
 
 // Need skips the test when swtpm is not installed.

@@ -12,8 +12,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/vkey-dev/vkey/internal/procout"
 )
 
 // RunOptions configure one guest boot.
@@ -103,7 +104,7 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	args = append(args, "-append", cmdline)
 
-	var console syncBuffer
+	var console procout.Buffer
 	out := io.Writer(&console)
 	if opts.Console != nil {
 		out = io.MultiWriter(&console, opts.Console)
@@ -199,23 +200,4 @@ func tail(s string) string {
 		lines = append([]string{"..."}, lines[len(lines)-40:]...)
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of qemu's
-// stdout and stderr copiers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
