@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5s
 RUNFLAGS    ?=
 
-.PHONY: all build run deps test unit fuzz vmtest bench lint man clean
+.PHONY: all build run deps test unit race fuzz vmtest bench lint man clean
 
 all: build
 
@@ -24,10 +24,14 @@ deps:
 	@bash .ci/deps
 
 ## test: everything CI runs.
-test: deps lint unit fuzz vmtest
+test: deps lint unit race fuzz vmtest
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## race: the packages that run goroutines of their own, under the race detector.
+race:
+	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./internal/presence ./internal/procout
 
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
