@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -157,6 +158,12 @@ type File struct {
 	maxDiscoverable int
 	block           uint32
 
+	fileState
+}
+
+// fileState is what the state file holds, in memory; a failed write
+// restores a copy of it (see mutate).
+type fileState struct {
 	identity  *Identity
 	creds     map[string]*Credential
 	counters  map[[32]byte]*counter
@@ -430,22 +437,13 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	return nil
 }
 
-// snapshot holds what a failed write must restore.
-type snapshot struct {
-	identity  *Identity
-	creds     map[string]*Credential
-	counters  map[[32]byte]*counter
-	pin       PINState
-	config    Config
-	largeBlob []byte
-}
-
-func (f *File) snapshotLocked() snapshot {
-	s := snapshot{identity: f.identity, pin: f.pin, config: f.config, largeBlob: f.largeBlob}
+// snapshotLocked copies the in-memory state for restoreLocked: the maps
+// are copied, and the counters in them, since changes update those in
+// place; the rest is replaced, never modified.
+func (f *File) snapshotLocked() fileState {
+	s := f.fileState
 	s.creds = make(map[string]*Credential, len(f.creds))
-	for k, v := range f.creds {
-		s.creds[k] = v
-	}
+	maps.Copy(s.creds, f.creds)
 	s.counters = make(map[[32]byte]*counter, len(f.counters))
 	for k, v := range f.counters {
 		c := *v
@@ -454,9 +452,7 @@ func (f *File) snapshotLocked() snapshot {
 	return s
 }
 
-func (f *File) restoreLocked(s snapshot) {
-	f.identity, f.creds, f.counters, f.pin, f.config, f.largeBlob = s.identity, s.creds, s.counters, s.pin, s.config, s.largeBlob
-}
+func (f *File) restoreLocked(s fileState) { f.fileState = s }
 
 // mutate applies change and persists the result; if either fails the
 // in-memory state is restored, so memory never claims what disk lacks.
