@@ -301,7 +301,8 @@ func (p *UHIDPort) readLoop() {
 // handleEvent processes one kernel event; it returns false once the port is closed.
 func (p *UHIDPort) handleEvent(ev []byte) bool {
 	ne := binary.NativeEndian
-	switch ne.Uint32(ev) {
+	typ := ne.Uint32(ev)
+	switch typ {
 	case uhidStart:
 		p.mu.Lock()
 		p.started = true
@@ -330,18 +331,15 @@ func (p *UHIDPort) handleEvent(ev []byte) bool {
 		case <-p.done:
 			return false
 		}
-	case uhidGetReport:
+	case uhidGetReport, uhidSetReport:
 		// The kernel waits (up to 5 s) for a reply: refuse at once.
+		reply := uint32(uhidGetReportReply)
+		if typ == uhidSetReport {
+			reply = uhidSetReportReply
+		}
 		id := ne.Uint32(ev[uhidPayload:])
 		_ = p.writeEvent(func(r []byte) {
-			ne.PutUint32(r, uhidGetReportReply)
-			ne.PutUint32(r[uhidPayload:], id)
-			ne.PutUint16(r[uhidPayload+4:], uhidEIO)
-		})
-	case uhidSetReport:
-		id := ne.Uint32(ev[uhidPayload:])
-		_ = p.writeEvent(func(r []byte) {
-			ne.PutUint32(r, uhidSetReportReply)
+			ne.PutUint32(r, reply)
 			ne.PutUint32(r[uhidPayload:], id)
 			ne.PutUint16(r[uhidPayload+4:], uhidEIO)
 		})
