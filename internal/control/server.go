@@ -504,10 +504,13 @@ func notFoundOr500(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) {
-	id, ok := credentialID(w, r)
-	if !ok {
-		return
+	if id, ok := credentialID(w, r); ok {
+		s.writeCredential(w, id)
 	}
+}
+
+// writeCredential answers with the credential id, or 404.
+func (s *Server) writeCredential(w http.ResponseWriter, id []byte) {
 	v, err := s.cfg.Authenticator.VirtualCredential(id)
 	if err != nil {
 		notFoundOr500(w, err)
@@ -563,12 +566,7 @@ func (s *Server) setProperties(w http.ResponseWriter, r *http.Request) {
 		notFoundOr500(w, err)
 		return
 	}
-	v, err := s.cfg.Authenticator.VirtualCredential(id)
-	if err != nil {
-		notFoundOr500(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, credentialJSON(v))
+	s.writeCredential(w, id)
 }
 
 // events streams newline-delimited JSON events until the client leaves.
