@@ -117,10 +117,7 @@ echo "--- vkey stderr:"; cat /tmp/vkey.err
 // runVMKey boots a guest that runs vmScript with vkeyArgs added to `vkey run`.
 func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 	t.Helper()
-	if os.Getenv("VKEY_VM") != "1" {
-		t.Skip("the VM tests run with VKEY_VM=1 (make vmtest)")
-	}
-	vmtest.Skip(t, vmtest.Check())
+	vmtest.Require(t)
 	var tools []string
 	for _, name := range []string{"fido2-token", "fido2-cred", "fido2-assert"} {
 		p, err := exec.LookPath(name)
@@ -148,13 +145,8 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 	// builds (TCG slows down in proportion).
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	cache, err := vmtest.DefaultCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	start = time.Now()
-	k, err := vmtest.Kernel(ctx, cache)
-	vmtest.Skip(t, err)
+	k := vmtest.TestKernel(t, ctx)
 	kernelTime := time.Since(start)
 
 	random := func(n int) string {
@@ -168,7 +160,7 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 	}
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.gz")
 	t0 := time.Now()
-	err = vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
+	err := vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
 		Init:     vmtest.InitScript(strings.ReplaceAll(vmScript, "VKEY_ARGS", vkeyArgs), mods...),
 		Modules:  k.Modules,
 		Binaries: map[string]string{"bin/vkey": bin},

@@ -15,10 +15,7 @@ import (
 // checks that the kernel makes it a hidraw node that libfido2 enumerates
 // and talks to. It runs only with VKEY_VM=1 (make vmtest).
 func TestVMUHIDDevice(t *testing.T) {
-	if os.Getenv("VKEY_VM") != "1" {
-		t.Skip("the VM tests run with VKEY_VM=1 (make vmtest)")
-	}
-	Skip(t, Check())
+	Require(t)
 	fido2Token, err := exec.LookPath("fido2-token")
 	if err != nil {
 		t.Skip("skipping the VM test: fido2-token not found (install fido2-tools)")
@@ -34,12 +31,7 @@ func TestVMUHIDDevice(t *testing.T) {
 	// Typically 3 s; generous for a host shared with other builds.
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	cache, err := DefaultCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := Kernel(ctx, cache)
-	Skip(t, err)
+	k := TestKernel(t, ctx)
 
 	var mods []string
 	for _, m := range k.Modules {
@@ -86,21 +78,13 @@ while [ -e /dev/hidraw0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 // TestVMTPMDevice boots the guest with swtpm attached and checks that the
 // kernel's tpm_tis driver finds it (/dev/tpmrm0). It runs only with VKEY_VM=1.
 func TestVMTPMDevice(t *testing.T) {
-	if os.Getenv("VKEY_VM") != "1" {
-		t.Skip("the VM tests run with VKEY_VM=1 (make vmtest)")
-	}
-	Skip(t, Check())
+	Require(t)
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		t.Skip("skipping the VM test: swtpm not found (install swtpm)")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cache, err := DefaultCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := Kernel(ctx, cache)
-	Skip(t, err)
+	k := TestKernel(t, ctx)
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.gz")
 	body := `
 i=0

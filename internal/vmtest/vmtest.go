@@ -18,6 +18,7 @@
 package vmtest
 
 import (
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -73,6 +74,29 @@ func Skip(t testing.TB, err error) {
 		t.Skipf("skipping the VM test: %v", err)
 	}
 	t.Fatal(err)
+}
+
+// Require skips t unless VM tests are asked for (VKEY_VM=1, as make vmtest
+// sets it) and the host has the tools they need (see Check).
+func Require(t testing.TB) {
+	t.Helper()
+	if os.Getenv("VKEY_VM") != "1" {
+		t.Skip("the VM tests run with VKEY_VM=1 (make vmtest)")
+	}
+	Skip(t, Check())
+}
+
+// TestKernel returns Debian's kernel from the module's build/vm cache (see
+// Kernel and DefaultCacheDir), skipping t when it cannot be had here.
+func TestKernel(t testing.TB, ctx context.Context) *KernelFiles {
+	t.Helper()
+	cache, err := DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := Kernel(ctx, cache)
+	Skip(t, err)
+	return k
 }
 
 // staticBusybox returns the path of busybox if it is statically linked
