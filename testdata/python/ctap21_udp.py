@@ -9,7 +9,6 @@ with the reason, on any failure.
 """
 
 import os
-import sys
 import time
 
 from fido2.client import Fido2Client
@@ -26,15 +25,10 @@ from fido2.server import Fido2Server
 from fido2.utils import sha256
 
 import vkeyudp
+from vkeyudp import check
 
 ORIGIN = "https://example.com"
 RP = {"id": "example.com", "name": "Example RP"}
-
-
-def check(cond, what):
-    if not cond:
-        raise SystemExit("FAIL: " + what)
-    print("ok: " + what)
 
 
 def expect_error(code, fn, what):
@@ -209,12 +203,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SystemExit:
-        raise
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        print("FAIL: %r" % (e,), file=sys.stderr)
-        sys.exit(1)
+    vkeyudp.run(main)

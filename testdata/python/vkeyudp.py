@@ -7,6 +7,8 @@ convention of FIDO firmware simulators (127.0.0.1:8111).
 
 import os
 import socket
+import sys
+import traceback
 
 from fido2.hid import CtapHidDevice
 from fido2.hid.base import CtapHidConnection, HidDescriptor
@@ -45,3 +47,22 @@ def open_device():
     host, port = address()
     desc = HidDescriptor("udp:%s:%d" % (host, port), 0, 0, REPORT_SIZE, REPORT_SIZE)
     return CtapHidDevice(desc, UdpCtapHidConnection(host, port))
+
+
+def check(cond, what):
+    """Fail the test run with what unless cond holds; say it passed."""
+    if not cond:
+        raise SystemExit("FAIL: " + what)
+    print("ok: " + what)
+
+
+def run(main):
+    """Run a test's main: any library error fails it, with its traceback."""
+    try:
+        main()
+    except SystemExit:
+        raise
+    except Exception as e:
+        traceback.print_exc()
+        print("FAIL: %r" % (e,), file=sys.stderr)
+        sys.exit(1)
