@@ -7,9 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"testing"
-	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -31,23 +31,22 @@ func BenchmarkGetAssertion(b *testing.B) {
 	})...)
 	bare, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	toSign := make([]byte, 37+32)
-	var protocol, crypto time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if out := k.a.HandleCBOR(ctx, msg); out[0] != 0 {
-			b.Fatalf("getAssertion: %v", ctap2.Status(out[0]))
-		}
-		t1 := time.Now()
+	benchpair.Compare(b, 1, handleOp(k, "getAssertion", msg), benchpair.Op{Name: "ecdsa+sha256", Run: func() error {
 		h := sha256.Sum256(toSign)
-		if _, err := ecdsa.SignASN1(rand.Reader, bare, h[:]); err != nil {
-			b.Fatal(err)
+		_, err := ecdsa.SignASN1(rand.Reader, bare, h[:])
+		return err
+	}})
+}
+
+// handleOp is a CTAP2 command sent to k, failing unless it answers
+// CTAP2_OK.
+func handleOp(k *testKey, name string, msg []byte) benchpair.Op {
+	return benchpair.Op{Name: name, Run: func() error {
+		if out := k.a.HandleCBOR(context.Background(), msg); out[0] != 0 {
+			return ctap2.Status(out[0])
 		}
-		t2 := time.Now()
-		protocol += t1.Sub(t0)
-		crypto += t2.Sub(t1)
-	}
-	reportRatio(b, "getAssertion", protocol, "ecdsa+sha256", crypto)
+		return nil
+	}}
 }
 
 // BenchmarkMakeCredential measures makeCredential (ES256, packed
@@ -55,42 +54,21 @@ func BenchmarkGetAssertion(b *testing.B) {
 // at most 1.5).
 func BenchmarkMakeCredential(b *testing.B) {
 	k := newKey(b, func(o *ctap2.Options) { o.Presence = ctap2.AutoPresence{} })
-	ctx := context.Background()
 	msg := append([]byte{ctap2.CmdMakeCredential}, mustCBOR(b, mcRequest(b, "example.com", []byte{1}, false))...)
 	toSign := make([]byte, 300)
-	var protocol, crypto time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if out := k.a.HandleCBOR(ctx, msg); out[0] != 0 {
-			b.Fatalf("makeCredential: %v", ctap2.Status(out[0]))
-		}
-		t1 := time.Now()
+	benchpair.Compare(b, 1, handleOp(k, "makeCredential", msg), benchpair.Op{Name: "keygen+2sign", Run: func() error {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
-		for j := 0; j < 2; j++ {
+		for range 2 {
 			h := sha256.Sum256(toSign)
 			if _, err := ecdsa.SignASN1(rand.Reader, key, h[:]); err != nil {
-				b.Fatal(err)
+				return err
 			}
 		}
-		t2 := time.Now()
-		protocol += t1.Sub(t0)
-		crypto += t2.Sub(t1)
-	}
-	reportRatio(b, "makeCredential", protocol, "keygen+2sign", crypto)
-}
-
-func reportRatio(b *testing.B, name string, measured time.Duration, baseName string, base time.Duration) {
-	b.StopTimer()
-	n := float64(b.N)
-	b.ReportMetric(float64(measured.Nanoseconds())/n, name+"-ns/op")
-	b.ReportMetric(float64(base.Nanoseconds())/n, baseName+"-ns/op")
-	if base > 0 {
-		b.ReportMetric(float64(measured)/float64(base), "ratio")
-	}
+		return nil
+	}})
 }
 
 // BenchmarkGetAssertionFileStore measures getAssertion (a discoverable
@@ -118,23 +96,6 @@ func BenchmarkGetAssertionFileStore(b *testing.B) {
 	}
 	mem, memMsg := setup(keystore.NewMemory(0))
 	fk, fileMsg := setup(file)
-	var onMem, onFile time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if out := mem.a.HandleCBOR(ctx, memMsg); out[0] != 0 {
-			b.Fatalf("memory: %v", ctap2.Status(out[0]))
-		}
-		t1 := time.Now()
-		if out := fk.a.HandleCBOR(ctx, fileMsg); out[0] != 0 {
-			b.Fatalf("file: %v", ctap2.Status(out[0]))
-		}
-		t2 := time.Now()
-		onMem += t1.Sub(t0)
-		onFile += t2.Sub(t1)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(onMem.Nanoseconds())/float64(b.N), "memory-ns/op")
-	b.ReportMetric(float64(onFile.Nanoseconds())/float64(b.N), "file-ns/op")
+	onFile, onMem := benchpair.Compare(b, 1, handleOp(fk, "file", fileMsg), handleOp(mem, "memory", memMsg))
 	b.ReportMetric(float64(onMem)/float64(onFile), "throughput-ratio")
 }

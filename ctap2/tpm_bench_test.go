@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"testing"
-	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/keystore"
 	"github.com/vkey-dev/vkey/tpm"
@@ -85,26 +85,7 @@ func BenchmarkTPMGetAssertion(b *testing.B) {
 		b.Fatalf("bare sign: %v", err)
 	}
 
-	var dGA, dBare time.Duration
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		if err := getAssertion(); err != nil {
-			b.Fatalf("getAssertion: %v", err)
-		}
-		t1 := time.Now()
-		if err := bare(); err != nil {
-			b.Fatalf("bare sign: %v", err)
-		}
-		dBare += time.Since(t1)
-		dGA += t1.Sub(t0)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(dGA.Nanoseconds())/float64(b.N), "getassertion-ns/op")
-	b.ReportMetric(float64(dBare.Nanoseconds())/float64(b.N), "bare-ns/op")
-	if dBare > 0 {
-		b.ReportMetric(float64(dGA)/float64(dBare), "ratio")
-	}
+	benchpair.Compare(b, 1, benchpair.Op{Name: "getassertion", Run: getAssertion}, benchpair.Op{Name: "bare", Run: bare})
 }
 
 // benchMakeCredential registers a non-discoverable ES256 credential and

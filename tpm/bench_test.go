@@ -3,9 +3,9 @@ package tpm
 import (
 	"crypto/sha256"
 	"testing"
-	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -59,24 +59,5 @@ func BenchmarkTPMSignVsBare(b *testing.B) {
 		return err
 	}
 
-	var dProv, dBare time.Duration
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		if err := provider(); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		if err := bare(); err != nil {
-			b.Fatal(err)
-		}
-		dBare += time.Since(t1)
-		dProv += t1.Sub(t0)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(dProv.Nanoseconds())/float64(b.N), "provider-ns/op")
-	b.ReportMetric(float64(dBare.Nanoseconds())/float64(b.N), "bare-ns/op")
-	if dBare > 0 {
-		b.ReportMetric(float64(dProv)/float64(dBare), "ratio")
-	}
+	benchpair.Compare(b, 1, benchpair.Op{Name: "provider", Run: provider}, benchpair.Op{Name: "bare", Run: bare})
 }

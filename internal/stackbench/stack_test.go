@@ -3,12 +3,12 @@ package stackbench
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -18,9 +18,9 @@ import (
 // and reassembled again) against the same command called directly on the
 // authenticator, and reports their ratio (goal: at most 1.10).
 //
-// The two run in alternating blocks of blockSize round trips, so that drift
-// in the machine's speed falls on both alike, while neither disturbs the
-// other's caches at every iteration.
+// The two run in alternating blocks of 64 round trips, so that drift in the
+// machine's speed falls on both alike, while neither disturbs the other's
+// caches at every iteration.
 func BenchmarkCTAPHIDGetAssertion(b *testing.B) {
 	benchCTAPHID(b, func(p hid.Port) hid.Port { return p })
 }
@@ -64,29 +64,18 @@ func benchCTAPHID(b *testing.B, wrap func(hid.Port) hid.Port) {
 	body, _ := ctap2.Marshal(&ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
 		AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}})
 	msg := append([]byte{ctap2.CmdGetAssertion}, body...)
-	const blockSize = 64
-	var framed, direct time.Duration
-	b.ResetTimer()
-	for done := 0; done < b.N; done += blockSize {
-		n := min(blockSize, b.N-done)
-		t0 := time.Now()
-		for range n {
-			out, err := hc.CBOR(ctx, msg)
-			if err != nil || out[0] != 0 {
-				b.Fatalf("through CTAPHID: %v %x", err, out[:1])
-			}
+	ctaphid := benchpair.Op{Name: "ctaphid", Run: func() error {
+		out, err := hc.CBOR(ctx, msg)
+		if err == nil && out[0] != 0 {
+			err = ctap2.Status(out[0])
 		}
-		t1 := time.Now()
-		for range n {
-			if out := a.HandleCBOR(ctx, msg); out[0] != 0 {
-				b.Fatalf("direct: %x", out[:1])
-			}
+		return err
+	}}
+	direct := benchpair.Op{Name: "direct", Run: func() error {
+		if out := a.HandleCBOR(ctx, msg); out[0] != 0 {
+			return ctap2.Status(out[0])
 		}
-		framed += t1.Sub(t0)
-		direct += time.Since(t1)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(framed.Nanoseconds())/float64(b.N), "ctaphid-ns/op")
-	b.ReportMetric(float64(direct.Nanoseconds())/float64(b.N), "direct-ns/op")
-	b.ReportMetric(float64(framed)/float64(direct), "ratio")
+		return nil
+	}}
+	benchpair.Compare(b, 64, ctaphid, direct)
 }
