@@ -239,20 +239,20 @@ func ctapError(err error) error {
 		case ctap2.ErrPINAuthBlocked:
 			return withExitCode(exitPINBlocked, fmt.Errorf("three wrong PINs in a row (%w): unplug and replug the key (a vkey: POST /power-cycle) before trying again", err))
 		case ctap2.ErrUserActionTimeout, ctap2.ErrActionTimeout, ctap2.ErrTimeout:
-			return withExitCode(exitTimeout, fmt.Errorf("nobody touched the key in time (%w)", err))
+			return withExitCode(exitTimeout, fmt.Errorf("nobody touched the key in time (%w); run the command again and touch the key (a vkey: `vkey touch`)", err))
 		case ctap2.ErrOperationDenied:
-			return fmt.Errorf("the touch was refused (%w)", err)
+			return fmt.Errorf("the touch was refused (%w); run the command again and approve it", err)
 		case ctap2.ErrPINNotSet:
 			return fmt.Errorf("this key has no PIN (%w); set one with `vkey pin set`", err)
 		case ctap2.ErrPUATRequired:
-			return fmt.Errorf("this key requires a PIN for that (%w)", err)
+			return fmt.Errorf("this key requires a PIN for that (%w); give it with --pin-file or VKEY_PIN, or set one with `vkey pin set`", err)
 		case ctap2.ErrPINPolicyViolation:
 			return fmt.Errorf("the key's PIN policy refuses that (%w): check the minimum PIN length in `vkey info`", err)
 		}
 		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return withExitCode(exitTimeout, fmt.Errorf("the key did not answer in time: %w", err))
+		return withExitCode(exitTimeout, fmt.Errorf("the key did not answer within --timeout (%w); if it waits for a touch, touch it (a vkey: `vkey touch`), or give a longer --timeout", err))
 	}
 	return err
 }

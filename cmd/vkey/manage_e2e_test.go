@@ -535,7 +535,7 @@ func TestCLIHarnessTouch(t *testing.T) {
 	}
 	closeC()
 	// Nobody touches: the reset runs out of --timeout.
-	k.fails(t, nil, exitTimeout, "", "reset", "--yes", "--timeout", "1s")
+	k.fails(t, nil, exitTimeout, "touch it (a vkey: `vkey touch`)", "reset", "--yes", "--timeout", "1s")
 }
 
 // pemPublicKey writes the PEM public key of a PKCS#8 P-256 key.
