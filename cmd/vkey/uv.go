@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vkey-dev/vkey/internal/control"
 )
 
 func newUVCommand() *cobra.Command {
@@ -30,19 +28,16 @@ func newUVCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			sock, err := touchSocket(ctx, name)
+			k, err := openKeyControl(ctx, name)
 			if err != nil {
 				return err
 			}
-			err = control.NewUnixClient(sock).SetUV(ctx, verified)
-			var apiErr *control.APIError
-			switch {
-			case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
-				return fmt.Errorf("the key %q has no built-in user verification: start it with `vkey run --uv builtin`", keyName(name, sock))
-			case errors.Is(err, control.ErrNotRunning):
-				return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running (start it with `vkey run --name %s`; `vkey devices` lists the running ones)", keyName(name, sock), keyName(name, sock)))
-			case err != nil:
-				return err
+			err = k.SetUV(ctx, verified)
+			if apiStatus(err) == http.StatusNotFound {
+				return fmt.Errorf("the key %q has no built-in user verification: start it with `vkey run --uv builtin`", k.name)
+			}
+			if err != nil {
+				return k.explain(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "vkey: built-in user verification will answer %s\n", args[0])
 			return nil

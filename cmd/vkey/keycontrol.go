@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vkey-dev/vkey/internal/control"
+)
+
+// keyControl is the control API of one running `vkey run`, for the
+// commands that only a virtual key answers (touch, uv, attestation).
+type keyControl struct {
+	*control.Client
+	name string // the key's --name
+}
+
+// openKeyControl finds the running key called name, or the only one
+// running when name is empty.
+func openKeyControl(ctx context.Context, name string) (keyControl, error) {
+	if name != "" {
+		if strings.ContainsAny(name, "/\x00") {
+			return keyControl{}, usageError("--name must be a name without slashes")
+		}
+		return keyControl{Client: control.NewUnixClient(controlSocketPath(name)), name: name}, nil
+	}
+	keys := runningKeys(ctx)
+	switch len(keys) {
+	case 0:
+		return keyControl{}, withExitCode(exitNoDevice, errors.New("no vkey is running (start one with `vkey run`)"))
+	case 1:
+		return keyControl{Client: control.NewUnixClient(keys[0].Socket), name: keys[0].Info.Name}, nil
+	}
+	var names []string
+	for _, k := range keys {
+		names = append(names, k.Info.Name)
+	}
+	return keyControl{}, usageError("%d vkeys are running (%s): choose one with --name", len(keys), strings.Join(names, ", "))
+}
+
+// explain turns a key that does not answer into the sentence that says how
+// to start it; other errors pass unchanged.
+func (k keyControl) explain(err error) error {
+	if errors.Is(err, control.ErrNotRunning) {
+		return withExitCode(exitNoDevice, fmt.Errorf("no vkey named %q is running (start it with `vkey run --name %s`; `vkey devices` lists the running ones)", k.name, k.name))
+	}
+	return err
+}
+
+// apiStatus is the HTTP status of a control API refusal, or 0.
+func apiStatus(err error) int {
+	var apiErr *control.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status
+	}
+	return 0
+}
