@@ -66,6 +66,7 @@ the other commands manage a key (virtual or hardware) over CTAP2.
 		newUdevRulesCommand(),
 		newTouchCommand(),
 		newUVCommand(),
+		newAttestationCommand(),
 		newInfoCommand(),
 		newPINCommand(),
 		newCredsCommand(),

@@ -770,3 +770,58 @@ func TestCLIBackupReport(t *testing.T) {
 	}
 	b.fails(t, bp, 1, "no vkey state", "backup", "import", "--state", filepath.Join(root, "none"), file)
 }
+
+// TestCLIAttestationRoot: `vkey attestation` prints the root that the
+// packed attestation of a registration (verified by go-webauthn) chains
+// to, and --out writes the same certificate to a file.
+func TestCLIAttestationRoot(t *testing.T) {
+	k := startManagedKey(t, "attest", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--attestation", "packed")
+	out := k.ok(t, nil, "attestation")
+	block, rest := pem.Decode([]byte(out))
+	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+		t.Fatalf("vkey attestation printed %q, want one PEM certificate", out)
+	}
+	root, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !root.IsCA {
+		t.Fatalf("root certificate: %v (CA %v)", err, root != nil && root.IsCA)
+	}
+
+	c, closeC := k.ctapClient(t)
+	defer closeC()
+	rp, _ := webauthntest.New("example.com")
+	u := webauthntest.NewUser("alice")
+	cer, err := rp.BeginRegistration(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := c.MakeCredential(context.Background(), &ctap2.MakeCredentialRequest{ClientDataHash: cer.ClientDataHash,
+		RP: &ctap2.RPEntity{ID: "example.com"}, User: &ctap2.UserEntity{ID: u.ID, Name: u.Name}, PubKeyCredParams: esParam(-7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := att.CredentialID()
+	if _, err := rp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt); err != nil {
+		t.Fatalf("go-webauthn rejected the packed attestation: %v", err)
+	}
+	var stmt struct {
+		X5C [][]byte `cbor:"x5c"`
+	}
+	if err := ctap2.Unmarshal(att.AttStmt, &stmt); err != nil || len(stmt.X5C) == 0 {
+		t.Fatalf("no x5c in the packed statement: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(stmt.X5C[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.CheckSignatureFrom(root); err != nil {
+		t.Errorf("the attestation certificate does not chain to the root vkey attestation printed: %v", err)
+	}
+	closeC()
+
+	file := filepath.Join(t.TempDir(), "root.pem")
+	k.ok(t, nil, "attestation", "--name", "attest", "--out", file)
+	if b, err := os.ReadFile(file); err != nil || string(b) != out {
+		t.Errorf("--out wrote %q (%v), want what standard output had", b, err)
+	}
+	k.fails(t, nil, exitNoDevice, "vkey run --name nosuch", "attestation", "--name", "nosuch")
+}

@@ -105,6 +105,15 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	return &info, nil
 }
 
+// Attestation is GET /attestation: the attestation root of the key.
+func (c *Client) Attestation(ctx context.Context) (*Attestation, error) {
+	var a Attestation
+	if err := c.Do(ctx, http.MethodGet, "/attestation", nil, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
 // Approve is POST /presence/approve: it answers the pending request with
 // a touch.
 func (c *Client) Approve(ctx context.Context) (*PresenceState, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,7 @@ func New(cfg Config) *Server {
 	m.HandleFunc("POST /presence/deny", s.deny)
 	m.HandleFunc("PUT /presence/auto", s.auto)
 	m.HandleFunc("POST /power-cycle", s.powerCycle)
+	m.HandleFunc("GET /attestation", s.attestation)
 	m.HandleFunc("GET /uv", s.uvState)
 	m.HandleFunc("PUT /uv", s.setUV)
 	m.HandleFunc("GET /credentials", s.listCredentials)
@@ -225,6 +227,23 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 }
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.infoValue())
+}
+
+// Attestation is the answer of GET /attestation.
+type Attestation struct {
+	// RootPEM is this installation's attestation CA certificate, PEM
+	// encoded: what a relying party trusts to verify the key's packed
+	// (x5c) and tpm attestation statements.
+	RootPEM string `json:"rootCertificate"`
+}
+
+func (s *Server) attestation(w http.ResponseWriter, r *http.Request) {
+	der, err := s.cfg.Authenticator.AttestationRoot()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Attestation{RootPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))})
 }
 
 // PresenceState is the answer of GET /presence and of the presence commands.
