@@ -22,7 +22,9 @@ const (
 // length (CTAP 2.1 section 6.4, maxRPIDsForSetMinPINLength).
 const maxRPIDsForSetMinPINLength = 8
 
-type configRequest struct {
+// subcommandRequest is the request map that authenticatorConfig and
+// authenticatorCredentialManagement share (CTAP 2.1 sections 6.11 and 6.8).
+type subcommandRequest struct {
 	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
 	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
@@ -92,7 +94,7 @@ func (a *Authenticator) authorizeManagement(protocol *uint64, param, message []b
 
 // config is authenticatorConfig (CTAP 2.1 section 6.11).
 func (a *Authenticator) config(ctx context.Context, params []byte) (any, error) {
-	var req configRequest
+	var req subcommandRequest
 	if err := decodeParams(params, &req); err != nil {
 		return nil, err
 	}

@@ -28,13 +28,6 @@ type credMgmtVolatile struct {
 	creds []*keystore.Credential
 }
 
-type credMgmtRequest struct {
-	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
-	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
-	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
-}
-
 type credMgmtParams struct {
 	RPIDHash     []byte                `cbor:"1,keyasint,omitempty"`
 	CredentialID *CredentialDescriptor `cbor:"2,keyasint,omitempty"`
@@ -59,7 +52,7 @@ type CredMgmtResponse struct {
 // credentialManagement is authenticatorCredentialManagement (CTAP 2.1
 // section 6.8), answered on 0x0A and on the preview code 0x41.
 func (a *Authenticator) credentialManagement(ctx context.Context, params []byte) (any, error) {
-	var req credMgmtRequest
+	var req subcommandRequest
 	if err := decodeParams(params, &req); err != nil {
 		return nil, err
 	}
