@@ -6,17 +6,12 @@ import (
 	"sync"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/hid"
 )
-
-// Handler is what a CTAPHID device serves (hid.Handler).
-type Handler interface {
-	HandleCBOR(ctx context.Context, msg []byte) []byte
-	HandleMSG(ctx context.Context, apdu []byte) []byte
-}
 
 // eventHandler reports registrations, assertions and resets as events.
 type eventHandler struct {
-	Handler
+	hid.Handler
 	h *Hub
 
 	mu     sync.Mutex
@@ -27,9 +22,9 @@ type eventHandler struct {
 // registrations (credentialAdded), getAssertion, getNextAssertion and U2F
 // authentications (credentialAsserted) and reset (reset) commands as
 // events. It decodes nothing while nobody listens.
-func (h *Hub) WrapHandler(next Handler) Handler { return &eventHandler{Handler: next, h: h} }
+func (h *Hub) WrapHandler(next hid.Handler) hid.Handler { return &eventHandler{Handler: next, h: h} }
 
-// HandleCBOR implements Handler.
+// HandleCBOR implements hid.Handler.
 func (e *eventHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {
 	resp := e.Handler.HandleCBOR(ctx, msg)
 	if len(msg) == 0 || len(resp) == 0 || ctap2.Status(resp[0]) != ctap2.StatusOK || !e.h.Active() {
@@ -103,7 +98,7 @@ func (e *eventHandler) asserted(rpID string, respBody []byte) {
 		SignCount: &count, UserPresent: &up, UserVerified: &uv})
 }
 
-// HandleMSG implements Handler.
+// HandleMSG implements hid.Handler.
 func (e *eventHandler) HandleMSG(ctx context.Context, apdu []byte) []byte {
 	resp := e.Handler.HandleMSG(ctx, apdu)
 	n := len(resp) - 2

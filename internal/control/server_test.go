@@ -24,6 +24,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
@@ -75,7 +76,7 @@ func newFixture(t *testing.T, mode presence.Mode) *fixture {
 	return f
 }
 
-type handlerTransport struct{ h control.Handler }
+type handlerTransport struct{ h hid.Handler }
 
 func (t handlerTransport) CBOR(ctx context.Context, msg []byte) ([]byte, error) {
 	return t.h.HandleCBOR(ctx, msg), nil

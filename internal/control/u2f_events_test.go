@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/presence"
 )
@@ -23,7 +24,7 @@ func u2fAPDU(ins, p1 byte, data []byte) []byte {
 // u2fUntilOK repeats a U2F request while the key answers
 // SW_CONDITIONS_NOT_SATISFIED (U2F's way of waiting for a touch) and
 // returns the answer without its status word.
-func u2fUntilOK(t *testing.T, h control.Handler, apdu []byte) []byte {
+func u2fUntilOK(t *testing.T, h hid.Handler, apdu []byte) []byte {
 	t.Helper()
 	for range 200 {
 		resp := h.HandleMSG(ctx(t), apdu)
