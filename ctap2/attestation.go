@@ -5,10 +5,13 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -61,7 +64,69 @@ func (a *Authenticator) ensureIdentity() error {
 			return fmt.Errorf("ctap2: storing identity: %w", err)
 		}
 	}
-	return a.useIdentity(id)
+	if err := a.useIdentity(id); err != nil {
+		return err
+	}
+	ea, err := enterpriseIdentity(id, a.opts.AAGUID)
+	if err != nil {
+		return err
+	}
+	a.enterprise = ea
+	return nil
+}
+
+// attestationSigner is a packed attestation key and its certificate.
+type attestationSigner struct {
+	key  crypto.Signer
+	cert []byte
+}
+
+// enterpriseIdentity makes the enterprise attestation key and certificate
+// (CTAP 2.1 section 7.1): unlike the batch certificate of ordinary
+// attestation, it uniquely identifies this key. The key is derived from
+// the installation's wrap key, so it stays the same across restarts
+// without another secret on disk, and the certificate names it by a
+// serial number computed from its public key.
+func enterpriseIdentity(id *keystore.Identity, aaguid [16]byte) (attestationSigner, error) {
+	mac := hmac.New(sha256.New, id.WrapKey)
+	mac.Write([]byte("vkey enterprise attestation key"))
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mac.Sum(nil))
+	if err != nil {
+		return attestationSigner{}, fmt.Errorf("ctap2: deriving enterprise attestation key: %w", err)
+	}
+	pub, err := key.PublicKey.Bytes()
+	if err != nil {
+		return attestationSigner{}, fmt.Errorf("ctap2: enterprise attestation key: %w", err)
+	}
+	fingerprint := sha256.Sum256(pub)
+	ext, err := aaguidExtension(aaguid)
+	if err != nil {
+		return attestationSigner{}, fmt.Errorf("ctap2: encoding AAGUID extension: %w", err)
+	}
+	ca, err := x509.ParseCertificate(id.AttestationCACert)
+	if err != nil {
+		return attestationSigner{}, fmt.Errorf("ctap2: parsing attestation CA certificate: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).SetBytes(fingerprint[:16]),
+		Subject: pkix.Name{
+			Country:            []string{"US"},
+			Organization:       []string{"vkey"},
+			OrganizationalUnit: []string{"Authenticator Attestation"},
+			CommonName:         "vkey enterprise attestation",
+			SerialNumber:       hex.EncodeToString(fingerprint[:16]),
+		},
+		NotBefore:             ca.NotBefore,
+		NotAfter:              ca.NotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		ExtraExtensions:       []pkix.Extension{ext},
+	}
+	der, err := issueCertificate(id, tmpl, &key.PublicKey)
+	if err != nil {
+		return attestationSigner{}, err
+	}
+	return attestationSigner{key: key, cert: der}, nil
 }
 
 // useIdentity caches the parsed identity for the commands.
@@ -214,9 +279,16 @@ func (a *Authenticator) AttestationRoot() ([]byte, error) {
 
 // attestationStatement signs authData || clientDataHash in the configured
 // format (WebAuthn section 8.2 packed, 8.3 tpm, 8.7 none).
-func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte) (string, map[string]any, error) {
+// With enterprise set it is packed, signed by the enterprise attestation
+// key (CTAP 2.1 section 7.1), whatever the configured format.
+func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte, enterprise bool) (string, map[string]any, error) {
 	toSign := append(append([]byte(nil), authData...), clientDataHash...)
-	switch a.opts.Attestation {
+	signer := attestationSigner{key: a.attestKey, cert: a.attestCert}
+	format := a.opts.Attestation
+	if enterprise {
+		signer, format = a.enterprise, AttestationPacked
+	}
+	switch format {
 	case AttestationNone:
 		return "none", map[string]any{}, nil
 	case AttestationPackedSelf:
@@ -233,13 +305,13 @@ func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Cr
 		// A software key cannot give TPM attestation: fall back to packed.
 	}
 	digest := sha256Sum(toSign)
-	sig, err := a.attestKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+	sig, err := signer.key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
 		return "", nil, fmt.Errorf("attestation signature: %w", err)
 	}
 	return "packed", map[string]any{
 		"alg": int64(keystore.AlgES256),
 		"sig": sig,
-		"x5c": [][]byte{a.attestCert},
+		"x5c": [][]byte{signer.cert},
 	}, nil
 }

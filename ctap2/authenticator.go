@@ -82,6 +82,9 @@ type Options struct {
 	FirmwareVersion uint64
 	// MaxMsgSize is the largest CTAP message accepted (default 1200).
 	MaxMsgSize int
+	// EnterpriseRPIDs are the RP IDs given vendor-facilitated enterprise
+	// attestation (CTAP 2.1 section 7.1, `vkey run --ep-rp-id`).
+	EnterpriseRPIDs []string
 	// Now is the clock (default time.Now); tests replace it.
 	Now func() time.Time
 	// Logger receives diagnostics; never secrets (default: discard).
@@ -104,6 +107,8 @@ type Authenticator struct {
 	wrapKey    []byte
 	attestKey  crypto.Signer
 	attestCert []byte
+	// enterprise signs enterprise attestation (see enterpriseIdentity).
+	enterprise attestationSigner
 	// keyCache holds recently loaded credential keys (see loadKey).
 	keyCache map[string]keystore.Key
 	// u2f turns presence into U2F's polling model.
@@ -208,8 +213,10 @@ func commandTable(cmd byte) (commandFunc, string) {
 		return (*Authenticator).clientPIN, "clientPIN"
 	case CmdReset:
 		return (*Authenticator).reset, "reset"
-	case CmdCredentialManagement, CmdCredentialMgmtPreview:
+	case CmdCredentialManagement:
 		return (*Authenticator).credentialManagement, "credentialManagement"
+	case CmdCredentialMgmtPreview:
+		return (*Authenticator).credentialManagementPreview, "credentialManagement"
 	case CmdSelection:
 		return (*Authenticator).selection, "selection"
 	case CmdLargeBlobs:

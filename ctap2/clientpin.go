@@ -63,6 +63,9 @@ type pinToken struct {
 	permissions Permission
 	rpID        string // empty: not yet bound
 	userPresent bool
+	// legacy marks a token from getPinToken (0x05), which pre-2.1
+	// platforms use for the preview credential management command.
+	legacy bool
 }
 
 func (a *Authenticator) initPINVolatileLocked() {
@@ -390,9 +393,17 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 		return nil, fmt.Errorf("reading PIN state: %w", err)
 	}
 	if st.ForceChange {
+		// getPinToken answers CTAP2_ERR_PIN_INVALID (CTAP 2.1 section
+		// 6.5.5.7.1 step 8); getPinUvAuthTokenUsingPinWithPermissions
+		// answers CTAP2_ERR_PIN_POLICY_VIOLATION (section 6.5.5.7.2 step 8).
+		if sub == ClientPINGetPINToken {
+			return nil, ErrPINInvalid
+		}
 		return nil, ErrPINPolicyViolation
 	}
-	return a.issueToken(proto, shared, perms, rpID)
+	resp, err := a.issueToken(proto, shared, perms, rpID)
+	a.volatile.pin.token.legacy = sub == ClientPINGetPINToken
+	return resp, err
 }
 
 // checkPinUvAuthProtocol validates pinUvAuthProtocol where pinUvAuthParam is
@@ -410,7 +421,20 @@ func checkPinUvAuthProtocol(p *uint64) error {
 // verifyToken checks pinUvAuthParam over message with the current token,
 // its permission and its RP binding (CTAP 2.1 section 6.1.2 step 11,
 // section 6.2.2 step 6). On success a token not yet bound is bound to rpID.
+//
+// A token without the permission (never granted, or already used up by an
+// earlier request) or bound to another RP ID is CTAP2_ERR_PIN_AUTH_INVALID
+// in every command that takes a token (CTAP 2.1 sections 6.1.2 step 11,
+// 6.2.2 step 6, 6.8.x, 6.10.2, 6.11.1). CTAP2_ERR_UNAUTHORIZED_PERMISSION
+// is only for asking for a token with a permission this key cannot grant.
 func (a *Authenticator) verifyToken(protocol *uint64, param, message []byte, perm Permission, rpID string) error {
+	return a.verifyTokenWith(protocol, param, message, perm, rpID, false)
+}
+
+// verifyTokenWith is verifyToken; anyLegacy also accepts a getPinToken
+// token whatever its permissions, as FIDO_2_1_PRE keys did for the preview
+// credential management command.
+func (a *Authenticator) verifyTokenWith(protocol *uint64, param, message []byte, perm Permission, rpID string, anyLegacy bool) error {
 	if err := checkPinUvAuthProtocol(protocol); err != nil {
 		return err
 	}
@@ -422,12 +446,12 @@ func (a *Authenticator) verifyToken(protocol *uint64, param, message []byte, per
 	if !proto.Verify(t.value, message, param) {
 		return ErrPINAuthInvalid
 	}
-	if t.permissions&perm == 0 {
-		return ErrUnauthorizedPermission
+	if t.permissions&perm == 0 && !(anyLegacy && t.legacy) {
+		return ErrPINAuthInvalid
 	}
 	if rpID != "" || perm == PermMakeCredential || perm == PermGetAssertion {
 		if t.rpID != "" && t.rpID != rpID {
-			return ErrUnauthorizedPermission
+			return ErrPINAuthInvalid
 		}
 		if t.rpID == "" {
 			t.rpID = rpID
@@ -497,7 +521,10 @@ func (a *Authenticator) authorizeMakeCredential(req *MakeCredentialRequest, rk b
 
 // consumeTokenPresence clears the token's user-present flag and its
 // permissions other than lbw after a makeCredential or getAssertion used it
-// (CTAP 2.1 section 6.1.2 step 15, section 6.2.2 step 9).
+// with user presence (CTAP 2.1 section 6.1.2 step 14, section 6.2.2 step 9:
+// only in the step that runs when "up" is true, so that a silent up=false
+// pre-flight over an allow or exclude list leaves the token usable for the
+// real request).
 func (a *Authenticator) consumeTokenPresence() {
 	t := &a.volatile.pin.token
 	t.userPresent = false
@@ -520,8 +547,12 @@ func (a *Authenticator) minPINLengthFor(rpID string) (int, bool) {
 }
 
 // enterpriseAttestation validates the enterpriseAttestation parameter
-// (CTAP 2.1 section 6.1.2 step 9) and reports whether it is granted.
-func (a *Authenticator) enterpriseAttestation(ep *uint64) (bool, error) {
+// (CTAP 2.1 section 6.1.2 step 9) and reports whether enterprise
+// attestation is given for rpID (section 7.1): always for
+// platform-managed (2), and for vendor-facilitated (1) only to the RP IDs
+// configured on this key (Options.EnterpriseRPIDs). Otherwise the
+// ordinary attestation is returned and epAtt is left out.
+func (a *Authenticator) enterpriseAttestation(ep *uint64, rpID string) (bool, error) {
 	if ep == nil {
 		return false, nil
 	}
@@ -532,8 +563,22 @@ func (a *Authenticator) enterpriseAttestation(ep *uint64) (bool, error) {
 	if !cfg.EnterpriseAttestation {
 		return false, ErrInvalidParameter
 	}
-	if *ep != 1 && *ep != 2 {
-		return false, ErrInvalidOption
+	switch *ep {
+	case enterpriseVendorFacilitated:
+		for _, id := range a.opts.EnterpriseRPIDs {
+			if id == rpID {
+				return true, nil
+			}
+		}
+		return false, nil
+	case enterprisePlatformManaged:
+		return true, nil
 	}
-	return true, nil
+	return false, ErrInvalidOption
 }
+
+// enterpriseAttestation values (CTAP 2.1 section 7.1).
+const (
+	enterpriseVendorFacilitated = 1
+	enterprisePlatformManaged   = 2
+)

@@ -22,7 +22,7 @@ func TestConfigAndForcedPINChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, k.c.SetMinPINLength(ctx, tok, 6, nil, false), ctap2.ErrUnauthorizedPermission)
+	wantStatus(t, k.c.SetMinPINLength(ctx, tok, 6, nil, false), ctap2.ErrPINAuthInvalid)
 	tok, _ = k.c.PINToken(ctx, 2, "1234", ctap2.PermAuthenticatorCfg, "")
 	wantStatus(t, k.c.SetMinPINLength(ctx, tok, 6, []string{"example.com"}, false), ctap2.StatusOK)
 	info, _ := k.c.GetInfo(ctx)
@@ -62,7 +62,7 @@ func TestConfigAndForcedPINChange(t *testing.T) {
 	// Enterprise attestation.
 	tok, _ = k.c.PINToken(ctx, 2, "123456", ctap2.PermAuthenticatorCfg, "")
 	wantStatus(t, k.c.EnableEnterpriseAttestation(ctx, tok), ctap2.StatusOK)
-	ep := uint64(1)
+	ep := uint64(2) // platform-managed: for any RP (TestEnterpriseAttestation has the rest)
 	req := mcRequest(t, "example.com", []byte{2}, false)
 	req.EnterpriseAttestation = &ep
 	att, err := k.c.MakeCredential(ctx, req)

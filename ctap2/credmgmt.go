@@ -50,8 +50,22 @@ type CredMgmtResponse struct {
 }
 
 // credentialManagement is authenticatorCredentialManagement (CTAP 2.1
-// section 6.8), answered on 0x0A and on the preview code 0x41.
+// section 6.8).
 func (a *Authenticator) credentialManagement(ctx context.Context, params []byte) (any, error) {
+	return a.credMgmt(params, false)
+}
+
+// credentialManagementPreview is the same command on its FIDO_2_1_PRE code
+// 0x41. Platforms of that generation have only getPinToken (0x05), whose
+// token carries the mc and ga permissions alone (CTAP 2.1 section
+// 6.5.5.7.1): here such a token may manage credentials, as on the keys
+// that list FIDO_2_1_PRE (YubiKey 5 firmware 5.2 to 5.4 accept it).
+func (a *Authenticator) credentialManagementPreview(ctx context.Context, params []byte) (any, error) {
+	return a.credMgmt(params, true)
+}
+
+// credMgmt serves both codes of credential management.
+func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
 	var req subcommandRequest
 	if err := decodeParams(params, &req); err != nil {
 		return nil, err
@@ -81,7 +95,7 @@ func (a *Authenticator) credentialManagement(ctx context.Context, params []byte)
 	if req.PinUvAuthParam == nil {
 		return nil, ErrPUATRequired
 	}
-	if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, CredMgmtAuthMessage(sub, req.SubCommandParams), PermCredentialMgmt, ""); err != nil {
+	if err := a.verifyTokenWith(req.PinUvAuthProtocol, req.PinUvAuthParam, CredMgmtAuthMessage(sub, req.SubCommandParams), PermCredentialMgmt, "", preview); err != nil {
 		return nil, err
 	}
 	all, err := a.discoverable()
@@ -201,7 +215,8 @@ func credentialResponse(c *keystore.Credential) CredMgmtResponse {
 		level = 1
 	}
 	return CredMgmtResponse{
-		User:         &UserEntity{ID: c.UserID, Name: c.UserName, DisplayName: c.UserDisplayName},
+		// An empty user ID is an empty byte string, never null.
+		User:         &UserEntity{ID: append([]byte{}, c.UserID...), Name: c.UserName, DisplayName: c.UserDisplayName},
 		CredentialID: &CredentialDescriptor{Type: publicKeyType, ID: c.ID},
 		PublicKey:    cbor.RawMessage(c.PublicKey),
 		CredProtect:  level,
@@ -259,7 +274,8 @@ func (a *Authenticator) updateUser(p *credMgmtParams) error {
 	if !bytes.Equal(c.UserID, p.User.ID) {
 		return ErrInvalidParameter
 	}
-	c.UserName, c.UserDisplayName = p.User.Name, p.User.DisplayName
+	c.UserName = truncateUTF8(p.User.Name, maxEntityStringBytes)
+	c.UserDisplayName = truncateUTF8(p.User.DisplayName, maxEntityStringBytes)
 	if err := a.store.PutCredential(c); err != nil {
 		return fmt.Errorf("updating credential: %w", err)
 	}

@@ -161,7 +161,7 @@ func TestCredMgmtAuthorization(t *testing.T) {
 	// A token without the cm permission.
 	tok, _ := k.c.PINToken(ctx, 2, "1234", ctap2.PermGetAssertion, "example.com")
 	_, _, err := k.c.CredentialManagement(tok, false).Metadata(ctx)
-	wantStatus(t, err, ctap2.ErrUnauthorizedPermission)
+	wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 	// A token bound to one RP: whole-key operations and other RPs are
 	// refused, its own RP is served.
 	bound := k.cm(t, "example.com")
@@ -228,7 +228,7 @@ func TestCredMgmtDeleteAndUpdate(t *testing.T) {
 	id, _ := att.CredentialID()
 	// The presence that makeCredential collected cleared the token's
 	// permissions (CTAP 2.1 section 6.1.2, clearPinUvAuthTokenPermissionsExceptLbw).
-	wantStatus(t, m.Delete(ctx, id), ctap2.ErrUnauthorizedPermission)
+	wantStatus(t, m.Delete(ctx, id), ctap2.ErrPINAuthInvalid)
 	m = k.cm(t, "")
 	wantStatus(t, m.Delete(ctx, id), ctap2.ErrNoCredentials)
 	// The last credential of an RP takes the RP out of the list.

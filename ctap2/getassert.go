@@ -100,6 +100,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 	if req.RPID == "" || req.ClientDataHash == nil {
 		return nil, ErrMissingParameter
 	}
+	if err := checkDescriptors(req.AllowList); err != nil {
+		return nil, err
+	}
 	// Step 1: a zero-length pinUvAuthParam asks for a touch to pick a key.
 	if req.PinUvAuthParam != nil && len(req.PinUvAuthParam) == 0 {
 		return nil, a.touchProbe(ctx, "getAssertion", req.RPID)
@@ -156,17 +159,19 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 		if err := a.requestPresence(ctx, PresenceRequest{Command: "getAssertion", RPID: req.RPID}); err != nil {
 			return nil, err
 		}
+		if req.PinUvAuthParam != nil {
+			a.consumeTokenPresence()
+		}
 	}
-	if uv {
-		a.consumeTokenPresence()
-	}
-	resp, err := a.assert(creds[0], req.RPID, req.ClientDataHash, up, uv, &ext)
+	// Step 12: with no allowList, the discoverable credentials after the
+	// first are handed out by getNextAssertion, newest first. An empty
+	// allowList is no allowList (step 7: "present and non-empty").
+	several := len(req.AllowList) == 0 && len(creds) > 1
+	resp, err := a.assert(creds[0], req.RPID, req.ClientDataHash, up, uv, several, &ext)
 	if err != nil {
 		return nil, err
 	}
-	// Step 12: with no allowList, the discoverable credentials after the
-	// first are handed out by getNextAssertion, newest first.
-	if req.AllowList == nil && len(creds) > 1 {
+	if several {
 		resp.NumberOfCredentials = len(creds)
 		a.volatile.next = &nextAssertionState{
 			rpID: req.RPID, clientDataHash: req.ClientDataHash, remaining: creds[1:],
@@ -177,11 +182,12 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 }
 
 // applicableCredentials is step 7 of getAssertion: the allowList entries
-// that are ours, or the discoverable credentials of rpID newest first,
-// minus those credProtect hides without user verification.
+// that are ours, or, when the allowList is absent or empty, the
+// discoverable credentials of rpID newest first, minus those credProtect
+// hides without user verification.
 func (a *Authenticator) applicableCredentials(rpID string, allowList []CredentialDescriptor, uv bool) ([]*keystore.Credential, error) {
 	var creds []*keystore.Credential
-	if allowList != nil {
+	if len(allowList) > 0 {
 		for _, d := range allowList {
 			c, err := a.findCredential(rpID, d)
 			if err != nil {
@@ -254,7 +260,9 @@ func (a *Authenticator) loadKey(c *keystore.Credential) (keystore.Key, error) {
 }
 
 // assert signs one assertion with c (CTAP 2.1 section 6.2.2 steps 10-13).
-func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHash []byte, up, uv bool, ext *getAssertionExtensions) (*GetAssertionResponse, error) {
+// several says that c is one of several accounts the platform must choose
+// from.
+func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHash []byte, up, uv, several bool, ext *getAssertionExtensions) (*GetAssertionResponse, error) {
 	key, err := a.loadKey(c)
 	if err != nil {
 		// A key this authenticator cannot load (another TPM's, or a provider
@@ -309,11 +317,15 @@ func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHa
 		AuthData:   ad,
 		Signature:  sig,
 	}
-	if c.Discoverable {
-		// User identifiable information only after user verification
-		// (CTAP 2.1 section 6.2.2 step 12).
+	if c.Discoverable && len(c.UserID) > 0 {
+		// CTAP 2.1 section 6.2.2, the user member: for a single account
+		// only its id; name and displayName only when the platform must
+		// choose among several accounts, and only after user verification.
+		// A credential registered with an empty user ID has no user member
+		// at all: an id must be a byte string, never null, and an empty
+		// one identifies nobody (what conformance tooling expects).
 		resp.User = &UserEntity{ID: c.UserID}
-		if uv {
+		if uv && several {
 			resp.User.Name, resp.User.DisplayName = c.UserName, c.UserDisplayName
 		}
 	}
@@ -341,7 +353,7 @@ func (a *Authenticator) getNextAssertion(ctx context.Context, params []byte) (an
 	if _, err := a.store.Credential(c.ID); errors.Is(err, keystore.ErrNotFound) {
 		return nil, ErrNoCredentials
 	}
-	resp, err := a.assert(c, st.rpID, st.clientDataHash, st.up, st.uv, &st.ext)
+	resp, err := a.assert(c, st.rpID, st.clientDataHash, st.up, st.uv, true, &st.ext)
 	if err != nil {
 		return nil, err
 	}

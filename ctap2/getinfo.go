@@ -36,7 +36,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	}
 	remaining := uint64(a.store.RemainingDiscoverable())
 	info := &GetInfoResponse{
-		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
+		// FIDO_2_1_PRE: the preview credential management command (0x41)
+		// accepts getPinToken tokens, as keys listing it do.
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
 		AAGUID:     a.opts.AAGUID[:],
 		Options: map[string]bool{

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/keystore"
@@ -142,6 +143,9 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if len(req.User.ID) > 64 {
 		return nil, ErrInvalidLength // WebAuthn section 5.4.3: user handle at most 64 bytes
 	}
+	if err := checkDescriptors(req.ExcludeList); err != nil {
+		return nil, err
+	}
 	// Step 1: a zero-length pinUvAuthParam asks for a touch to pick a key.
 	if req.PinUvAuthParam != nil && len(req.PinUvAuthParam) == 0 {
 		return nil, a.touchProbe(ctx, "makeCredential", req.RP.ID)
@@ -186,7 +190,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	} else if uv, err = a.authorizeMakeCredential(&req, rk); err != nil {
 		return nil, err
 	}
-	ep, err := a.enterpriseAttestation(req.EnterpriseAttestation)
+	ep, err := a.enterpriseAttestation(req.EnterpriseAttestation, req.RP.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +222,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		return nil, fmt.Errorf("generating %d key with %s: %w", alg, provider.Name(), err)
 	}
 	cred := &keystore.Credential{
-		RPID: req.RP.ID, RPName: req.RP.Name,
-		UserID: req.User.ID, UserName: req.User.Name, UserDisplayName: req.User.DisplayName,
-		Algorithm: alg, Provider: provider.Name(), KeyBlob: blob,
+		RPID: req.RP.ID, RPName: truncateUTF8(req.RP.Name, maxEntityStringBytes),
+		UserID:          req.User.ID,
+		UserName:        truncateUTF8(req.User.Name, maxEntityStringBytes),
+		UserDisplayName: truncateUTF8(req.User.DisplayName, maxEntityStringBytes),
+		Algorithm:       alg, Provider: provider.Name(), KeyBlob: blob,
 		Discoverable: rk, CredProtect: ext.credProtect,
 		BackupEligible: kind == Syncable,
 		Created:        a.opts.Now(),
@@ -288,12 +294,36 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		}
 	}
 	ad := authData(rpIDHash[:], flags, count, attestedCredentialData(a.opts.AAGUID, cred.ID, cred.PublicKey), extBytes)
-	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash)
+	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash, ep)
 	if err != nil {
 		return nil, err
 	}
 	a.opts.Logger.Info("credential created", "rp", req.RP.ID, "discoverable", rk, "alg", int64(alg), "provider", provider.Name())
 	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
+}
+
+// maxEntityStringBytes is how much of rp.name, user.name and
+// user.displayName is kept: CTAP 2.1 section 6.1.2 ("rp" and "user"
+// parameters) lets an authenticator truncate them to 64 bytes, as hardware
+// keys do.
+const maxEntityStringBytes = 64
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
+// sequence (CTAP 2.1 section 6.1.2 requires the cut at a character
+// boundary).
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if r != utf8.RuneError || size > 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // replaceUserCredential deletes the discoverable credential that cred
@@ -309,6 +339,40 @@ func (a *Authenticator) replaceUserCredential(cred *keystore.Credential) error {
 			if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 				return fmt.Errorf("replacing credential: %w", err)
 			}
+		}
+	}
+	return nil
+}
+
+// UnmarshalCBOR decodes a PublicKeyCredentialDescriptor, remembering
+// whether its type or id member was missing: a request's allowList or
+// excludeList holding such a descriptor is CTAP2_ERR_MISSING_PARAMETER
+// (CTAP 2.1 section 6.1.2 step 3 and section 6.2.2 step 3, the
+// descriptors' required members), while one of an unknown type is skipped.
+func (d *CredentialDescriptor) UnmarshalCBOR(data []byte) error {
+	var m map[string]cbor.RawMessage
+	if err := defaultCodec.dec.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	var w struct {
+		Type       string   `cbor:"type"`
+		ID         []byte   `cbor:"id"`
+		Transports []string `cbor:"transports,omitempty"`
+	}
+	if err := defaultCodec.dec.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	_, hasType := m["type"]
+	_, hasID := m["id"]
+	*d = CredentialDescriptor{Type: w.Type, ID: w.ID, Transports: w.Transports, incomplete: !hasType || !hasID}
+	return nil
+}
+
+// checkDescriptors rejects a list with a descriptor missing type or id.
+func checkDescriptors(list []CredentialDescriptor) error {
+	for _, d := range list {
+		if d.incomplete {
+			return ErrMissingParameter
 		}
 	}
 	return nil

@@ -160,8 +160,10 @@ func TestTokenPermissions(t *testing.T) {
 		_, err = k.c.MakeCredential(ctx, req)
 		return err
 	}
-	wantStatus(t, mc(ctap2.PermGetAssertion, "", "example.com"), ctap2.ErrUnauthorizedPermission)
-	wantStatus(t, mc(ctap2.PermMakeCredential, "other.example", "example.com"), ctap2.ErrUnauthorizedPermission)
+	// A token without the permission, or bound to another RP, is
+	// CTAP2_ERR_PIN_AUTH_INVALID (CTAP 2.1 section 6.1.2 step 11).
+	wantStatus(t, mc(ctap2.PermGetAssertion, "", "example.com"), ctap2.ErrPINAuthInvalid)
+	wantStatus(t, mc(ctap2.PermMakeCredential, "other.example", "example.com"), ctap2.ErrPINAuthInvalid)
 	wantStatus(t, mc(ctap2.PermMakeCredential, "example.com", "example.com"), ctap2.StatusOK)
 	_, err = k.c.PINToken(ctx, 2, "1234", ctap2.PermBioEnrollment, "")
 	wantStatus(t, err, ctap2.ErrUnauthorizedPermission)
@@ -176,7 +178,7 @@ func TestTokenPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = k.c.MakeCredential(ctx, req)
-	wantStatus(t, err, ctap2.ErrUnauthorizedPermission)
+	wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 
 	// A wrong pinUvAuthParam, and an expired token.
 	tok, _ = k.c.PINToken(ctx, 2, "1234", ctap2.PermMakeCredential, "")

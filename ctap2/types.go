@@ -30,6 +30,8 @@ type CredentialDescriptor struct {
 	Type       string   `cbor:"type"`
 	ID         []byte   `cbor:"id"`
 	Transports []string `cbor:"transports,omitempty"`
+	// incomplete is set by decoding when type or id is missing.
+	incomplete bool
 }
 
 // publicKeyType is the only credential type WebAuthn defines.

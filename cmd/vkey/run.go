@@ -40,6 +40,7 @@ type runOptions struct {
 	productID      uint16
 	readyFile      string
 	uv             string
+	epRPIDs        []string
 	control        controlOptions
 }
 
@@ -81,6 +82,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.Uint16Var(&o.productID, "product-id", 0x7679, "USB product ID of the uhid device")
 	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
 	f.StringVar(&o.uv, "uv", "none", "built-in user verification: none, or builtin (its outcome set with `vkey uv` or the control API)")
+	f.StringArrayVar(&o.epRPIDs, "ep-rp-id", nil, "an RP ID given vendor-facilitated enterprise attestation (repeatable; needs `vkey config enterprise-attestation on`)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -188,6 +190,8 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		Attestation:  ctap2.AttestationFormat(o.attestation),
 		Passkeys:     ctap2.PasskeyKind(o.passkeys),
 		Logger:       logger,
+
+		EnterpriseRPIDs: o.epRPIDs,
 	})
 	if err != nil {
 		return withExitCode(exitUsage, err)
