@@ -80,7 +80,8 @@ type Options struct {
 	Passkeys PasskeyKind
 	// FirmwareVersion is reported by getInfo.
 	FirmwareVersion uint64
-	// MaxMsgSize is the largest CTAP message accepted (default 1200).
+	// MaxMsgSize is the largest CTAP message accepted (default
+	// DefaultMaxMsgSize).
 	MaxMsgSize int
 	// EnterpriseRPIDs are the RP IDs given vendor-facilitated enterprise
 	// attestation (CTAP 2.1 section 7.1, `vkey run --ep-rp-id`).
@@ -156,7 +157,7 @@ func New(opts Options) (*Authenticator, error) {
 		return nil, fmt.Errorf("ctap2: unknown passkey kind %q (want device-bound or syncable)", opts.Passkeys)
 	}
 	if opts.MaxMsgSize <= 0 {
-		opts.MaxMsgSize = 1200
+		opts.MaxMsgSize = DefaultMaxMsgSize
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -29,7 +29,7 @@ func TestGetInfo(t *testing.T) {
 			t.Errorf("option %s = %v (present %v), want %v", opt, got, ok, want)
 		}
 	}
-	if info.MaxMsgSize != 1200 || info.FirmwareVersion != 7 || len(info.Transports) != 1 || info.Transports[0] != "usb" {
+	if info.MaxMsgSize != ctap2.DefaultMaxMsgSize || info.FirmwareVersion != 7 || len(info.Transports) != 1 || info.Transports[0] != "usb" {
 		t.Errorf("info %+v", info)
 	}
 	if len(info.Algorithms) != 2 || info.Algorithms[0].Alg != -7 || info.Algorithms[1].Alg != -8 {

@@ -3,7 +3,12 @@ package ctap2
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -12,25 +17,63 @@ import (
 
 // Credential IDs are self-contained (ARCHITECTURE.md, "Credential IDs"):
 //
-//	version (1 byte, credIDVersion) || nonce (12) || AES-256-GCM(WrapKey, payload)
+//	version (1 byte) || nonce (12) || AES-256-GCM(WrapKey, payload)
 //
 // with the rpIdHash as additional data, so an ID that was tampered with, or
 // that is presented for another relying party, does not open and is simply
 // "not found" (CTAP 2.1 section 6.2.2 step 7 then answers
 // CTAP2_ERR_NO_CREDENTIALS). The payload carries everything a
-// non-discoverable credential needs: its private key blob (a software key, or
-// a TPM-wrapped key that only that TPM can load) and its extension state.
+// non-discoverable credential needs: its private key (a software key, or a
+// TPM-wrapped key that only that TPM can load) and its extension state.
+//
+// Version 2 (what new credentials get) is compact, so that a software ID is
+// no longer than a hardware key's (at most 128 bytes) and a full allow or
+// exclude list fits one message (issue 16):
+//
+//	kind (1) || alg (1, int8) || flags (1) || key || [len (1) || credBlob]
+//
+// kind 1 is a software P-256 key (its 32-byte scalar), kind 2 a software
+// Ed25519 key (its 32-byte seed), kind 3 any other provider's blob
+// (len(name) (1) || name || len(blob) (2, big-endian) || blob). flags holds
+// the credProtect level (bits 0-1), hmac-secret (0x04), discoverable (0x08)
+// and whether a credBlob follows (0x10). The hmac-secret CredRandom values
+// are derived from the wrap key and the nonce instead of being carried.
+// The version byte is part of the additional data.
+//
+// Version 1 (a CBOR map with a PKCS#8 key) is still opened: credentials and
+// U2F key handles issued before version 2 keep working.
 
-const credIDVersion byte = 1
+const (
+	credIDVersion1 byte = 1
+	credIDVersion2 byte = 2
+)
 
 const (
 	credIDNonceLen = 12
-	// maxCredentialIDLength is what getInfo advertises (CTAP 2.1 section 6.4,
-	// maxCredentialIdLength); our IDs are well below it.
-	maxCredentialIDLength = 1024
+	credIDOverhead = 1 + credIDNonceLen + 16 // version, nonce, GCM tag
+	// maxCredentialIDLength is the longest credential ID this key accepts
+	// and what getInfo advertises (CTAP 2.1 section 6.4,
+	// maxCredentialIdLength; platforms drop longer IDs from their lists).
+	// It covers every ID it has issued: version 2 IDs (at most 97 bytes
+	// for software keys, about 330 for TPM keys) and the version 1 IDs of
+	// earlier releases (at most 310 bytes for software keys, about 430 for
+	// TPM keys).
+	maxCredentialIDLength = 512
 )
 
-// credIDPayload is what a credential ID seals.
+// Version 2 key kinds and flags.
+const (
+	credKindP256     byte = 1
+	credKindEd25519  byte = 2
+	credKindProvider byte = 3
+
+	credFlagProtectMask byte = 0x03
+	credFlagHMACSecret  byte = 0x04
+	credFlagDiscover    byte = 0x08
+	credFlagCredBlob    byte = 0x10
+)
+
+// credIDPayload is what a version 1 credential ID seals.
 type credIDPayload struct {
 	Algorithm           keystore.Algorithm `cbor:"1,keyasint"`
 	Provider            string             `cbor:"2,keyasint"`
@@ -54,34 +97,102 @@ func credIDAEAD(wrapKey []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// sealCredentialID makes the credential ID of c for the relying party whose
-// SHA-256 is rpIDHash.
+// sealCredentialID makes the (version 2) credential ID of c for the
+// relying party whose SHA-256 is rpIDHash. When c has hmac-secret
+// (HMACSecret), it sets c's CredRandom values to those the ID derives.
 func sealCredentialID(wrapKey, rpIDHash []byte, c *keystore.Credential) ([]byte, error) {
 	aead, err := credIDAEAD(wrapKey)
 	if err != nil {
 		return nil, err
 	}
-	salt := make([]byte, 16)
-	nonce := make([]byte, credIDNonceLen)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, fmt.Errorf("credential ID salt: %w", err)
+	payload, err := compactPayload(c)
+	if err != nil {
+		return nil, err
 	}
+	nonce := make([]byte, credIDNonceLen)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("credential ID nonce: %w", err)
 	}
-	payload, err := Marshal(credIDPayload{
-		Algorithm: c.Algorithm, Provider: c.Provider, KeyBlob: c.KeyBlob,
-		CredProtect: c.CredProtect, CredRandomWithUV: c.CredRandomWithUV,
-		CredRandomWithoutUV: c.CredRandomWithoutUV, CredBlob: c.CredBlob,
-		Discoverable: c.Discoverable, Salt: salt,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encoding credential ID: %w", err)
+	if c.HMACSecret {
+		c.CredRandomWithUV, c.CredRandomWithoutUV = deriveCredRandom(wrapKey, nonce)
 	}
-	id := make([]byte, 0, 1+credIDNonceLen+len(payload)+aead.Overhead())
-	id = append(id, credIDVersion)
+	id := make([]byte, 0, credIDOverhead+len(payload))
+	id = append(id, credIDVersion2)
 	id = append(id, nonce...)
-	return aead.Seal(id, nonce, payload, rpIDHash), nil
+	return aead.Seal(id, nonce, payload, credIDAD(rpIDHash, credIDVersion2)), nil
+}
+
+// credIDAD is the additional data of a version 2 ID.
+func credIDAD(rpIDHash []byte, version byte) []byte {
+	return append(append(make([]byte, 0, len(rpIDHash)+1), rpIDHash...), version)
+}
+
+// deriveCredRandom gives the hmac-secret CredRandom values (with and
+// without UV) of the version 2 ID with this nonce.
+func deriveCredRandom(wrapKey, nonce []byte) (withUV, withoutUV []byte) {
+	k := hmacSHA256(wrapKey, []byte("vkey credential ID CredRandom"))
+	return hmacSHA256(k, append([]byte{1}, nonce...)), hmacSHA256(k, append([]byte{0}, nonce...))
+}
+
+// compactPayload encodes c as a version 2 payload.
+func compactPayload(c *keystore.Credential) ([]byte, error) {
+	if c.Algorithm < -128 || c.Algorithm > 127 {
+		return nil, fmt.Errorf("credential ID: algorithm %d out of range", c.Algorithm)
+	}
+	if c.CredProtect > 3 || len(c.CredBlob) > 255 {
+		return nil, errors.New("credential ID: extension state out of range")
+	}
+	flags := c.CredProtect & credFlagProtectMask
+	if c.HMACSecret {
+		flags |= credFlagHMACSecret
+	}
+	if c.Discoverable {
+		flags |= credFlagDiscover
+	}
+	if c.CredBlob != nil {
+		flags |= credFlagCredBlob
+	}
+	kind, key := credKindProvider, []byte(nil)
+	if c.Provider == keystore.SoftwareProviderName {
+		kind, key = softwareKeyMaterial(c.KeyBlob)
+	}
+	out := []byte{kind, byte(int8(c.Algorithm)), flags}
+	if kind == credKindProvider {
+		if len(c.Provider) > 255 || len(c.KeyBlob) > 0xffff {
+			return nil, errors.New("credential ID: key blob too long")
+		}
+		out = append(out, byte(len(c.Provider)))
+		out = append(out, c.Provider...)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(c.KeyBlob)))
+		out = append(out, c.KeyBlob...)
+	} else {
+		out = append(out, key...)
+	}
+	if c.CredBlob != nil {
+		out = append(out, byte(len(c.CredBlob)))
+		out = append(out, c.CredBlob...)
+	}
+	return out, nil
+}
+
+// softwareKeyMaterial reduces a software PKCS#8 key to its 32-byte P-256
+// scalar or Ed25519 seed; any other key stays a provider blob.
+func softwareKeyMaterial(pkcs8 []byte) (byte, []byte) {
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return credKindProvider, nil
+	}
+	switch k := k.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve == elliptic.P256() {
+			if b, err := k.Bytes(); err == nil {
+				return credKindP256, b
+			}
+		}
+	case ed25519.PrivateKey:
+		return credKindEd25519, k.Seed()
+	}
+	return credKindProvider, nil
 }
 
 // openCredentialID recovers the credential sealed in id for rpID. Any
@@ -99,26 +210,102 @@ func openCredentialID(wrapKey []byte, rpID string, id []byte) (*keystore.Credent
 // openCredentialIDHash is openCredentialID for a caller that knows only the
 // RP ID's hash (U2F's application parameter). The result has no RPID.
 func openCredentialIDHash(wrapKey, rpIDHash, id []byte) (*keystore.Credential, error) {
-	if len(id) < 1+credIDNonceLen+16 || id[0] != credIDVersion || len(id) > maxCredentialIDLength {
+	if len(id) < credIDOverhead || len(id) > maxCredentialIDLength {
 		return nil, errCredIDInvalid
 	}
 	aead, err := credIDAEAD(wrapKey)
 	if err != nil {
 		return nil, err
 	}
-	payload, err := aead.Open(nil, id[1:1+credIDNonceLen], id[1+credIDNonceLen:], rpIDHash)
-	if err != nil {
+	nonce := id[1 : 1+credIDNonceLen]
+	var c *keystore.Credential
+	switch id[0] {
+	case credIDVersion1:
+		payload, err := aead.Open(nil, nonce, id[1+credIDNonceLen:], rpIDHash)
+		if err != nil {
+			return nil, errCredIDInvalid
+		}
+		var p credIDPayload
+		if err := Unmarshal(payload, &p); err != nil {
+			return nil, errCredIDInvalid
+		}
+		c = &keystore.Credential{
+			Algorithm: p.Algorithm, Provider: p.Provider, KeyBlob: p.KeyBlob, CredProtect: p.CredProtect,
+			CredRandomWithUV: p.CredRandomWithUV, CredRandomWithoutUV: p.CredRandomWithoutUV,
+			CredBlob: p.CredBlob, Discoverable: p.Discoverable,
+			HMACSecret: p.CredRandomWithUV != nil,
+		}
+	case credIDVersion2:
+		payload, err := aead.Open(nil, nonce, id[1+credIDNonceLen:], credIDAD(rpIDHash, credIDVersion2))
+		if err != nil {
+			return nil, errCredIDInvalid
+		}
+		if c, err = parseCompactPayload(payload); err != nil {
+			return nil, errCredIDInvalid
+		}
+		if c.HMACSecret {
+			c.CredRandomWithUV, c.CredRandomWithoutUV = deriveCredRandom(wrapKey, nonce)
+		}
+	default:
 		return nil, errCredIDInvalid
 	}
-	var p credIDPayload
-	if err := Unmarshal(payload, &p); err != nil {
-		return nil, errCredIDInvalid
+	c.ID = append([]byte(nil), id...)
+	return c, nil
+}
+
+// parseCompactPayload decodes a version 2 payload; it never panics.
+func parseCompactPayload(p []byte) (*keystore.Credential, error) {
+	errShort := errors.New("credential ID: truncated")
+	if len(p) < 3 {
+		return nil, errShort
 	}
-	return &keystore.Credential{
-		ID: append([]byte(nil), id...), Algorithm: p.Algorithm,
-		Provider: p.Provider, KeyBlob: p.KeyBlob, CredProtect: p.CredProtect,
-		CredRandomWithUV: p.CredRandomWithUV, CredRandomWithoutUV: p.CredRandomWithoutUV,
-		CredBlob: p.CredBlob, Discoverable: p.Discoverable,
-		HMACSecret: p.CredRandomWithUV != nil,
-	}, nil
+	kind, alg, flags := p[0], keystore.Algorithm(int8(p[1])), p[2]
+	rest := p[3:]
+	c := &keystore.Credential{
+		Algorithm: alg, CredProtect: flags & credFlagProtectMask,
+		HMACSecret: flags&credFlagHMACSecret != 0, Discoverable: flags&credFlagDiscover != 0,
+	}
+	switch kind {
+	case credKindP256, credKindEd25519:
+		if len(rest) < 32 {
+			return nil, errShort
+		}
+		var priv any
+		if kind == credKindP256 {
+			k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), rest[:32])
+			if err != nil {
+				return nil, err
+			}
+			priv = k
+		} else {
+			priv = ed25519.NewKeyFromSeed(rest[:32])
+		}
+		blob, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		c.Provider, c.KeyBlob, rest = keystore.SoftwareProviderName, blob, rest[32:]
+	case credKindProvider:
+		if len(rest) < 1 || len(rest) < 1+int(rest[0])+2 {
+			return nil, errShort
+		}
+		c.Provider, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
+		n := int(binary.BigEndian.Uint16(rest))
+		if len(rest) < 2+n {
+			return nil, errShort
+		}
+		c.KeyBlob, rest = append([]byte(nil), rest[2:2+n]...), rest[2+n:]
+	default:
+		return nil, fmt.Errorf("credential ID: unknown key kind %d", kind)
+	}
+	if flags&credFlagCredBlob != 0 {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return nil, errShort
+		}
+		c.CredBlob, rest = append([]byte{}, rest[1:1+int(rest[0])]...), rest[1+int(rest[0]):]
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("credential ID: trailing bytes")
+	}
+	return c, nil
 }

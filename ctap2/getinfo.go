@@ -6,9 +6,36 @@ import (
 	"github.com/vkey-dev/vkey/keystore"
 )
 
+// DefaultMaxMsgSize is the maxMsgSize of a key (CTAP 2.1 section 6.4):
+// the largest message CTAPHID can carry (57 + 128 × 59 bytes, CTAP 2.1
+// section 11.2.4), so that a full allow or exclude list of the longest
+// credential IDs, with a 253-byte RP ID and every extension, fits one
+// request (issue 16).
+const DefaultMaxMsgSize = 7609
+
+// Worst-case sizes of a request, for maxCredentialCountInList: a
+// PublicKeyCredentialDescriptor around its ID (type, id and the five
+// transports WebAuthn names), and everything else a makeCredential or
+// getAssertion may carry within the limits getInfo states (a 253-byte RP ID
+// and 64-byte names, a 64-byte user ID, three algorithms, every extension
+// this key lists with a 32-byte credBlob, hmac-secret with two salts,
+// pinUvAuthParam). TestEveryLimitAtOnce checks both against real requests.
+const (
+	descriptorOverhead = 64
+	requestOverhead    = 1024
+)
+
+// maxListLength bounds maxCredentialCountInList.
+const maxListLength = 16
+
 // maxCredentialCountInList is how many allowList/excludeList entries a
-// client may send per request (CTAP 2.1 section 6.4).
-const maxCredentialCountInList = 16
+// client may send per request (CTAP 2.1 section 6.4): as many of the
+// longest credential IDs as fit maxMsgSize with everything else a request
+// may hold.
+func (a *Authenticator) maxCredentialCountInList() int {
+	n := (a.opts.MaxMsgSize - requestOverhead) / (maxCredentialIDLength + descriptorOverhead)
+	return max(1, min(n, maxListLength))
+}
 
 // maxSerializedLargeBlobArray is the size of the large-blob store (CTAP 2.1
 // section 6.10; at least 1024).
@@ -58,7 +85,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		},
 		MaxMsgSize:                       uint64(a.opts.MaxMsgSize),
 		PinUvAuthProtocols:               []uint64{2, 1},
-		MaxCredentialCountInList:         maxCredentialCountInList,
+		MaxCredentialCountInList:         uint64(a.maxCredentialCountInList()),
 		MaxCredentialIDLength:            maxCredentialIDLength,
 		Transports:                       []string{"usb"},
 		Algorithms:                       algs,

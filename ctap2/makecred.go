@@ -236,9 +236,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		outExt["credProtect"] = ext.credProtect
 	}
 	if ext.hmacSecret {
-		cred.HMACSecret = true
-		cred.CredRandomWithUV = randomBytes(32)
-		cred.CredRandomWithoutUV = randomBytes(32)
+		cred.HMACSecret = true // sealCredentialID derives its CredRandom values
 		outExt["hmac-secret"] = true
 	}
 	if ext.hasCredBlob {

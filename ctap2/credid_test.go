@@ -1,0 +1,164 @@
+package ctap2
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/vkey-dev/vkey/internal/swtpmtest"
+	"github.com/vkey-dev/vkey/keystore"
+	"github.com/vkey-dev/vkey/tpm"
+)
+
+// sealV1 makes a credential ID as releases before version 2 did.
+func sealV1(t *testing.T, wrapKey, rpIDHash []byte, c *keystore.Credential) []byte {
+	t.Helper()
+	aead, err := credIDAEAD(wrapKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := Marshal(credIDPayload{
+		Algorithm: c.Algorithm, Provider: c.Provider, KeyBlob: c.KeyBlob,
+		CredProtect: c.CredProtect, CredRandomWithUV: c.CredRandomWithUV,
+		CredRandomWithoutUV: c.CredRandomWithoutUV, CredBlob: c.CredBlob,
+		Discoverable: c.Discoverable, Salt: randomBytes(16),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := randomBytes(credIDNonceLen)
+	return aead.Seal(append([]byte{credIDVersion1}, nonce...), nonce, payload, rpIDHash)
+}
+
+// fullCredential is a credential of alg with every extension's state.
+func fullCredential(t *testing.T, p keystore.KeyProvider, alg keystore.Algorithm) *keystore.Credential {
+	t.Helper()
+	blob, _, err := p.Generate(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &keystore.Credential{
+		Algorithm: alg, Provider: p.Name(), KeyBlob: blob, CredProtect: 3, HMACSecret: true,
+		CredRandomWithUV: randomBytes(32), CredRandomWithoutUV: randomBytes(32),
+		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true,
+	}
+}
+
+// TestCredentialIDVersions (issue 16 point 6): new software IDs are at most
+// 128 bytes and carry every extension's state; IDs of the earlier format
+// still open; any change to an ID, or another RP, is "not ours".
+func TestCredentialIDVersions(t *testing.T) {
+	wrapKey := randomBytes(32)
+	h := sha256Sum([]byte("example.com"))
+	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgEd25519} {
+		c := fullCredential(t, keystore.Software{}, alg)
+		id, err := sealCredentialID(wrapKey, h[:], c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) > 128 || id[0] != credIDVersion2 {
+			t.Errorf("alg %d: version %d ID of %d bytes, want version 2 of at most 128", alg, id[0], len(id))
+		}
+		got, err := openCredentialID(wrapKey, "example.com", id)
+		if err != nil {
+			t.Fatalf("alg %d: %v", alg, err)
+		}
+		sameCredential(t, got, c)
+		if _, err := (keystore.Software{}).Load(alg, got.KeyBlob); err != nil {
+			t.Errorf("alg %d: key from the ID does not load: %v", alg, err)
+		}
+		if _, err := openCredentialID(wrapKey, "other.example", id); err == nil {
+			t.Errorf("alg %d: ID opens for another RP", alg)
+		}
+		for i := range id {
+			bad := bytes.Clone(id)
+			bad[i] ^= 0x01
+			if _, err := openCredentialID(wrapKey, "example.com", bad); err == nil {
+				t.Fatalf("alg %d: ID with byte %d changed opens", alg, i)
+			}
+		}
+		v1 := sealV1(t, wrapKey, h[:], c)
+		old, err := openCredentialID(wrapKey, "example.com", v1)
+		if err != nil {
+			t.Fatalf("alg %d: a version 1 ID no longer opens: %v", alg, err)
+		}
+		sameCredential(t, old, c)
+		if len(v1) > maxCredentialIDLength {
+			t.Errorf("alg %d: version 1 ID of %d bytes is longer than the advertised %d", alg, len(v1), maxCredentialIDLength)
+		}
+	}
+}
+
+func sameCredential(t *testing.T, got, want *keystore.Credential) {
+	t.Helper()
+	if got.Algorithm != want.Algorithm || got.Provider != want.Provider || got.CredProtect != want.CredProtect ||
+		!got.HMACSecret || len(got.CredRandomWithUV) != 32 || bytes.Equal(got.CredRandomWithUV, got.CredRandomWithoutUV) ||
+		!bytes.Equal(got.CredRandomWithUV, want.CredRandomWithUV) || !bytes.Equal(got.CredBlob, want.CredBlob) || got.Discoverable != want.Discoverable {
+		t.Errorf("opened %+v, want %+v", got, want)
+	}
+}
+
+// TestOldCredentialsStillWork: a non-discoverable credential and a U2F key
+// handle issued in the version 1 format still sign after the change.
+func TestOldCredentialsStillWork(t *testing.T) {
+	a, err := New(Options{Store: keystore.NewMemory(0), Presence: AutoPresence{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _, _ := keystore.Software{}.Generate(keystore.AlgES256)
+	c := &keystore.Credential{Algorithm: keystore.AlgES256, Provider: keystore.SoftwareProviderName, KeyBlob: blob}
+	h := sha256Sum([]byte("example.com"))
+	id := sealV1(t, a.wrapKey, h[:], c)
+	params, _ := Marshal(GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
+		AllowList: []CredentialDescriptor{{Type: publicKeyType, ID: id}}})
+	if out := a.HandleCBOR(context.Background(), append([]byte{CmdGetAssertion}, params...)); out[0] != 0 {
+		t.Errorf("getAssertion with a version 1 ID: status %#x", out[0])
+	}
+	appID := sha256Sum([]byte("https://example.com"))
+	handle := sealV1(t, a.wrapKey, appID[:], c)
+	n := 65 + len(handle) // extended length: a version 1 handle may exceed a short Lc
+	apdu := append([]byte{0, U2FAuthenticate, u2fDontEnforce, 0, 0, byte(n >> 8), byte(n)}, make([]byte, 32)...)
+	apdu = append(append(append(apdu, appID[:]...), byte(len(handle))), handle...)
+	out := a.HandleMSG(context.Background(), apdu)
+	if !bytes.HasSuffix(out, swNoError) {
+		t.Errorf("U2F authenticate with a version 1 key handle: SW %x", out[len(out)-2:])
+	}
+}
+
+// TestTPMCredentialIDLength: TPM-backed IDs, of either version and with
+// every extension, fit maxCredentialIdLength.
+func TestTPMCredentialIDLength(t *testing.T) {
+	swtpmtest.Need(t)
+	srv := swtpmtest.Start(t)
+	tp, err := tpm.Open(srv.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tp.Close() })
+	wrapKey := randomBytes(32)
+	h := sha256Sum([]byte("example.com"))
+	c := fullCredential(t, tp.KeyProvider(), keystore.AlgES256)
+	v2, err := sealCredentialID(wrapKey, h[:], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := sealV1(t, wrapKey, h[:], c)
+	t.Logf("TPM credential IDs with every extension: version 2 %d bytes, version 1 %d bytes", len(v2), len(v1))
+	if len(v2) > maxCredentialIDLength || len(v1) > maxCredentialIDLength {
+		t.Errorf("TPM credential IDs of %d and %d bytes, more than maxCredentialIdLength %d", len(v2), len(v1), maxCredentialIDLength)
+	}
+	got, err := openCredentialID(wrapKey, "example.com", v2)
+	if err != nil || !bytes.Equal(got.KeyBlob, c.KeyBlob) || got.Provider != tpm.ProviderName {
+		t.Fatalf("TPM ID does not round-trip: %v", err)
+	}
+}
+
+// FuzzOpenCredentialID: no input panics the parser of either version.
+func FuzzOpenCredentialID(f *testing.F) {
+	wrapKey := make([]byte, 32)
+	f.Add([]byte{credKindProvider, 0xf9, credFlagCredBlob, 3, 't', 'p', 'm', 0, 1, 9, 1, 5})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		_, _ = parseCompactPayload(payload)
+		_, _ = openCredentialIDHash(wrapKey, make([]byte, 32), append([]byte{credIDVersion2}, payload...))
+	})
+}
