@@ -159,7 +159,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 		if err := a.requestPresence(ctx, PresenceRequest{Command: "getAssertion", RPID: req.RPID}); err != nil {
 			return nil, err
 		}
-		if req.PinUvAuthParam != nil {
+		if uv {
 			a.consumeTokenPresence()
 		}
 	}
