@@ -25,19 +25,10 @@ from fido2.server import Fido2Server
 from fido2.utils import sha256
 
 import vkeyudp
-from vkeyudp import check
+from vkeyudp import check, expect_error
 
 ORIGIN = "https://example.com"
 RP = {"id": "example.com", "name": "Example RP"}
-
-
-def expect_error(code, fn, what):
-    try:
-        fn()
-    except CtapError as e:
-        check(e.code == code, "%s (got %s)" % (what, e.code))
-        return
-    raise SystemExit("FAIL: %s: no error" % what)
 
 
 def client_pin(ctap):

@@ -18,22 +18,13 @@ from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 
 import vkeyudp
-from vkeyudp import check
+from vkeyudp import check, expect_error
 
 PIN = "1234"
 ERR = CtapError.ERR
 UP, UV = 0x01, 0x04
 ES256 = [{"type": "public-key", "alg": -7}]
 CMD_CRED_MGMT_PRE = 0x41
-
-
-def expect_error(code, fn, what):
-    try:
-        fn()
-    except CtapError as e:
-        check(e.code == code, "%s (got %s)" % (what, e.code))
-        return
-    raise SystemExit("FAIL: %s: no error" % what)
 
 
 def cdh():

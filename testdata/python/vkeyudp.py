@@ -10,6 +10,7 @@ import socket
 import sys
 import traceback
 
+from fido2.ctap import CtapError
 from fido2.hid import CtapHidDevice
 from fido2.hid.base import CtapHidConnection, HidDescriptor
 
@@ -54,6 +55,16 @@ def check(cond, what):
     if not cond:
         raise SystemExit("FAIL: " + what)
     print("ok: " + what)
+
+
+def expect_error(code, fn, what):
+    """Fail the test run unless fn raises the CTAP error code."""
+    try:
+        fn()
+    except CtapError as e:
+        check(e.code == code, "%s (got %s)" % (what, e.code))
+        return
+    raise SystemExit("FAIL: %s: no error" % what)
 
 
 def run(main):
