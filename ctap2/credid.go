@@ -253,6 +253,28 @@ func openCredentialIDHash(wrapKey, rpIDHash, id []byte) (*keystore.Credential, e
 	return c, nil
 }
 
+// PKCS#8 encodings of a bare P-256 scalar (RFC 5915 ECPrivateKey without
+// its optional public key) and of an Ed25519 seed (RFC 8410), before the 32
+// key bytes. Building the blob from them costs no scalar multiplication:
+// the provider's Load does the only one.
+var (
+	pkcs8P256Prefix = []byte{
+		0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+		0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27, 0x30, 0x25, 0x02, 0x01,
+		0x01, 0x04, 0x20,
+	}
+	pkcs8Ed25519Prefix = []byte{0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20}
+)
+
+// pkcs8Template is the PKCS#8 blob of a software key kind's 32 key bytes.
+func pkcs8Template(kind byte, key []byte) []byte {
+	prefix := pkcs8P256Prefix
+	if kind == credKindEd25519 {
+		prefix = pkcs8Ed25519Prefix
+	}
+	return append(append(make([]byte, 0, len(prefix)+len(key)), prefix...), key...)
+}
+
 // parseCompactPayload decodes a version 2 payload; it never panics.
 func parseCompactPayload(p []byte) (*keystore.Credential, error) {
 	errShort := errors.New("credential ID: truncated")
@@ -270,20 +292,7 @@ func parseCompactPayload(p []byte) (*keystore.Credential, error) {
 		if len(rest) < 32 {
 			return nil, errShort
 		}
-		var priv any
-		if kind == credKindP256 {
-			k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), rest[:32])
-			if err != nil {
-				return nil, err
-			}
-			priv = k
-		} else {
-			priv = ed25519.NewKeyFromSeed(rest[:32])
-		}
-		blob, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
-			return nil, err
-		}
+		blob := pkcs8Template(kind, rest[:32])
 		c.Provider, c.KeyBlob, rest = keystore.SoftwareProviderName, blob, rest[32:]
 	case credKindProvider:
 		if len(rest) < 1 || len(rest) < 1+int(rest[0])+2 {

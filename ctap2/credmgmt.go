@@ -234,7 +234,7 @@ func (a *Authenticator) nextCredential() (any, error) {
 }
 
 func (a *Authenticator) storedDiscoverable(d *CredentialDescriptor) (*keystore.Credential, error) {
-	if d == nil {
+	if d == nil || d.incomplete {
 		return nil, ErrMissingParameter
 	}
 	c, err := a.store.Credential(d.ID)
