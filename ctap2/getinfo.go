@@ -36,7 +36,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	}
 	remaining := uint64(a.store.RemainingDiscoverable())
 	info := &GetInfoResponse{
-		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
+		Versions:   u2fVersions(cfg.AlwaysUV),
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
 		AAGUID:     a.opts.AAGUID[:],
 		Options: map[string]bool{

@@ -247,6 +247,7 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobE
 func (a *Authenticator) RemoveCredential(id []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
 	if err := a.store.DeleteCredential(id); err != nil {
@@ -262,6 +263,7 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
 	all, err := a.store.Credentials()
@@ -285,6 +287,7 @@ func (a *Authenticator) RemoveAllCredentials() (int, error) {
 func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be, bs *bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	c, err := a.store.Credential(id)
 	if err != nil {
 		return fmt.Errorf("reading credential: %w", err)

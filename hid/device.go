@@ -151,6 +151,32 @@ func UserPresenceNeeded(ctx context.Context) {
 	}
 }
 
+// Channel returns the CTAPHID channel of the request whose handler context
+// is ctx; ok is false for a context that does not come from a Device.
+func Channel(ctx context.Context) (cid uint32, ok bool) {
+	if t, ok := ctx.Value(txKey{}).(*transaction); ok {
+		return t.cid, true
+	}
+	return 0, false
+}
+
+// ChannelCanceler may be implemented by a [Handler] that keeps state for a
+// channel between its requests (U2F's touch, asked for while the host
+// polls): the engine calls CancelChannel when the host sends
+// CTAPHID_CANCEL on the channel or resynchronizes it with CTAPHID_INIT
+// (CTAP 2.1 sections 11.2.9.1.3 and 11.2.9.1.5), whether or not a request
+// of it is running. It must not block.
+type ChannelCanceler interface {
+	CancelChannel(cid uint32)
+}
+
+// cancelChannel tells the handler that channel cid was cancelled.
+func (d *Device) cancelChannel(cid uint32) {
+	if c, ok := d.h.(ChannelCanceler); ok {
+		c.CancelChannel(cid)
+	}
+}
+
 // Serve runs the CTAPHID engine on p until ctx is done or p fails. It closes
 // p and waits for its own goroutines (and a running handler, whose context
 // it cancels) before it returns. It returns ctx.Err() when ctx ends it, or
@@ -582,6 +608,7 @@ func (s *session) handleInit(pkt packet) error {
 		if s.lockCID == cid {
 			s.lockCID = 0
 		}
+		s.d.cancelChannel(cid)
 	}
 	resp := make([]byte, 17)
 	copy(resp[0:8], pkt.data[:8])
@@ -605,6 +632,9 @@ func (s *session) handleCancel(cid uint32) {
 	}
 	if s.rx != nil && s.rx.cid == cid {
 		s.dropRx()
+	}
+	if s.d.allocated(cid) {
+		s.d.cancelChannel(cid)
 	}
 }
 

@@ -257,3 +257,48 @@ func TestUDPPeerEviction(t *testing.T) {
 		t.Errorf("%d peers kept, want at most %d", n, DefaultUDPPeers)
 	}
 }
+
+// cancelRecorder is a handler that records CancelChannel calls.
+type cancelRecorder struct {
+	*fakeHandler
+	cancelled chan uint32
+	channel   chan uint32
+}
+
+func (c *cancelRecorder) CancelChannel(cid uint32) { c.cancelled <- cid }
+
+func (c *cancelRecorder) HandleMSG(ctx context.Context, apdu []byte) []byte {
+	cid, _ := Channel(ctx)
+	c.channel <- cid
+	return c.fakeHandler.HandleMSG(ctx, apdu)
+}
+
+// TestCancelReachesHandler: CTAPHID_CANCEL on a channel with nothing
+// running still tells the handler (a U2F touch asked for between polls is
+// withdrawn), and the handler learns each request's channel.
+func TestCancelReachesHandler(t *testing.T) {
+	h := &cancelRecorder{fakeHandler: newFake(), cancelled: make(chan uint32, 4), channel: make(chan uint32, 4)}
+	l := serveUDP(t, h)
+	c, err := Dial(t.Context(), "udp:"+l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.MSG(t.Context(), []byte{0, 3, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-h.channel; got != c.Info().Channel {
+		t.Errorf("Channel(ctx) = %08x, want %08x", got, c.Info().Channel)
+	}
+	if err := c.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-h.cancelled:
+		if got != c.Info().Channel {
+			t.Errorf("CancelChannel(%08x), want %08x", got, c.Info().Channel)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("CTAPHID_CANCEL never reached the handler")
+	}
+}
