@@ -21,6 +21,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/escape"
 	"golang.org/x/term"
 )
 
@@ -343,7 +344,7 @@ func newTable(w io.Writer, header ...string) *table {
 
 func (t *table) row(cols ...string) {
 	for i, c := range cols {
-		cols[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+		cols[i] = escape.Terminal(c) // from requests: no tabs, no terminal escapes
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
 }

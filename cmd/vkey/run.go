@@ -17,6 +17,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/escape"
 	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
 	"github.com/vkey-dev/vkey/tpm"
@@ -161,15 +162,15 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer store.Close()
 
 	hub := control.NewHub() // events of the control API
-	broker := presence.New(presence.Options{
+	var broker *presence.Broker
+	broker = presence.New(presence.Options{
 		Mode:     mode,
 		Terminal: openTerminal(mode),
 		OnRequest: func(ctx context.Context, req ctap2.PresenceRequest) {
 			hid.UserPresenceNeeded(ctx)
 			hub.PresenceRequested(req)
-			if mode == presence.Touch {
-				fmt.Fprintf(stderr, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", req.Command, forRP(req.RPID))
-			}
+			// The mode now, not at start: the control API switches it.
+			announceTouch(stderr, broker.Mode(), req)
 		},
 		OnAnswer: hub.PresenceAnswered,
 	})
@@ -235,11 +236,19 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// announceTouch prints the line that asks for `vkey touch` when mode waits
+// for it; what comes from the request is escaped.
+func announceTouch(w io.Writer, mode presence.Mode, req ctap2.PresenceRequest) {
+	if mode == presence.Touch {
+		fmt.Fprintf(w, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", escape.Terminal(req.Command), forRP(req.RPID))
+	}
+}
+
 func forRP(rpID string) string {
 	if rpID == "" {
 		return ""
 	}
-	return " for " + rpID
+	return " for " + escape.Terminal(rpID)
 }
 
 // openTerminal returns the controlling terminal for --presence prompt.
