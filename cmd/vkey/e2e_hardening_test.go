@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +49,50 @@ func TestE2ETouchLineAfterModeSwitch(t *testing.T) {
 	k.ok(t, nil, "touch")
 	if err := <-done; err != nil {
 		t.Errorf("registration: %v", err)
+	}
+}
+
+// TestE2EPlantedRuntimeFolder: without XDG_RUNTIME_DIR, the CLI and
+// `vkey run` refuse a /tmp/vkey-UID that another user created first, and
+// say what to do (issue 11, point 5).
+func TestE2EPlantedRuntimeFolder(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("only root can plant a folder owned by another user")
+	}
+	tmp := t.TempDir()
+	planted := filepath.Join(tmp, fmt.Sprintf("vkey-%d", os.Getuid()))
+	if err := os.Mkdir(planted, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(planted, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(planted, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "TMPDIR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "TMPDIR="+tmp, "XDG_DATA_HOME="+filepath.Join(tmp, "data"))
+	for _, args := range [][]string{
+		{"touch"},
+		{"devices"},
+		{"info"},
+		{"run", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--name", "planted"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, e2eBinary(t), args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), "belongs to uid 4242") || !strings.Contains(string(out), "XDG_RUNTIME_DIR") {
+			t.Errorf("vkey %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if entries, _ := os.ReadDir(planted); len(entries) != 0 {
+		t.Errorf("vkey wrote into the planted folder: %v", entries)
 	}
 }

@@ -33,11 +33,13 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket folder: %w", err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() {
-		return nil, fmt.Errorf("control socket folder %s is not a folder owned by this user", dir)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket folder: %w", err)
+	if fi.IsDir() && ownedBy(fi, os.Getuid()) && fi.Mode().Perm() != 0o700 {
+		// Our own folder with a loose mode: tighten it.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("control socket folder: %w", err)
+		}
+	} else if err := checkRuntimeDirInfo(dir, fi, os.Getuid()); err != nil {
+		return nil, err // the same sentence as the CLI's
 	}
 	if _, err := os.Lstat(path); err == nil {
 		c, err := net.DialTimeout("unix", path, time.Second)
@@ -58,6 +60,12 @@ func ListenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return ln, nil
+}
+
+// ownedBy reports whether fi belongs to uid.
+func ownedBy(fi os.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid
 }
 
 // ListenLoopback listens on a loopback TCP address (127.0.0.1:PORT,
