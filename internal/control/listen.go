@@ -95,20 +95,6 @@ type peer struct {
 	err error
 }
 
-// connContext records the peer's uid for peerAllowed.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	var p peer
-	switch c := c.(type) {
-	case *net.UnixConn:
-		p.uid, p.err = unixPeerUID(c)
-	case *net.TCPConn:
-		p.uid, p.err = tcpPeerUID(c.RemoteAddr(), c.LocalAddr())
-	default:
-		p.err = fmt.Errorf("unsupported connection type %T", c)
-	}
-	return context.WithValue(ctx, peerKey{}, p)
-}
-
 // peerAllowed refuses a peer that is not this process's user (or that
 // could not be identified).
 func peerAllowed(ctx context.Context) error {
@@ -116,6 +102,11 @@ func peerAllowed(ctx context.Context) error {
 	if !ok {
 		return nil // served without a listener of ours (tests with httptest)
 	}
+	return p.allowed()
+}
+
+// allowed refuses a peer that is not this process's user.
+func (p peer) allowed() error {
 	if p.err != nil {
 		return fmt.Errorf("refused: cannot identify the connecting user: %v", p.err)
 	}

@@ -134,9 +134,13 @@ func notFromBrowser(r *http.Request) error {
 
 // Serve answers on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Every connection is identified as it is accepted; another user's is
+	// refused at once (see guard). Slow or idle clients are timed out.
+	ln = guard(ln, s.cfg.Logger)
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
