@@ -96,3 +96,64 @@ func TestE2EPlantedRuntimeFolder(t *testing.T) {
 		t.Errorf("vkey wrote into the planted folder: %v", entries)
 	}
 }
+
+// TestE2EBackupExportFailureChangesNothing: an export that cannot write
+// its file leaves every credential's BS flag as it was, and an existing
+// --out file is replaced only with --force (issue 11, point 12).
+func TestE2EBackupExportFailureChangesNothing(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "a")
+	ctx := context.Background()
+	k := startKey(t, "--state", state, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--passkeys", "syncable")
+	req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+		User: &ctap2.UserEntity{ID: []byte("alice"), Name: "alice"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
+	if _, err := dial(t, k.Where).MakeCredential(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	stopKey(t, k)
+	backupState := func() bool {
+		t.Helper()
+		k := startKey(t, "--state", state, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto")
+		defer stopKey(t, k)
+		resp, err := dial(t, k.Where).GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
+			Options: map[string]bool{"up": false}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.AuthData[32]&0x10 != 0
+	}
+	vkey := func(args ...string) (string, error) {
+		cmd := exec.Command(e2eBinary(t), append([]string{"backup", "export", "--state", state}, args...)...)
+		cmd.Env = append(os.Environ(), "VKEY_BACKUP_PASSPHRASE=correct horse battery")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	dir := t.TempDir()
+	if out, err := vkey("--out", filepath.Join(dir, "missing", "backup")); err == nil {
+		t.Fatalf("export into a missing folder succeeded: %s", out)
+	}
+	if backupState() {
+		t.Error("a failed export marked the passkey backed up (BS=1)")
+	}
+	existing := filepath.Join(dir, "existing")
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vkey("--out", existing); err == nil || !strings.Contains(out, "--force") {
+		t.Errorf("export over an existing file: %v, %q; want a refusal naming --force", err, out)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+		t.Errorf("the existing file was overwritten: %q", b)
+	}
+	if backupState() {
+		t.Error("a refused export marked the passkey backed up (BS=1)")
+	}
+	if out, err := vkey("--out", existing, "--force"); err != nil {
+		t.Fatalf("export --force: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(existing); string(b) == "keep me" {
+		t.Error("--force did not replace the file")
+	}
+	if !backupState() {
+		t.Error("a successful export did not mark the passkey backed up")
+	}
+}
