@@ -68,7 +68,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.transport, "transport", "auto", "auto, uhid, pty or udp")
-	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path")
+	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path (only a pty symlink already there is replaced)")
 	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on (loopback: every local user can use the key)")
 	f.BoolVar(&o.udpRemote, "udp-allow-remote", false, "with --transport udp: allow a --udp-addr that is not loopback (every host that reaches it can use the key)")
 	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch or deny")
