@@ -72,6 +72,34 @@ type VirtualCredential struct {
 // one of the same relying party and user handle, as makeCredential would
 // (CTAP 2.1 section 6.1.2 step 17).
 func (a *Authenticator) AddCredential(c VirtualCredential) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addCredentialLocked(c)
+}
+
+// AddVirtualCredential is AddCredential returning the credential as
+// stored (public key, counter), read under the same lock: a concurrent
+// removal cannot come between the two.
+func (a *Authenticator) AddVirtualCredential(c VirtualCredential) (VirtualCredential, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id, err := a.addCredentialLocked(c)
+	if err != nil {
+		return VirtualCredential{}, err
+	}
+	stored, err := a.store.Credential(id)
+	if err != nil {
+		return VirtualCredential{}, fmt.Errorf("reading credential: %w", err)
+	}
+	blobs, err := a.largeBlobEntries()
+	if err != nil {
+		return VirtualCredential{}, err
+	}
+	return a.virtualLocked(stored, blobs)
+}
+
+// addCredentialLocked is AddCredential with a.mu held.
+func (a *Authenticator) addCredentialLocked(c VirtualCredential) ([]byte, error) {
 	if c.RPID == "" {
 		return nil, fmt.Errorf("%w: rpId is required", ErrInvalidVirtualCredential)
 	}
@@ -103,8 +131,6 @@ func (a *Authenticator) AddCredential(c VirtualCredential) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidVirtualCredential, err)
 	}
 
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	cred := &keystore.Credential{
 		RPID: c.RPID, UserID: c.UserHandle, UserName: c.UserName, UserDisplayName: c.UserDisplayName,
 		Algorithm: alg, Provider: provider.Name(), KeyBlob: append([]byte(nil), c.PrivateKey...),

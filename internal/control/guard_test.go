@@ -3,6 +3,7 @@ package control_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -178,4 +179,45 @@ func TestControlPortPerPeerCap(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestAddDeleteRace: POST /credentials racing DELETE of the same ID answers
+// what happened, 201 or 409, never 500 (issue 11, point 14).
+func TestAddDeleteRace(t *testing.T) {
+	f := newFixture(t, presence.Auto)
+	der := newPKCS8(t)
+	id := b64([]byte("raced-credential"))
+	body := map[string]any{"rpId": "example.com", "credentialId": id, "privateKey": b64(der)}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := f.api.Do(context.Background(), http.MethodDelete, "/credentials/"+id, nil, nil)
+			var apiErr *control.APIError
+			if err != nil && (!errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound) {
+				t.Errorf("DELETE: %v", err)
+			}
+		}
+	})
+	statuses := map[int]int{}
+	for range 300 {
+		err := f.api.Do(context.Background(), http.MethodPost, "/credentials", body, nil)
+		var apiErr *control.APIError
+		switch {
+		case err == nil:
+			statuses[201]++
+		case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+			statuses[409]++
+		default:
+			t.Errorf("POST: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("POST answers: %v", statuses)
 }

@@ -465,7 +465,9 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 		}
 		v.LargeBlob = append([]byte{}, b...)
 	}
-	id, err := s.cfg.Authenticator.AddCredential(v)
+	// The credential is read back under the lock that added it: a
+	// concurrent DELETE cannot turn a done add into a 500.
+	got, err := s.cfg.Authenticator.AddVirtualCredential(v)
 	switch {
 	case errors.Is(err, ctap2.ErrCredentialExists):
 		writeError(w, http.StatusConflict, err.Error())
@@ -482,13 +484,8 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	rk := v.Discoverable
 	count := v.SignCount
-	s.cfg.Hub.Emit(Event{Type: EventCredentialAdded, Source: "control", CredentialID: b64(id), RPID: v.RPID,
+	s.cfg.Hub.Emit(Event{Type: EventCredentialAdded, Source: "control", CredentialID: b64(got.ID), RPID: v.RPID,
 		UserName: v.UserName, Discoverable: &rk, SignCount: &count})
-	got, err := s.cfg.Authenticator.VirtualCredential(id)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
 	writeJSON(w, http.StatusCreated, credentialJSON(got))
 }
 
