@@ -68,6 +68,12 @@ func newPTY(mfd int) (*PTYPort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hid: open %s: %w", path, err)
 	}
+	// devpts usually gives the tty group write access (mode 0620), which
+	// lets write(1) and wall inject bytes into the reports: owner only.
+	if err := unix.Fchmod(sfd, 0o600); err != nil {
+		_ = unix.Close(sfd)
+		return nil, fmt.Errorf("hid: chmod %s: %w", path, err)
+	}
 	if err := makeRaw(sfd); err != nil {
 		_ = unix.Close(sfd)
 		return nil, fmt.Errorf("hid: raw mode on %s: %w", path, err)

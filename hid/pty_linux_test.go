@@ -118,6 +118,19 @@ func TestPTYFlushOnInit(t *testing.T) {
 // TestPTYLink: Link replaces only a pty symlink an earlier run left, and
 // refuses a regular file, a folder or a symlink elsewhere, which stay as
 // they were (issue 11, point 13); Close removes the link.
+// TestPTYOwnerOnly: the pty is the owner's alone, whatever mode devpts
+// gives new ptys (0620 with the tty group on most desktops).
+func TestPTYOwnerOnly(t *testing.T) {
+	p := openPTY(t)
+	fi, err := os.Stat(p.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", p.Path(), perm)
+	}
+}
+
 func TestPTYLink(t *testing.T) {
 	p := openPTY(t)
 	dir := t.TempDir()
