@@ -317,11 +317,13 @@ func (a *Authenticator) safeCall(ctx context.Context, fn commandFunc, params []b
 // taking nothing, when another command holds cmdMu while it waits for
 // user presence.
 func (a *Authenticator) lockCommand() bool {
-	if !a.cmdMu.TryLock() {
+	for !a.cmdMu.TryLock() {
+		// Rare: only callers that do not come through one hid.Device
+		// (which runs one request at a time) get here.
 		if a.waiting.Load() {
 			return false
 		}
-		a.cmdMu.Lock()
+		time.Sleep(time.Millisecond)
 	}
 	a.mu.Lock()
 	return true

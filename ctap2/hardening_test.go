@@ -303,3 +303,40 @@ func TestU2FRefusesCTAP2Credentials(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentCommandsDuringTouch: a command that arrives while another
+// is running (not yet waiting) is served after it, and one arriving while
+// the other waits for a touch is told busy, never left waiting for the
+// touch.
+func TestConcurrentCommandsDuringTouch(t *testing.T) {
+	g := newGate()
+	k := newKey(t, func(o *ctap2.Options) { o.Presence = g })
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if st, _ := k.raw(ctap2.CmdGetInfo, nil); st != ctap2.StatusOK {
+				t.Errorf("concurrent getInfo: %v", st)
+			}
+		})
+	}
+	wg.Wait()
+	done := make(chan error, 1)
+	go func() {
+		done <- k.c.Selection(context.Background())
+	}()
+	g.waitStarted(t)
+	within(t, time.Second, "a concurrent command", func() {
+		for range 8 {
+			wg.Go(func() {
+				if st, _ := k.raw(ctap2.CmdGetInfo, nil); st != ctap2.ErrChannelBusy {
+					t.Errorf("getInfo during a touch: %v", st)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	g.approve()
+	if err := <-done; err != nil {
+		t.Errorf("selection: %v", err)
+	}
+}
