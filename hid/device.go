@@ -256,6 +256,37 @@ type session struct {
 
 	lockCID   uint32 // channel holding CTAPHID_LOCK, or 0
 	lockUntil time.Time
+
+	// owned are the channels this session allocated, the last maxOwned:
+	// only those are cancelled in the handler (ChannelCanceler), so a
+	// host on another port (another UDP peer) cannot withdraw a touch
+	// asked for on a channel it did not get.
+	owned     map[uint32]struct{}
+	ownedList []uint32
+}
+
+// maxOwned bounds the channels a session remembers allocating.
+const maxOwned = 64
+
+// own records that the session allocated cid.
+func (s *session) own(cid uint32) {
+	if s.owned == nil {
+		s.owned = make(map[uint32]struct{}, maxOwned)
+	}
+	if len(s.ownedList) == maxOwned {
+		delete(s.owned, s.ownedList[0])
+		s.ownedList = s.ownedList[1:]
+	}
+	s.owned[cid] = struct{}{}
+	s.ownedList = append(s.ownedList, cid)
+}
+
+// cancelOwned tells the handler that channel cid, if this session
+// allocated it, was cancelled or resynchronized.
+func (s *session) cancelOwned(cid uint32) {
+	if _, ok := s.owned[cid]; ok {
+		s.d.cancelChannel(cid)
+	}
 }
 
 // reassembly is a request whose continuation packets are still expected.
@@ -595,6 +626,7 @@ func (s *session) handleInit(pkt packet) error {
 	newCID := cid
 	if cid == BroadcastCID {
 		newCID = s.d.allocateCID()
+		s.own(newCID)
 		s.log.Debug("ctaphid: channel allocated", "cid", newCID)
 	} else {
 		s.log.Debug("ctaphid: channel resynchronized", "cid", cid)
@@ -608,7 +640,7 @@ func (s *session) handleInit(pkt packet) error {
 		if s.lockCID == cid {
 			s.lockCID = 0
 		}
-		s.d.cancelChannel(cid)
+		s.cancelOwned(cid)
 	}
 	resp := make([]byte, 17)
 	copy(resp[0:8], pkt.data[:8])
@@ -633,9 +665,7 @@ func (s *session) handleCancel(cid uint32) {
 	if s.rx != nil && s.rx.cid == cid {
 		s.dropRx()
 	}
-	if s.d.allocated(cid) {
-		s.d.cancelChannel(cid)
-	}
+	s.cancelOwned(cid)
 }
 
 // dispatch serves a complete request.

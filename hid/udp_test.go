@@ -290,6 +290,23 @@ func TestCancelReachesHandler(t *testing.T) {
 	if got := <-h.channel; got != c.Info().Channel {
 		t.Errorf("Channel(ctx) = %08x, want %08x", got, c.Info().Channel)
 	}
+	// Another peer cancelling that channel reaches nothing.
+	other := rawUDP(t, l)
+	rawChannel(t, other)
+	cancel := make([]byte, ReportSize)
+	binary.BigEndian.PutUint32(cancel, c.Info().Channel)
+	cancel[4] = typeInit | CmdCancel
+	if _, err := other.Write(cancel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Write(initReport(c.Info().Channel)); err != nil { // a resync attempt
+		t.Fatal(err)
+	}
+	select {
+	case got := <-h.cancelled:
+		t.Fatalf("another peer cancelled channel %08x", got)
+	case <-time.After(200 * time.Millisecond):
+	}
 	if err := c.Cancel(); err != nil {
 		t.Fatal(err)
 	}
