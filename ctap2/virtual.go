@@ -87,15 +87,7 @@ func (a *Authenticator) AddVirtualCredential(c VirtualCredential) (VirtualCreden
 	if err != nil {
 		return VirtualCredential{}, err
 	}
-	stored, err := a.store.Credential(id)
-	if err != nil {
-		return VirtualCredential{}, fmt.Errorf("reading credential: %w", err)
-	}
-	blobs, err := a.largeBlobEntries()
-	if err != nil {
-		return VirtualCredential{}, err
-	}
-	return a.virtualLocked(stored, blobs)
+	return a.virtualByIDLocked(id)
 }
 
 // addCredentialLocked is AddCredential with a.mu held.
@@ -232,6 +224,11 @@ func (a *Authenticator) VirtualCredentials() ([]VirtualCredential, error) {
 func (a *Authenticator) VirtualCredential(id []byte) (VirtualCredential, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.virtualByIDLocked(id)
+}
+
+// virtualByIDLocked is VirtualCredential with a.mu held.
+func (a *Authenticator) virtualByIDLocked(id []byte) (VirtualCredential, error) {
 	c, err := a.store.Credential(id)
 	if err != nil {
 		return VirtualCredential{}, fmt.Errorf("reading credential: %w", err)

@@ -19,25 +19,8 @@ import (
 
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/presence"
+	"github.com/vkey-dev/vkey/internal/procout"
 )
-
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serveLoopback serves the fixture's key on a loopback TCP port.
 func serveLoopback(t *testing.T, f *fixture, log io.Writer) string {
@@ -82,7 +65,7 @@ func TestControlPortFloodByOtherUser(t *testing.T) {
 		t.Skip("/usr/bin/python3 is not installed")
 	}
 	f := newFixture(t, presence.Touch)
-	var log syncBuffer
+	var log procout.Buffer
 	addr := serveLoopback(t, f, &log)
 	host, port, _ := net.SplitHostPort(addr)
 	// Open n idle connections, then count those the server closed within
