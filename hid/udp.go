@@ -22,8 +22,13 @@ type Listener interface {
 // UDP transport limits.
 const (
 	// DefaultUDPPeers is how many UDP peers a UDPListener serves at once:
-	// a new peer beyond it evicts the one heard from least recently.
+	// a new peer beyond it evicts the one quiet the longest, if it has
+	// been quiet for udpQuiet, and is ignored otherwise.
 	DefaultUDPPeers = 64
+	// udpQuiet is how long a peer must have exchanged nothing (no
+	// datagram either way: a peer waiting for a touch gets keepalives)
+	// before a new peer may take its place.
+	udpQuiet = 5 * time.Second
 	// udpQueue is how many datagrams of one peer wait to be read before
 	// more are dropped (a whole maximal message is 129).
 	udpQueue = 160
@@ -44,6 +49,7 @@ const (
 type UDPListener struct {
 	conn     *net.UDPConn
 	maxPeers int
+	quiet    time.Duration // udpQuiet; tests shorten it (under mu)
 
 	accept chan *udpPeer
 	done   chan struct{} // closed by Close
@@ -52,7 +58,6 @@ type UDPListener struct {
 
 	mu    sync.Mutex
 	peers map[netip.AddrPort]*udpPeer
-	tick  uint64 // counts datagrams, to order peers by their last one
 }
 
 // ListenUDP listens for reports on addr ("HOST:PORT"; callers default it to
@@ -66,7 +71,7 @@ func ListenUDP(addr string) (*UDPListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hid: listen on udp %s: %w", addr, err)
 	}
-	l := &UDPListener{conn: conn, maxPeers: DefaultUDPPeers, accept: make(chan *udpPeer),
+	l := &UDPListener{conn: conn, maxPeers: DefaultUDPPeers, quiet: udpQuiet, accept: make(chan *udpPeer),
 		done: make(chan struct{}), peers: map[netip.AddrPort]*udpPeer{}}
 	l.reader.Go(l.readLoop)
 	return l, nil
@@ -144,14 +149,16 @@ func (l *UDPListener) readLoop() {
 }
 
 // peer returns the peer of addr, creating it when init says the datagram
-// may start a conversation; it evicts the least recently heard peer when
-// there are too many.
+// may start a conversation. When there are too many, the peer quiet the
+// longest makes room if it has been quiet for l.quiet; otherwise the new
+// one is ignored: a peer at work (waiting for a touch, say) is never
+// dropped for a newcomer.
 func (l *UDPListener) peer(addr netip.AddrPort, init bool) (p *udpPeer, isNew bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.tick++
+	now := time.Now()
 	if p := l.peers[addr]; p != nil {
-		p.seen = l.tick
+		p.seen = now
 		return p, false
 	}
 	if !init {
@@ -160,14 +167,17 @@ func (l *UDPListener) peer(addr netip.AddrPort, init bool) (p *udpPeer, isNew bo
 	if len(l.peers) >= l.maxPeers {
 		var oldest *udpPeer
 		for _, q := range l.peers {
-			if oldest == nil || q.seen < oldest.seen {
+			if oldest == nil || q.seen.Before(oldest.seen) {
 				oldest = q
 			}
+		}
+		if now.Sub(oldest.seen) < l.quiet {
+			return nil, false
 		}
 		delete(l.peers, oldest.addr)
 		oldest.close()
 	}
-	p = &udpPeer{l: l, addr: addr, seen: l.tick, in: make(chan []byte, udpQueue), done: make(chan struct{})}
+	p = &udpPeer{l: l, addr: addr, seen: now, in: make(chan []byte, udpQueue), done: make(chan struct{})}
 	l.peers[addr] = p
 	return p, true
 }
@@ -176,7 +186,7 @@ func (l *UDPListener) peer(addr netip.AddrPort, init bool) (p *udpPeer, isNew bo
 type udpPeer struct {
 	l    *UDPListener
 	addr netip.AddrPort
-	seen uint64 // guarded by l.mu
+	seen time.Time // last datagram either way; guarded by l.mu
 	in   chan []byte
 	done chan struct{}
 	once sync.Once
@@ -199,6 +209,9 @@ func (p *udpPeer) WriteReport(report []byte) error {
 		return net.ErrClosed
 	default:
 	}
+	p.l.mu.Lock()
+	p.seen = time.Now()
+	p.l.mu.Unlock()
 	var buf [ReportSize]byte
 	copy(buf[:], report)
 	if _, err := p.l.conn.WriteToUDPAddrPort(buf[:], p.addr); err != nil {

@@ -242,10 +242,13 @@ func TestUDPDialNoDevice(t *testing.T) {
 	}
 }
 
-// TestUDPPeerEviction: past the peer limit, the least recently heard peer
-// is forgotten and the listener stays bounded.
+// TestUDPPeerEviction: past the peer limit, a newcomer takes the place of
+// the peer quiet the longest, and the listener stays bounded.
 func TestUDPPeerEviction(t *testing.T) {
 	l := serveUDP(t, newFake())
+	l.mu.Lock()
+	l.quiet = 0
+	l.mu.Unlock()
 	for range DefaultUDPPeers + 8 {
 		conn := rawUDP(t, l)
 		rawChannel(t, conn)
@@ -255,6 +258,52 @@ func TestUDPPeerEviction(t *testing.T) {
 	l.mu.Unlock()
 	if n > DefaultUDPPeers {
 		t.Errorf("%d peers kept, want at most %d", n, DefaultUDPPeers)
+	}
+}
+
+// TestUDPBusyPeerKept: a peer waiting for a touch (receiving keepalives)
+// is not dropped for newcomers, however many: they are ignored instead.
+func TestUDPBusyPeerKept(t *testing.T) {
+	f := newFake()
+	l := serveUDP(t, f)
+	const quiet = 200 * time.Millisecond
+	l.mu.Lock()
+	l.quiet = quiet
+	l.mu.Unlock()
+	c, err := Dial(t.Context(), "udp:"+l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.CBOR(t.Context(), []byte{fakeIgnore})
+		done <- err
+	}()
+	<-f.started
+	time.Sleep(2 * quiet)
+	answered := 0
+	for range DefaultUDPPeers + 8 {
+		conn := rawUDP(t, l)
+		if _, err := conn.Write(initReport(BroadcastCID)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := conn.Read(make([]byte, ReportSize)); err == nil {
+			answered++
+		}
+	}
+	if answered >= DefaultUDPPeers+8 {
+		t.Errorf("all %d newcomers were served: the limit is %d", answered, DefaultUDPPeers)
+	}
+	close(f.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the waiting peer: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting peer never got its answer")
 	}
 }
 
