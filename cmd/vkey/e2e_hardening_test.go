@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -155,5 +156,42 @@ func TestE2EBackupExportFailureChangesNothing(t *testing.T) {
 	}
 	if !backupState() {
 		t.Error("a successful export did not mark the passkey backed up")
+	}
+}
+
+// TestE2EManagementDuringTouch: while a registration waits for its touch,
+// the control API answers at once and a power cycle cancels the waiting
+// request at once, as unplugging would (issue 11, point 10).
+func TestE2EManagementDuringTouch(t *testing.T) {
+	k := startManagedKey(t, "pending", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "touch")
+	c, closeC := k.ctapClient(t)
+	defer closeC()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		_, err := c.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
+			ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+			User: &ctap2.UserEntity{ID: []byte("u"), Name: "u"}, PubKeyCredParams: esParam(-7)})
+		done <- err
+	}()
+	waitPending(t, k)
+	quick := func(what, method, path string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := k.api().Do(ctx, method, path, nil, nil); err != nil {
+			t.Fatalf("%s while a touch is pending: %v", what, err)
+		}
+	}
+	quick("GET /credentials", http.MethodGet, "/credentials")
+	quick("POST /power-cycle", http.MethodPost, "/power-cycle")
+	select {
+	case err := <-done:
+		if !errors.Is(err, ctap2.ErrKeepaliveCancel) {
+			t.Errorf("the waiting registration after a power cycle: %v, want CTAP2_ERR_KEEPALIVE_CANCEL", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the power cycle did not cancel the waiting registration")
 	}
 }
