@@ -36,7 +36,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	}
 	remaining := uint64(a.store.RemainingDiscoverable())
 	info := &GetInfoResponse{
-		Versions:   u2fVersions(cfg.AlwaysUV),
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
 		AAGUID:     a.opts.AAGUID[:],
 		Options: map[string]bool{
@@ -73,6 +73,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		info.Options["uv"] = true
 		info.Options["uvToken"] = true
 		info.PreferredPlatformUvAttempts = 1
+	}
+	if cfg.AlwaysUV {
+		info.Versions = withoutU2F(info.Versions)
 	}
 	return info, nil
 }

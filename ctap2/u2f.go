@@ -230,13 +230,16 @@ func (a *Authenticator) u2fCancelIf(match func(u2fOrigin) bool) {
 	}
 }
 
-// u2fVersions is getInfo's versions: without U2F_V2 while alwaysUv turns
-// U2F off (CTAP 2.1 section 7.2).
-func u2fVersions(alwaysUV bool) []string {
-	if alwaysUV {
-		return []string{"FIDO_2_0", "FIDO_2_1"}
+// withoutU2F is getInfo's versions without U2F_V2, which alwaysUv turns
+// off (CTAP 2.1 section 7.2).
+func withoutU2F(versions []string) []string {
+	var out []string
+	for _, v := range versions {
+		if v != "U2F_V2" {
+			out = append(out, v)
+		}
 	}
-	return []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"}
+	return out
 }
 
 // u2fKey names a U2F request: a client polls with the same APDU.
