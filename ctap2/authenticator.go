@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vkey-dev/vkey/keystore"
@@ -98,7 +99,22 @@ type Authenticator struct {
 	opts  Options
 	store keystore.Store
 
-	mu sync.Mutex // serialises commands and guards the volatile state below
+	// cmdMu serialises commands (CTAP2 and U2F), as on a hardware key. A
+	// command holds it from start to end, also while it waits for user
+	// presence, when it releases mu (see requestPresence).
+	cmdMu sync.Mutex
+	// waiting is set while a command waits for user presence: another
+	// command then answers busy at once instead of waiting behind it.
+	waiting atomic.Bool
+
+	mu sync.Mutex // guards the state below; management takes only mu
+	// epoch changes when a power cycle, a reset or the control API
+	// changes state under a command waiting for presence: the command
+	// then gives up (see requestPresence).
+	epoch uint64
+	// cancelWait ends the pending presence wait (a power cycle does, as
+	// unplugging would).
+	cancelWait context.CancelFunc
 	// powerUp is when the authenticator was (virtually) plugged in.
 	powerUp time.Time
 	// volatile holds state that a power cycle forgets.
@@ -178,13 +194,26 @@ func New(opts Options) (*Authenticator, error) {
 // PowerCycle resets the volatile state as unplugging and replugging the key
 // would: tokens, key agreement keys, the per-boot PIN mismatch counter and
 // enumeration state; the 10-second reset window starts again.
+//
+// A request waiting for user presence is cancelled at once, as unplugging
+// would; its host gets CTAP2_ERR_KEEPALIVE_CANCEL.
 func (a *Authenticator) PowerCycle() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.cancelWait != nil {
+		a.cancelWait()
+	}
 	a.powerCycleLocked()
+	a.u2fCancel()
 }
 
+// changedLocked records, with mu held, that state changed outside the
+// command: a command waiting for presence gives up rather than act on
+// what it read before.
+func (a *Authenticator) changedLocked() { a.epoch++ }
+
 func (a *Authenticator) powerCycleLocked() {
+	a.changedLocked()
 	a.powerUp = a.opts.Now()
 	a.volatile = volatileState{}
 	a.keyCache = nil
@@ -242,8 +271,13 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
 	if fn == nil {
 		return []byte{byte(ErrInvalidCommand)}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if !a.lockCommand() {
+		// Another command waits for a touch: a hardware key answers busy
+		// (CTAP 2.1 section 11.2.4; CTAP1_ERR_CHANNEL_BUSY is the same
+		// code as CTAPHID's ERR_CHANNEL_BUSY).
+		return []byte{byte(ErrChannelBusy)}
+	}
+	defer a.unlockCommand()
 	if msg[0] != CmdGetAssertion && msg[0] != CmdGetNextAssertion {
 		// Any other command ends an assertion sequence (CTAP 2.1 section 6.3).
 		a.volatile.next = nil
@@ -287,7 +321,53 @@ func (a *Authenticator) safeCall(ctx context.Context, fn commandFunc, params []b
 	return fn(a, ctx, params)
 }
 
-// requestPresence asks the user and maps the outcome to a CTAP status.
+// lockCommand starts a command: it takes cmdMu and mu. It reports false,
+// taking nothing, when another command holds cmdMu while it waits for
+// user presence.
+func (a *Authenticator) lockCommand() bool {
+	for !a.cmdMu.TryLock() {
+		// Rare: only callers that do not come through one hid.Device
+		// (which runs one request at a time) get here.
+		if a.waiting.Load() {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.mu.Lock()
+	return true
+}
+
+// unlockCommand ends a command started by lockCommand.
+func (a *Authenticator) unlockCommand() {
+	a.mu.Unlock()
+	a.cmdMu.Unlock()
+}
+
+// requestPresence asks the user and maps the outcome to a CTAP status. It
+// is called with mu held, by a command holding cmdMu, and releases mu while
+// it waits: management (the control API, a power cycle) must not wait for
+// a touch. If state changed meanwhile (power cycle, reset, credentials
+// changed through the control API), the command gives up with
+// CTAP2_ERR_KEEPALIVE_CANCEL rather than act on what it read before.
 func (a *Authenticator) requestPresence(ctx context.Context, req PresenceRequest) error {
-	return presenceStatus(a.opts.Presence.Request(ctx, req))
+	if a.u2fBusy(ctx) {
+		// A U2F client is being asked for its touch: serve this request
+		// as a hardware key would while busy, rather than deny it or let
+		// it take the touch meant for the other.
+		return ErrChannelBusy
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	epoch := a.epoch
+	a.cancelWait = cancel
+	a.waiting.Store(true)
+	a.mu.Unlock()
+	err := a.opts.Presence.Request(ctx, req)
+	a.mu.Lock()
+	a.waiting.Store(false)
+	a.cancelWait = nil
+	if err == nil && a.epoch != epoch {
+		return ErrKeepaliveCancel // approved, but for a state that is gone
+	}
+	return presenceStatus(err)
 }

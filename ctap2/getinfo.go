@@ -103,6 +103,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		info.Options["uvToken"] = true
 		info.PreferredPlatformUvAttempts = 1
 	}
+	if cfg.AlwaysUV {
+		info.Versions = withoutU2F(info.Versions)
+	}
 	return info, nil
 }
 

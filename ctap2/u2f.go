@@ -20,7 +20,7 @@ const (
 	U2FVersion      = 0x03 // U2F_VERSION
 )
 
-// U2F authentication control bytes, and how long presence stays usable.
+// U2F authentication control bytes, and the timing of U2F presence.
 const (
 	u2fCheckOnly       = 0x07
 	u2fEnforcePresence = 0x03
@@ -29,52 +29,222 @@ const (
 	// u2fPresenceValidity is how long a touch given for a U2F request
 	// stays usable: clients poll with SW_CONDITIONS_NOT_SATISFIED answers.
 	u2fPresenceValidity = 10 * time.Second
+	// u2fPollGap is how long a U2F request being asked for stays
+	// pending without a poll: after it, another request may take over.
+	u2fPollGap = time.Second
+	// u2fAbandon is how long without a poll before the question is
+	// withdrawn: its client is gone (clients poll every 100-300 ms).
+	u2fAbandon = 3 * time.Second
+	// u2fAskTimeout bounds one question.
+	u2fAskTimeout = 30 * time.Second
 )
 
 // U2F status words.
 var (
 	swNoError                = []byte{0x90, 0x00}
 	swConditionsNotSatisfied = []byte{0x69, 0x85}
+	swCommandNotAllowed      = []byte{0x69, 0x86}
 	swWrongData              = []byte{0x6A, 0x80}
 	swWrongLength            = []byte{0x67, 0x00}
 	swClaNotSupported        = []byte{0x6E, 0x00}
 	swInsNotSupported        = []byte{0x6D, 0x00}
 )
 
-// u2fPresence turns the blocking Presence into U2F's polling model: the
-// first request starts asking the user in the background and answers
-// SW_CONDITIONS_NOT_SATISFIED; a later request within u2fPresenceValidity
-// of the touch consumes it.
-type u2fPresence struct {
-	mu      sync.Mutex
-	asking  bool
-	granted time.Time
+// channelKey is the context key of the channel a request came on.
+type channelKey struct{}
+
+// WithChannel returns ctx naming the transport channel a request came on
+// (its CTAPHID channel id): a touch asked for a U2F request belongs to that
+// channel, and CancelChannel withdraws it.
+func WithChannel(ctx context.Context, channel uint32) context.Context {
+	return context.WithValue(ctx, channelKey{}, channel)
 }
 
-// take reports whether a touch is available, and otherwise starts asking.
-func (a *Authenticator) u2fTakePresence(rpHash []byte) bool {
+// channelOf returns the channel WithChannel put in ctx.
+func channelOf(ctx context.Context) (uint32, bool) {
+	ch, ok := ctx.Value(channelKey{}).(uint32)
+	return ch, ok
+}
+
+// u2fPresence turns the blocking Presence into U2F's polling model: the
+// first request starts asking the user in the background and answers
+// SW_CONDITIONS_NOT_SATISFIED; the same request polled again within
+// u2fPresenceValidity of the touch, from the same channel, consumes it.
+// The question and the touch are bound to the request (instruction and
+// data) and channel they came from: another request does not take them.
+type u2fPresence struct {
+	mu    sync.Mutex
+	ask   *u2fAsk   // the question being asked, or nil
+	last  *u2fAsk   // the last question asked: the next waits for its end
+	grant *u2fGrant // a touch not yet consumed, or nil
+}
+
+// u2fOrigin is the request and channel a question or a touch is for.
+type u2fOrigin struct {
+	key        [32]byte // SHA-256 of the instruction and data
+	channel    uint32
+	hasChannel bool
+}
+
+func (o u2fOrigin) sameChannel(ctx context.Context) bool {
+	ch, ok := channelOf(ctx)
+	return ok == o.hasChannel && ch == o.channel
+}
+
+type u2fAsk struct {
+	u2fOrigin
+	lastPoll time.Time
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+type u2fGrant struct {
+	u2fOrigin
+	at time.Time
+}
+
+// u2fTakePresence reports whether a touch for this request is available,
+// and otherwise starts asking for one unless another request is being
+// asked for.
+func (a *Authenticator) u2fTakePresence(ctx context.Context, command string, key [32]byte) bool {
 	p := &a.u2f
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.granted.IsZero() && a.opts.Now().Sub(p.granted) < u2fPresenceValidity {
-		p.granted = time.Time{}
+	ch, hasCh := channelOf(ctx)
+	origin := u2fOrigin{key: key, channel: ch, hasChannel: hasCh}
+	if g := p.grant; g != nil {
+		switch {
+		case a.opts.Now().Sub(g.at) >= u2fPresenceValidity:
+			p.grant = nil
+		case g.u2fOrigin == origin:
+			p.grant = nil
+			return true
+		}
+	}
+	now := time.Now()
+	if ask := p.ask; ask != nil {
+		if ask.u2fOrigin == origin {
+			ask.lastPoll = now
+			return false
+		}
+		if now.Sub(ask.lastPoll) < u2fPollGap {
+			return false // another request's question: it keeps the touch
+		}
+		ask.cancel() // its client stopped polling
+		p.ask = nil
+	}
+	previous := p.last
+	actx, cancel := context.WithTimeout(context.Background(), u2fAskTimeout)
+	ask := &u2fAsk{u2fOrigin: origin, lastPoll: now, cancel: cancel, done: make(chan struct{})}
+	p.ask, p.last = ask, ask
+	go func() {
+		defer close(ask.done)
+		defer cancel()
+		if previous != nil {
+			<-previous.done
+		}
+		stop := a.u2fWatch(actx, ask)
+		err := a.opts.Presence.Request(actx, PresenceRequest{Command: command})
+		stop()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.ask != ask {
+			return
+		}
+		p.ask = nil
+		if err == nil {
+			p.grant = &u2fGrant{u2fOrigin: ask.u2fOrigin, at: a.opts.Now()}
+		}
+	}()
+	return false
+}
+
+// u2fWatch withdraws ask once its client stops polling; stop ends the
+// watch.
+func (a *Authenticator) u2fWatch(ctx context.Context, ask *u2fAsk) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(u2fAbandon / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			a.u2f.mu.Lock()
+			gone := time.Since(ask.lastPoll) > u2fAbandon
+			a.u2f.mu.Unlock()
+			if gone {
+				ask.cancel()
+				return
+			}
+		}
+	}()
+	return cancel
+}
+
+// u2fBusy is asked by a CTAP2 command about to wait for presence: it
+// reports whether a U2F request of another channel is being asked for
+// (and polled), and otherwise withdraws any question so that the touch
+// goes to the command.
+func (a *Authenticator) u2fBusy(ctx context.Context) bool {
+	p := &a.u2f
+	p.mu.Lock()
+	ask := p.ask
+	if ask == nil {
+		p.mu.Unlock()
+		return false
+	}
+	if !ask.sameChannel(ctx) && time.Since(ask.lastPoll) < u2fPollGap {
+		p.mu.Unlock()
 		return true
 	}
-	if !p.asking {
-		p.asking = true
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			err := a.opts.Presence.Request(ctx, PresenceRequest{Command: "U2F"})
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			p.asking = false
-			if err == nil {
-				p.granted = a.opts.Now()
-			}
-		}()
-	}
+	p.ask = nil
+	ask.cancel()
+	p.mu.Unlock()
+	<-ask.done
 	return false
+}
+
+// u2fCancel withdraws the question and forgets the touch (power cycle).
+func (a *Authenticator) u2fCancel() { a.u2fCancelIf(func(u2fOrigin) bool { return true }) }
+
+// CancelChannel withdraws what the authenticator keeps for channel between
+// requests, a U2F touch asked for or given, as CTAPHID_CANCEL or a
+// resynchronization of the channel asks (CTAP 2.1 section 11.2.9.1.5).
+func (a *Authenticator) CancelChannel(channel uint32) {
+	a.u2fCancelIf(func(o u2fOrigin) bool { return o.hasChannel && o.channel == channel })
+}
+
+func (a *Authenticator) u2fCancelIf(match func(u2fOrigin) bool) {
+	p := &a.u2f
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ask != nil && match(p.ask.u2fOrigin) {
+		p.ask.cancel()
+		p.ask = nil
+	}
+	if p.grant != nil && match(p.grant.u2fOrigin) {
+		p.grant = nil
+	}
+}
+
+// withoutU2F is getInfo's versions without U2F_V2, which alwaysUv turns
+// off (CTAP 2.1 section 7.2).
+func withoutU2F(versions []string) []string {
+	var out []string
+	for _, v := range versions {
+		if v != "U2F_V2" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// u2fKey names a U2F request: a client polls with the same APDU.
+func u2fKey(ins byte, data []byte) [32]byte {
+	return sha256Sum(append([]byte{ins}, data...))
 }
 
 // ParseAPDU splits a command APDU in short or extended length encoding
@@ -119,9 +289,16 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 	if cla != 0 {
 		return swClaNotSupported
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if !a.lockCommand() {
+		return swConditionsNotSatisfied // busy with a touch: poll again
+	}
+	defer a.unlockCommand()
 	a.volatile.next = nil
+	if cfg, err := a.store.Config(); err != nil || cfg.AlwaysUV {
+		// alwaysUv turns U2F off: it has no user verification (CTAP 2.1
+		// section 7.2); OpenSK answers SW_COMMAND_NOT_ALLOWED as here.
+		return swCommandNotAllowed
+	}
 	switch ins {
 	case U2FVersion:
 		if len(data) != 0 {
@@ -129,20 +306,20 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 		}
 		return append([]byte("U2F_V2"), swNoError...)
 	case U2FRegister:
-		return a.u2fRegister(data)
+		return a.u2fRegister(ctx, data)
 	case U2FAuthenticate:
-		return a.u2fAuthenticate(p1, data)
+		return a.u2fAuthenticate(ctx, p1, data)
 	}
 	return swInsNotSupported
 }
 
 // u2fRegister is U2F_REGISTER (U2F raw messages section 4).
-func (a *Authenticator) u2fRegister(data []byte) []byte {
+func (a *Authenticator) u2fRegister(ctx context.Context, data []byte) []byte {
 	if len(data) != 64 {
 		return swWrongLength
 	}
 	challenge, appID := data[:32], data[32:]
-	if !a.u2fTakePresence(appID) {
+	if !a.u2fTakePresence(ctx, "U2F register", u2fKey(U2FRegister, data)) {
 		return swConditionsNotSatisfied
 	}
 	blob, key, err := a.opts.SoftwareKeys.Generate(keystore.AlgES256)
@@ -182,13 +359,19 @@ func (a *Authenticator) u2fRegister(data []byte) []byte {
 }
 
 // u2fAuthenticate is U2F_AUTHENTICATE (U2F raw messages section 5).
-func (a *Authenticator) u2fAuthenticate(control byte, data []byte) []byte {
+func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data []byte) []byte {
 	if len(data) < 65 || len(data) != 65+int(data[64]) {
 		return swWrongLength
 	}
 	challenge, appID, handle := data[:32], data[32:64], data[65:]
 	cred, err := openCredentialIDHash(a.wrapKey, appID, handle)
-	if err != nil {
+	if err != nil || cred.Discoverable || cred.CredProtect >= credProtectOptionalWithList {
+		// U2F knows only non-discoverable credentials without user
+		// verification: a discoverable one (stored, or deleted: its ID
+		// still opens) belongs to CTAP2 and its credential management,
+		// and one protected above userVerificationOptional must not be
+		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect). Every
+		// P1, check-only included, answers as for a handle not ours.
 		return swWrongData
 	}
 	var flags byte
@@ -196,7 +379,7 @@ func (a *Authenticator) u2fAuthenticate(control byte, data []byte) []byte {
 	case u2fCheckOnly:
 		return swConditionsNotSatisfied // the key handle is ours (U2F section 5.1)
 	case u2fEnforcePresence:
-		if !a.u2fTakePresence(appID) {
+		if !a.u2fTakePresence(ctx, "U2F authenticate", u2fKey(U2FAuthenticate, data)) {
 			return swConditionsNotSatisfied
 		}
 		flags = flagUP

@@ -72,6 +72,26 @@ type VirtualCredential struct {
 // one of the same relying party and user handle, as makeCredential would
 // (CTAP 2.1 section 6.1.2 step 17).
 func (a *Authenticator) AddCredential(c VirtualCredential) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addCredentialLocked(c)
+}
+
+// AddVirtualCredential is AddCredential returning the credential as
+// stored (public key, counter), read under the same lock: a concurrent
+// removal cannot come between the two.
+func (a *Authenticator) AddVirtualCredential(c VirtualCredential) (VirtualCredential, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id, err := a.addCredentialLocked(c)
+	if err != nil {
+		return VirtualCredential{}, err
+	}
+	return a.virtualByIDLocked(id)
+}
+
+// addCredentialLocked is AddCredential with a.mu held.
+func (a *Authenticator) addCredentialLocked(c VirtualCredential) ([]byte, error) {
 	if c.RPID == "" {
 		return nil, fmt.Errorf("%w: rpId is required", ErrInvalidVirtualCredential)
 	}
@@ -103,8 +123,6 @@ func (a *Authenticator) AddCredential(c VirtualCredential) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidVirtualCredential, err)
 	}
 
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	cred := &keystore.Credential{
 		RPID: c.RPID, UserID: c.UserHandle, UserName: c.UserName, UserDisplayName: c.UserDisplayName,
 		Algorithm: alg, Provider: provider.Name(), KeyBlob: append([]byte(nil), c.PrivateKey...),
@@ -206,6 +224,11 @@ func (a *Authenticator) VirtualCredentials() ([]VirtualCredential, error) {
 func (a *Authenticator) VirtualCredential(id []byte) (VirtualCredential, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.virtualByIDLocked(id)
+}
+
+// virtualByIDLocked is VirtualCredential with a.mu held.
+func (a *Authenticator) virtualByIDLocked(id []byte) (VirtualCredential, error) {
 	c, err := a.store.Credential(id)
 	if err != nil {
 		return VirtualCredential{}, fmt.Errorf("reading credential: %w", err)
@@ -247,6 +270,7 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobE
 func (a *Authenticator) RemoveCredential(id []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
 	if err := a.store.DeleteCredential(id); err != nil {
@@ -262,6 +286,7 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
 	all, err := a.store.Credentials()
@@ -285,6 +310,7 @@ func (a *Authenticator) RemoveAllCredentials() (int, error) {
 func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be, bs *bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.changedLocked()
 	c, err := a.store.Credential(id)
 	if err != nil {
 		return fmt.Errorf("reading credential: %w", err)

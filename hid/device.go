@@ -151,6 +151,32 @@ func UserPresenceNeeded(ctx context.Context) {
 	}
 }
 
+// Channel returns the CTAPHID channel of the request whose handler context
+// is ctx; ok is false for a context that does not come from a Device.
+func Channel(ctx context.Context) (cid uint32, ok bool) {
+	if t, ok := ctx.Value(txKey{}).(*transaction); ok {
+		return t.cid, true
+	}
+	return 0, false
+}
+
+// ChannelCanceler may be implemented by a [Handler] that keeps state for a
+// channel between its requests (U2F's touch, asked for while the host
+// polls): the engine calls CancelChannel when the host sends
+// CTAPHID_CANCEL on the channel or resynchronizes it with CTAPHID_INIT
+// (CTAP 2.1 sections 11.2.9.1.3 and 11.2.9.1.5), whether or not a request
+// of it is running. It must not block.
+type ChannelCanceler interface {
+	CancelChannel(cid uint32)
+}
+
+// cancelChannel tells the handler that channel cid was cancelled.
+func (d *Device) cancelChannel(cid uint32) {
+	if c, ok := d.h.(ChannelCanceler); ok {
+		c.CancelChannel(cid)
+	}
+}
+
 // Serve runs the CTAPHID engine on p until ctx is done or p fails. It closes
 // p and waits for its own goroutines (and a running handler, whose context
 // it cancels) before it returns. It returns ctx.Err() when ctx ends it, or
@@ -230,6 +256,37 @@ type session struct {
 
 	lockCID   uint32 // channel holding CTAPHID_LOCK, or 0
 	lockUntil time.Time
+
+	// owned are the channels this session allocated, the last maxOwned:
+	// only those are cancelled in the handler (ChannelCanceler), so a
+	// host on another port (another UDP peer) cannot withdraw a touch
+	// asked for on a channel it did not get.
+	owned     map[uint32]struct{}
+	ownedList []uint32
+}
+
+// maxOwned bounds the channels a session remembers allocating.
+const maxOwned = 64
+
+// own records that the session allocated cid.
+func (s *session) own(cid uint32) {
+	if s.owned == nil {
+		s.owned = make(map[uint32]struct{}, maxOwned)
+	}
+	if len(s.ownedList) == maxOwned {
+		delete(s.owned, s.ownedList[0])
+		s.ownedList = s.ownedList[1:]
+	}
+	s.owned[cid] = struct{}{}
+	s.ownedList = append(s.ownedList, cid)
+}
+
+// cancelOwned tells the handler that channel cid, if this session
+// allocated it, was cancelled or resynchronized.
+func (s *session) cancelOwned(cid uint32) {
+	if _, ok := s.owned[cid]; ok {
+		s.d.cancelChannel(cid)
+	}
 }
 
 // reassembly is a request whose continuation packets are still expected.
@@ -569,6 +626,7 @@ func (s *session) handleInit(pkt packet) error {
 	newCID := cid
 	if cid == BroadcastCID {
 		newCID = s.d.allocateCID()
+		s.own(newCID)
 		s.log.Debug("ctaphid: channel allocated", "cid", newCID)
 	} else {
 		s.log.Debug("ctaphid: channel resynchronized", "cid", cid)
@@ -582,6 +640,7 @@ func (s *session) handleInit(pkt packet) error {
 		if s.lockCID == cid {
 			s.lockCID = 0
 		}
+		s.cancelOwned(cid)
 	}
 	resp := make([]byte, 17)
 	copy(resp[0:8], pkt.data[:8])
@@ -606,6 +665,7 @@ func (s *session) handleCancel(cid uint32) {
 	if s.rx != nil && s.rx.cid == cid {
 		s.dropRx()
 	}
+	s.cancelOwned(cid)
 }
 
 // dispatch serves a complete request.

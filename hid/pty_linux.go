@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +68,12 @@ func newPTY(mfd int) (*PTYPort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hid: open %s: %w", path, err)
 	}
+	// devpts usually gives the tty group write access (mode 0620), which
+	// lets write(1) and wall inject bytes into the reports: owner only.
+	if err := unix.Fchmod(sfd, 0o600); err != nil {
+		_ = unix.Close(sfd)
+		return nil, fmt.Errorf("hid: chmod %s: %w", path, err)
+	}
 	if err := makeRaw(sfd); err != nil {
 		_ = unix.Close(sfd)
 		return nil, fmt.Errorf("hid: raw mode on %s: %w", path, err)
@@ -101,9 +108,19 @@ func makeRaw(fd int) error {
 // node.
 func (p *PTYPort) Path() string { return p.path }
 
-// Link makes path a symlink to the pty (replacing an existing symlink or
-// file there, atomically); Close removes it.
+// Link makes path a symlink to the pty; Close removes it. An existing path
+// is replaced (atomically) only if it is such a symlink, one a pty port
+// made before (pointing into /dev/pts): anything else there is refused,
+// never overwritten.
 func (p *PTYPort) Link(path string) error {
+	if fi, err := os.Lstat(path); err == nil {
+		target, _ := os.Readlink(path)
+		if fi.Mode()&fs.ModeSymlink == 0 || !strings.HasPrefix(target, "/dev/pts/") {
+			return fmt.Errorf("hid: %s exists and is not a pty symlink made by vkey: remove it, or choose another path", path)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("hid: link %s: %w", path, err)
+	}
 	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
 	_ = os.Remove(tmp)
 	if err := os.Symlink(p.path, tmp); err != nil {

@@ -115,10 +115,51 @@ func TestPTYFlushOnInit(t *testing.T) {
 	}
 }
 
+// TestPTYLink: Link replaces only a pty symlink an earlier run left, and
+// refuses a regular file, a folder or a symlink elsewhere, which stay as
+// they were (issue 11, point 13); Close removes the link.
+// TestPTYOwnerOnly: the pty is the owner's alone, whatever mode devpts
+// gives new ptys (0620 with the tty group on most desktops).
+func TestPTYOwnerOnly(t *testing.T) {
+	p := openPTY(t)
+	fi, err := os.Stat(p.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", p.Path(), perm)
+	}
+}
+
 func TestPTYLink(t *testing.T) {
 	p := openPTY(t)
-	link := filepath.Join(t.TempDir(), "vkey-hidraw")
-	if err := os.WriteFile(link, []byte("stale"), 0o600); err != nil {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.Symlink(file, other); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, "folder")
+	if err := os.Mkdir(folder, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{file, other, folder} {
+		if err := p.Link(path); err == nil || !strings.Contains(err.Error(), "remove it") {
+			t.Errorf("Link(%s) = %v, want a refusal", path, err)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "precious" {
+		t.Errorf("the file was touched: %q, %v", b, err)
+	}
+	if target, _ := os.Readlink(other); target != file {
+		t.Errorf("the foreign symlink was replaced: -> %q", target)
+	}
+
+	link := filepath.Join(dir, "vkey-hidraw")
+	if err := os.Symlink("/dev/pts/999999", link); err != nil { // left by an earlier run
 		t.Fatal(err)
 	}
 	if err := p.Link(link); err != nil {

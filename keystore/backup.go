@@ -71,7 +71,7 @@ type backupDoc struct {
 // then marks those credentials as backed up (BackupState, the BS flag of
 // WebAuthn section 6.1) in s. Device-bound credentials are never exported.
 func ExportSyncable(s Store, passphrase []byte) ([]byte, error) {
-	return exportSyncable(s, nil, passphrase, DefaultArgon2Params)
+	return exportSyncable(s, nil, passphrase, DefaultArgon2Params, true)
 }
 
 // ExportSelected is ExportSyncable for the credentials with the given IDs
@@ -81,10 +81,41 @@ func ExportSelected(s Store, ids [][]byte, passphrase []byte) ([]byte, error) {
 	if len(ids) == 0 {
 		return nil, errors.New("backup export: no credential selected")
 	}
-	return exportSyncable(s, ids, passphrase, DefaultArgon2Params)
+	return exportSyncable(s, ids, passphrase, DefaultArgon2Params, true)
 }
 
-func exportSyncable(s Store, ids [][]byte, passphrase []byte, p Argon2Params) ([]byte, error) {
+// ExportUnmarked is ExportSyncable (ids nil) or ExportSelected (ids given)
+// without marking anything backed up: the caller calls MarkBackedUp once
+// the file is safely written, so that a failed write leaves BS unchanged.
+func ExportUnmarked(s Store, ids [][]byte, passphrase []byte) ([]byte, error) {
+	if ids != nil && len(ids) == 0 {
+		return nil, errors.New("backup export: no credential selected")
+	}
+	return exportSyncable(s, ids, passphrase, DefaultArgon2Params, false)
+}
+
+// MarkBackedUp marks the stored credentials with the given IDs as backed
+// up (BackupState); one deleted meanwhile is skipped, not brought back.
+func MarkBackedUp(s Store, ids [][]byte) error {
+	for _, id := range ids {
+		c, err := s.Credential(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("backup export: %w", err)
+		}
+		if c.BackupState {
+			continue
+		}
+		c.BackupState = true
+		if err := s.PutCredential(c); err != nil {
+			return fmt.Errorf("backup export: mark %s as backed up: %w", shortID(c.ID), err)
+		}
+	}
+	return nil
+}
+
+func exportSyncable(s Store, ids [][]byte, passphrase []byte, p Argon2Params, mark bool) ([]byte, error) {
 	if len(passphrase) == 0 {
 		return nil, errors.New("backup export: empty passphrase")
 	}
@@ -130,7 +161,7 @@ func exportSyncable(s Store, ids [][]byte, passphrase []byte, p Argon2Params) ([
 	}
 
 	for _, c := range creds {
-		if c.BackupState {
+		if c.BackupState || !mark {
 			continue
 		}
 		// Re-read so a credential deleted meanwhile is not brought back.

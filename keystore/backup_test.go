@@ -40,7 +40,7 @@ func storeState(t *testing.T, s Store) ([]*Credential, map[string]uint32) {
 
 func testExport(t *testing.T, s Store, pass string) []byte {
 	t.Helper()
-	b, err := exportSyncable(s, nil, []byte(pass), fastArgon2)
+	b, err := exportSyncable(s, nil, []byte(pass), fastArgon2, true)
 	must(t, err)
 	return b
 }

@@ -92,6 +92,7 @@ func newBackupExportCommand() *cobra.Command {
 	b := &backupOptions{}
 	var out string
 	var ids []string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "export --out FILE",
 		Short: "Write the syncable passkeys into an encrypted backup file",
@@ -99,6 +100,9 @@ func newBackupExportCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return usageError("--out FILE is required")
+			}
+			if _, err := os.Lstat(out); err == nil && !force {
+				return fmt.Errorf("%s exists already: choose another --out, or add --force to replace it", out)
 			}
 			var sel [][]byte
 			for _, s := range ids {
@@ -117,12 +121,9 @@ func newBackupExportCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var data []byte
-			if sel != nil {
-				data, err = keystore.ExportSelected(store, sel, []byte(pass))
-			} else {
-				data, err = keystore.ExportSyncable(store, []byte(pass))
-			}
+			// The credentials are marked backed up (BS) only once the file
+			// is safely written: a failed export changes nothing.
+			data, err := keystore.ExportUnmarked(store, sel, []byte(pass))
 			if err != nil {
 				var db *keystore.DeviceBoundError
 				if errors.As(err, &db) {
@@ -130,13 +131,17 @@ func newBackupExportCommand() *cobra.Command {
 				}
 				return err
 			}
-			n, err := countSyncable(store, sel)
+			exported, err := exportedIDs(store, sel)
 			if err != nil {
 				return err
 			}
-			if err := writeFileExclusive(out, data); err != nil {
+			if err := writeBackup(out, data, force); err != nil {
 				return err
 			}
+			if err := keystore.MarkBackedUp(store, exported); err != nil {
+				return err
+			}
+			n := len(exported)
 			if b.json {
 				return printJSON(cmd.OutOrStdout(), exportJSON{File: out, Exported: n})
 			}
@@ -147,46 +152,63 @@ func newBackupExportCommand() *cobra.Command {
 	b.addFlags(cmd)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "the backup file to write (mode 0600)")
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "export only this credential ID (repeatable)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace --out if it exists")
 	return cmd
 }
 
-// countSyncable is how many credentials an export wrote.
-func countSyncable(s keystore.Store, sel [][]byte) (int, error) {
+// exportedIDs are the credentials an export writes: those selected, or
+// every syncable one.
+func exportedIDs(s keystore.Store, sel [][]byte) ([][]byte, error) {
 	if sel != nil {
-		return len(sel), nil
+		return sel, nil
 	}
 	all, err := s.Credentials()
 	if err != nil {
-		return 0, fmt.Errorf("listing credentials: %w", err)
+		return nil, fmt.Errorf("listing credentials: %w", err)
 	}
-	n := 0
+	var ids [][]byte
 	for _, c := range all {
 		if c.BackupEligible {
-			n++
+			ids = append(ids, c.ID)
 		}
 	}
-	return n, nil
+	return ids, nil
 }
 
-// writeFileExclusive writes a new 0600 file, durably.
-func writeFileExclusive(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeBackup writes the backup file, 0600 and durably: a new file, or
+// with force one that replaces path whole (a temporary file renamed over
+// it). Nothing is left behind when it fails.
+func writeBackup(path string, data []byte, force bool) error {
+	target := path
+	if force {
+		target = path + ".tmp"
+		_ = os.Remove(target)
+	}
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists already: choose another --out, or add --force to replace it", path)
+	}
 	if err != nil {
 		return fmt.Errorf("writing the backup: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the backup: %w", err)
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the backup: %w", err)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the backup: %w", err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err == nil && force {
+		err = os.Rename(target, path)
+	}
+	if err != nil {
+		os.Remove(target)
+		return fmt.Errorf("writing the backup to %s: %w", path, err)
+	}
+	return nil
 }
 
 // importItemJSON is one credential of `vkey backup import --json`.

@@ -37,7 +37,11 @@ func newDevicesCommand() *cobra.Command {
 			if v.Devices == nil {
 				v.Devices = []fidoDevice{}
 			}
-			for _, k := range runningKeys(ctx) {
+			keys, err := runningKeys(ctx)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
 				v.VKeys = append(v.VKeys, runningKeyJSON{Name: k.Info.Name, Transport: k.Info.Transport,
 					PID: k.Info.PID, Presence: k.Info.Presence, Socket: k.Socket})
 			}

@@ -26,6 +26,7 @@ func TestE2EUserErrors(t *testing.T) {
 		{name: "name in use", args: []string{"run", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0"}, status: exitError, want: "--name NAME"},
 		{name: "no uhid", skip: "/dev/uhid", args: []string{"run", "--ephemeral", "--transport", "uhid", "--name", "nouhid"}, status: exitError, want: "sudo modprobe uhid"},
 		{name: "no TPM", skip: "/dev/tpmrm0", args: []string{"run", "--ephemeral", "--keys", "tpm", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--name", "notpm"}, status: exitError, want: "--keys software"},
+		{name: "remote udp", args: []string{"run", "--ephemeral", "--transport", "udp", "--udp-addr", "0.0.0.0:0", "--name", "remote"}, status: exitUsage, want: "--udp-allow-remote"},
 		{name: "unknown transport", args: []string{"run", "--transport", "usb3"}, status: exitUsage, want: "want auto, uhid, pty or udp"},
 		{name: "unknown flag", args: []string{"run", "--colour"}, status: exitUsage, want: "unknown flag"},
 		{name: "unknown uv", args: []string{"run", "--uv", "retina"}, status: exitUsage, want: "want none or builtin"},

@@ -157,10 +157,16 @@ func TestE2ELockAndTamper(t *testing.T) {
 	os.WriteFile(pass, []byte("first passphrase\n"), 0o600)
 	k := startKey(t, "--state", state, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--passphrase-file", pass)
 	bin := e2eBinary(t)
+	// The other runs have a runtime folder and a name of their own: a key
+	// already running on the machine (or the first one here) must not
+	// answer for them.
+	runtime := t.TempDir()
 	run := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, append([]string{"run", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto"}, args...)...).CombinedOutput()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"run", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--name", "lock-tamper"}, args...)...)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtime)
+		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	out, err := run("--state", state, "--passphrase-file", pass)

@@ -266,9 +266,10 @@ func TestE2ESSHKeygen(t *testing.T) {
 // TestE2EPythonFido2OverUDP: Debian's python3-fido2 registers and
 // authenticates through Fido2Client, checked by its Fido2Server; then it
 // exercises the CTAP 2.1 features (ClientPin with both protocols,
-// CredentialManagement, LargeBlobs, Config, extensions) and U2F (Ctap1).
+// CredentialManagement, LargeBlobs, Config, extensions) and U2F (Ctap1),
+// which refuses what CTAP2 protects (issue 11, point 3).
 func TestE2EPythonFido2OverUDP(t *testing.T) {
-	for _, script := range []string{"webauthn_udp.py", "ctap21_udp.py"} {
+	for _, script := range []string{"webauthn_udp.py", "ctap21_udp.py", "u2f_hardening_udp.py"} {
 		t.Run(script, func(t *testing.T) { pythonScript(t, script) })
 	}
 	// PIN-protected flows as platforms run them (issue 16), Firefox's

@@ -25,7 +25,10 @@ func openKeyControl(ctx context.Context, name string) (keyControl, error) {
 		}
 		return keyControl{Client: control.NewUnixClient(controlSocketPath(name)), name: name}, nil
 	}
-	keys := runningKeys(ctx)
+	keys, err := runningKeys(ctx)
+	if err != nil {
+		return keyControl{}, err
+	}
 	switch len(keys) {
 	case 0:
 		return keyControl{}, withExitCode(exitNoDevice, errors.New("no vkey is running (start one with `vkey run`)"))

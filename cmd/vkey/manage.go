@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/escape"
 	"golang.org/x/term"
 )
 
@@ -67,19 +69,31 @@ type runningKey struct {
 }
 
 // runningKeys asks every control socket in the runtime folder who is there.
-func runningKeys(ctx context.Context) []runningKey {
-	socks, _ := filepath.Glob(filepath.Join(runtimeDir(), "*.sock"))
+// It fails when the folder, or a socket in it, may belong to another user
+// (a planted /tmp/vkey-UID would receive PINs): the error says what to do.
+func runningKeys(ctx context.Context) ([]runningKey, error) {
+	dir := runtimeDir()
+	if err := control.CheckRuntimeDir(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
 	sort.Strings(socks)
 	var out []runningKey
 	for _, s := range socks {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		info, err := control.NewUnixClient(s).Info(cctx)
 		cancel()
+		var untrusted *control.UntrustedError
+		if errors.As(err, &untrusted) {
+			return nil, err
+		}
 		if err == nil {
 			out = append(out, runningKey{Socket: s, Info: info})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // resolve turns --device into an address, as the help of --device says.
@@ -90,7 +104,11 @@ func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
 		t := target{Addr: dev}
 		// A path or address that a running vkey serves: keep its control
 		// socket (vkey reset power cycles it).
-		for _, k := range runningKeys(ctx) {
+		keys, err := runningKeys(ctx)
+		if err != nil {
+			return target{}, err
+		}
+		for _, k := range keys {
 			if k.Info.Transport == dev {
 				t.VKey = k.Socket
 			}
@@ -99,12 +117,19 @@ func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
 	case dev != "":
 		sock := controlSocketPath(dev)
 		info, err := control.NewUnixClient(sock).Info(ctx)
+		var untrusted *control.UntrustedError
+		if errors.As(err, &untrusted) {
+			return target{}, err
+		}
 		if err != nil {
 			return target{}, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey named %q is running (no answer on %s)", errNoDevice, dev, sock))
 		}
 		return target{Addr: info.Transport, VKey: sock}, nil
 	}
-	keys := runningKeys(ctx)
+	keys, err := runningKeys(ctx)
+	if err != nil {
+		return target{}, err
+	}
 	switch len(keys) {
 	case 1:
 		return target{Addr: keys[0].Info.Transport, VKey: keys[0].Socket}, nil
@@ -343,7 +368,7 @@ func newTable(w io.Writer, header ...string) *table {
 
 func (t *table) row(cols ...string) {
 	for i, c := range cols {
-		cols[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+		cols[i] = escape.Terminal(c) // from requests: no tabs, no terminal escapes
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/escape"
 	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
 	"github.com/vkey-dev/vkey/tpm"
@@ -26,6 +28,7 @@ type runOptions struct {
 	transport      string
 	link           string
 	udpAddr        string
+	udpRemote      bool
 	presence       string
 	state          string
 	ephemeral      bool
@@ -66,8 +69,9 @@ In every mode SIGUSR1 approves the pending request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.transport, "transport", "auto", "auto, uhid, pty or udp")
-	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path")
-	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on")
+	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path (only a pty symlink already there is replaced)")
+	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on (loopback: every local user can use the key)")
+	f.BoolVar(&o.udpRemote, "udp-allow-remote", false, "with --transport udp: allow a --udp-addr that is not loopback (every host that reaches it can use the key)")
 	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch or deny")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
@@ -100,6 +104,11 @@ func (o *runOptions) validate() error {
 	}
 	if o.uv != "none" && o.uv != "builtin" {
 		return usageError("unknown --uv %q (want none or builtin)", o.uv)
+	}
+	if o.transport == "udp" {
+		if err := checkUDPAddr(o.udpAddr, o.udpRemote); err != nil {
+			return err
+		}
 	}
 	if o.ephemeral && o.state != "" {
 		return usageError("--state and --ephemeral exclude each other")
@@ -155,15 +164,15 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer store.Close()
 
 	hub := control.NewHub() // events of the control API
-	broker := presence.New(presence.Options{
+	var broker *presence.Broker
+	broker = presence.New(presence.Options{
 		Mode:     mode,
 		Terminal: openTerminal(mode),
 		OnRequest: func(ctx context.Context, req ctap2.PresenceRequest) {
 			hid.UserPresenceNeeded(ctx)
 			hub.PresenceRequested(req)
-			if mode == presence.Touch {
-				fmt.Fprintf(stderr, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", req.Command, forRP(req.RPID))
-			}
+			// The mode now, not at start: the control API switches it.
+			announceTouch(stderr, broker.Mode(), req)
 		},
 		OnAnswer: hub.PresenceAnswered,
 	})
@@ -203,6 +212,12 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	defer port.Close()
 	device := hid.NewDevice(hub.WrapHandler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
+	serve := func(ctx context.Context) error {
+		if l, ok := port.(hid.Listener); ok {
+			return device.ServeListener(ctx, l)
+		}
+		return device.Serve(ctx, port.(hid.Port))
+	}
 
 	stopControl := serveControl(ctx, controlListeners, control.Config{Name: o.name, Transport: transportAddress(where),
 		Authenticator: a, Presence: broker, UV: uv, Hub: hub, Logger: logger}, logger)
@@ -214,7 +229,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return fmt.Errorf("writing --ready-file: %w", err)
 		}
 	}
-	err = device.Serve(ctx, port)
+	err = serve(ctx)
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "vkey: %s stopped\n", o.name)
 		return nil
@@ -225,11 +240,19 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// announceTouch prints the line that asks for `vkey touch` when mode waits
+// for it; what comes from the request is escaped.
+func announceTouch(w io.Writer, mode presence.Mode, req ctap2.PresenceRequest) {
+	if mode == presence.Touch {
+		fmt.Fprintf(w, "vkey: touch requested (%s%s): run `vkey touch` or `vkey touch --deny`\n", escape.Terminal(req.Command), forRP(req.RPID))
+	}
+}
+
 func forRP(rpID string) string {
 	if rpID == "" {
 		return ""
 	}
-	return " for " + rpID
+	return " for " + escape.Terminal(rpID)
 }
 
 // openTerminal returns the controlling terminal for --presence prompt.
@@ -305,8 +328,9 @@ func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer key
 	return store, nil
 }
 
-// openTransport creates the device's port and says where clients find it.
-func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (hid.Port, string, error) {
+// openTransport creates the device's port (a hid.Port, or a hid.Listener
+// for UDP) and says where clients find it.
+func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (io.Closer, string, error) {
 	transport := o.transport
 	if transport == "auto" {
 		if err := uhidUsable(); err != nil {
@@ -353,6 +377,19 @@ func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (hid.P
 		}
 		return p, "udp:" + p.Addr().String(), nil
 	}
+}
+
+// checkUDPAddr refuses a UDP address other hosts could reach unless
+// allowRemote says so: whoever reaches the port can use the key.
+func checkUDPAddr(addr string, allowRemote bool) error {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return withExitCode(exitUsage, fmt.Errorf("--udp-addr %q: %w", addr, err))
+	}
+	if allowRemote || ua.IP.IsLoopback() {
+		return nil
+	}
+	return withExitCode(exitUsage, fmt.Errorf("--udp-addr %s is not a loopback address, so other hosts could use this key: listen on 127.0.0.1, or add --udp-allow-remote if that is what you want", addr))
 }
 
 // uhidUsable reports why /dev/uhid cannot be used, or nil.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/internal/control"
+	"github.com/vkey-dev/vkey/internal/escape"
 )
 
 func newTouchCommand() *cobra.Command {
@@ -44,7 +45,7 @@ hardware key would. With --deny the request fails with CTAP2_ERR_OPERATION_DENIE
 			}
 			what := "the request"
 			if st.Pending != nil {
-				what = st.Pending.Command + forRP(st.Pending.RPID)
+				what = escape.Terminal(st.Pending.Command) + forRP(st.Pending.RPID)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "vkey: %s %s\n", verb, what)
 			return nil

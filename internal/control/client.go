@@ -32,12 +32,14 @@ type Client struct {
 	target string
 }
 
-// NewUnixClient returns a client of the key listening on socket.
+// NewUnixClient returns a client of the key listening on socket. It
+// talks to it only if the socket's folder is this user's alone and this
+// user serves it (see CheckRuntimeDir); otherwise calls fail with an
+// *UntrustedError.
 func NewUnixClient(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return dialUnix(ctx, socket)
 		},
 		DisableKeepAlives: true,
 	}
@@ -71,6 +73,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if u, ok := asUntrusted(err); ok {
+			return u
+		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("%w (%s)", ErrNotRunning, c.target)
 		}

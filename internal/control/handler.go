@@ -24,9 +24,25 @@ type eventHandler struct {
 // events. It decodes nothing while nobody listens.
 func (h *Hub) WrapHandler(next hid.Handler) hid.Handler { return &eventHandler{Handler: next, h: h} }
 
+// withChannel names the request's CTAPHID channel for ctap2, which binds
+// a U2F touch to it.
+func withChannel(ctx context.Context) context.Context {
+	if cid, ok := hid.Channel(ctx); ok {
+		return ctap2.WithChannel(ctx, cid)
+	}
+	return ctx
+}
+
+// CancelChannel implements hid.ChannelCanceler for the wrapped handler.
+func (e *eventHandler) CancelChannel(cid uint32) {
+	if c, ok := e.Handler.(hid.ChannelCanceler); ok {
+		c.CancelChannel(cid)
+	}
+}
+
 // HandleCBOR implements hid.Handler.
 func (e *eventHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {
-	resp := e.Handler.HandleCBOR(ctx, msg)
+	resp := e.Handler.HandleCBOR(withChannel(ctx), msg)
 	if len(msg) == 0 || len(resp) == 0 || ctap2.Status(resp[0]) != ctap2.StatusOK || !e.h.Active() {
 		return resp
 	}
@@ -100,7 +116,7 @@ func (e *eventHandler) asserted(rpID string, respBody []byte) {
 
 // HandleMSG implements hid.Handler.
 func (e *eventHandler) HandleMSG(ctx context.Context, apdu []byte) []byte {
-	resp := e.Handler.HandleMSG(ctx, apdu)
+	resp := e.Handler.HandleMSG(withChannel(ctx), apdu)
 	n := len(resp) - 2
 	if n < 0 || resp[n] != 0x90 || resp[n+1] != 0x00 || !e.h.Active() {
 		return resp

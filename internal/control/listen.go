@@ -33,11 +33,13 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket folder: %w", err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() {
-		return nil, fmt.Errorf("control socket folder %s is not a folder owned by this user", dir)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket folder: %w", err)
+	if fi.IsDir() && ownedBy(fi, os.Getuid()) && fi.Mode().Perm() != 0o700 {
+		// Our own folder with a loose mode: tighten it.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("control socket folder: %w", err)
+		}
+	} else if err := checkRuntimeDirInfo(dir, fi, os.Getuid()); err != nil {
+		return nil, err // the same sentence as the CLI's
 	}
 	if _, err := os.Lstat(path); err == nil {
 		c, err := net.DialTimeout("unix", path, time.Second)
@@ -58,6 +60,12 @@ func ListenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return ln, nil
+}
+
+// ownedBy reports whether fi belongs to uid.
+func ownedBy(fi os.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid
 }
 
 // ListenLoopback listens on a loopback TCP address (127.0.0.1:PORT,
@@ -87,20 +95,6 @@ type peer struct {
 	err error
 }
 
-// connContext records the peer's uid for peerAllowed.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	var p peer
-	switch c := c.(type) {
-	case *net.UnixConn:
-		p.uid, p.err = unixPeerUID(c)
-	case *net.TCPConn:
-		p.uid, p.err = tcpPeerUID(c.RemoteAddr(), c.LocalAddr())
-	default:
-		p.err = fmt.Errorf("unsupported connection type %T", c)
-	}
-	return context.WithValue(ctx, peerKey{}, p)
-}
-
 // peerAllowed refuses a peer that is not this process's user (or that
 // could not be identified).
 func peerAllowed(ctx context.Context) error {
@@ -108,6 +102,11 @@ func peerAllowed(ctx context.Context) error {
 	if !ok {
 		return nil // served without a listener of ours (tests with httptest)
 	}
+	return p.allowed()
+}
+
+// allowed refuses a peer that is not this process's user.
+func (p peer) allowed() error {
 	if p.err != nil {
 		return fmt.Errorf("refused: cannot identify the connecting user: %v", p.err)
 	}

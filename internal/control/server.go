@@ -134,9 +134,13 @@ func notFromBrowser(r *http.Request) error {
 
 // Serve answers on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Every connection is identified as it is accepted; another user's is
+	// refused at once (see guard). Slow or idle clients are timed out.
+	ln = guard(ln, s.cfg.Logger)
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
@@ -461,7 +465,9 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 		}
 		v.LargeBlob = append([]byte{}, b...)
 	}
-	id, err := s.cfg.Authenticator.AddCredential(v)
+	// The credential is read back under the lock that added it: a
+	// concurrent DELETE cannot turn a done add into a 500.
+	got, err := s.cfg.Authenticator.AddVirtualCredential(v)
 	switch {
 	case errors.Is(err, ctap2.ErrCredentialExists):
 		writeError(w, http.StatusConflict, err.Error())
@@ -478,13 +484,8 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	rk := v.Discoverable
 	count := v.SignCount
-	s.cfg.Hub.Emit(Event{Type: EventCredentialAdded, Source: "control", CredentialID: b64(id), RPID: v.RPID,
+	s.cfg.Hub.Emit(Event{Type: EventCredentialAdded, Source: "control", CredentialID: b64(got.ID), RPID: v.RPID,
 		UserName: v.UserName, Discoverable: &rk, SignCount: &count})
-	got, err := s.cfg.Authenticator.VirtualCredential(id)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
 	writeJSON(w, http.StatusCreated, credentialJSON(got))
 }
 

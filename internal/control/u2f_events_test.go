@@ -2,12 +2,16 @@ package control_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/presence"
@@ -103,4 +107,70 @@ func TestU2FEvents(t *testing.T) {
 	if e := nextCredentialEvent(t, next, control.EventCredentialAdded); e.RPIDHash != b64(other[:]) {
 		t.Errorf("second registration %+v", e)
 	}
+}
+
+// TestU2FCancelThroughWrapper: through the event wrapper and the CTAPHID
+// engine, a U2F question belongs to its channel: CTAPHID_CANCEL on that
+// channel withdraws it, a CTAP2 request of another channel meanwhile is
+// busy rather than denied (issue 11, point 4).
+func TestU2FCancelThroughWrapper(t *testing.T) {
+	f := newFixture(t, presence.Touch)
+	host, dev := hid.Pipe()
+	serveDev := hid.NewDevice(f.hub.WrapHandler(f.a), hid.DeviceConfig{})
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = serveDev.Serve(c, dev) }()
+	defer func() { cancel(); <-done }()
+	u2fClient, err := hid.NewClient(ctx(t), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := sha256.Sum256([]byte("https://u2f.example.com"))
+	chal := sha256.Sum256([]byte("challenge"))
+	resp, err := u2fClient.MSG(ctx(t), u2fAPDU(ctap2.U2FRegister, 0, append(chal[:], app[:]...)))
+	if err != nil || !bytes.Equal(resp, []byte{0x69, 0x85}) {
+		t.Fatalf("U2F_REGISTER: %x, %v", resp, err)
+	}
+	waitFor(t, "the U2F question", func() bool { _, ok := f.broker.Pending(); return ok })
+	if req, _ := f.broker.Pending(); req.Command != "U2F register" {
+		t.Errorf("pending %+v", req)
+	}
+	// A CTAP2 request from another channel: busy, and the question stays.
+	other, err := hid.NewClient(ctx(t), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.New(other).MakeCredential(ctx(t), &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32),
+		RP: &ctap2.RPEntity{ID: "example.com"}, User: &ctap2.UserEntity{ID: []byte("u")},
+		PubKeyCredParams: []cbor.RawMessage{mustCBOR(t, map[string]any{"type": "public-key", "alg": -7})}})
+	if !errors.Is(err, ctap2.ErrChannelBusy) {
+		t.Errorf("makeCredential during a U2F question: %v, want CTAP1_ERR_CHANNEL_BUSY", err)
+	}
+	if _, ok := f.broker.Pending(); !ok {
+		t.Fatal("the CTAP2 request withdrew the U2F question")
+	}
+	if err := u2fClient.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "CTAPHID_CANCEL to withdraw the U2F question", func() bool { _, ok := f.broker.Pending(); return !ok })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited in vain for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func mustCBOR(t *testing.T, v any) cbor.RawMessage {
+	t.Helper()
+	b, err := ctap2.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

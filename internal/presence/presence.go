@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/escape"
 )
 
 // Mode is how a Broker answers requests nobody answers from outside.
@@ -184,12 +185,14 @@ func (b *Broker) ask(ctx context.Context, p *pending) {
 	if ctx.Err() != nil {
 		return
 	}
-	what := p.req.Command
+	// Everything from the request is escaped: an RP ID or user name must
+	// not rewrite this line (issue 11, point 9).
+	what := escape.Terminal(p.req.Command)
 	if p.req.RPID != "" {
-		what += " for " + p.req.RPID
+		what += " for " + escape.Terminal(p.req.RPID)
 	}
 	if p.req.UserName != "" {
-		what += " (" + p.req.UserName + ")"
+		what += " (" + escape.Terminal(p.req.UserName) + ")"
 	}
 	fmt.Fprintf(b.opts.Terminal, "vkey: touch requested: %s. Approve? [y/N] ", what)
 	line, _ := bufio.NewReader(b.opts.Terminal).ReadString('\n')

@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,31 @@ func TestVerifier(t *testing.T) {
 	v.SetVerified(false)
 	if err := v.VerifyUser(context.Background(), ctap2.PresenceRequest{}); !errors.Is(err, ctap2.ErrUVFailed) {
 		t.Error(err)
+	}
+}
+
+// fakeTerminal answers the prompt with its input and records the output.
+type fakeTerminal struct {
+	in  *strings.Reader
+	out strings.Builder
+}
+
+func (f *fakeTerminal) Read(p []byte) (int, error)  { return f.in.Read(p) }
+func (f *fakeTerminal) Write(p []byte) (int, error) { return f.out.Write(p) }
+
+// TestPromptEscapesRequest: an RP ID or user name with control characters
+// cannot rewrite the prompt line (issue 11, point 9).
+func TestPromptEscapesRequest(t *testing.T) {
+	term := &fakeTerminal{in: strings.NewReader("y\n")}
+	b := New(Options{Mode: Prompt, Terminal: term})
+	err := b.Request(context.Background(), ctap2.PresenceRequest{Command: "getAssertion",
+		RPID: "evil.example\r\x1b[2KgetAssertion for accounts.google.com", UserName: "bob\u202e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := term.out.String()
+	want := `vkey: touch requested: getAssertion for evil.example\x0d\x1b[2KgetAssertion for accounts.google.com (bob\u202e). Approve? [y/N] `
+	if got != want {
+		t.Errorf("prompt %q, want %q", got, want)
 	}
 }
