@@ -91,6 +91,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives diagnostics; never secrets (default: discard).
 	Logger *slog.Logger
+	// Observer is told what commands did (see Event); nil tells nobody.
+	Observer Observer
 }
 
 // Authenticator is a CTAP 2.1 authenticator. Commands are processed one at a
@@ -130,6 +132,8 @@ type Authenticator struct {
 	keyCache map[string]keystore.Key
 	// u2f turns presence into U2F's polling model.
 	u2f u2fPresence
+	// events waits for the end of a command to reach opts.Observer.
+	events events
 }
 
 // volatileState is what a power cycle resets (CTAP 2.1 section 6.5.5.x:
@@ -198,6 +202,7 @@ func New(opts Options) (*Authenticator, error) {
 // A request waiting for user presence is cancelled at once, as unplugging
 // would; its host gets CTAP2_ERR_KEEPALIVE_CANCEL.
 func (a *Authenticator) PowerCycle() {
+	defer a.flushEvents(context.Background())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cancelWait != nil {
@@ -271,6 +276,7 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
 	if fn == nil {
 		return []byte{byte(ErrInvalidCommand)}
 	}
+	defer a.flushEvents(ctx) // after unlockCommand
 	if !a.lockCommand() {
 		// Another command waits for a touch: a hardware key answers busy
 		// (CTAP 2.1 section 11.2.4; CTAP1_ERR_CHANNEL_BUSY is the same
@@ -362,7 +368,7 @@ func (a *Authenticator) requestPresence(ctx context.Context, req PresenceRequest
 	a.cancelWait = cancel
 	a.waiting.Store(true)
 	a.mu.Unlock()
-	err := a.opts.Presence.Request(ctx, req)
+	err := a.askPresence(ctx, req)
 	a.mu.Lock()
 	a.waiting.Store(false)
 	a.cancelWait = nil

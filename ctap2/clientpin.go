@@ -233,7 +233,7 @@ func (a *Authenticator) setPIN(proto PINProtocol, req *clientPINRequest) error {
 	if err := a.store.SetPINState(st); err != nil {
 		return fmt.Errorf("storing PIN: %w", err)
 	}
-	a.opts.Logger.Info("PIN set")
+	a.emit(PINSet{})
 	return nil
 }
 
@@ -300,6 +300,7 @@ func (a *Authenticator) checkPINHash(proto PINProtocol, shared, pinHashEnc []byt
 		a.volatile.pin.mismatches++
 		switch {
 		case st.Retries <= 0:
+			a.emit(PINBlocked{})
 			return ErrPINBlocked
 		case a.volatile.pin.mismatches >= maxConsecutivePINMismatches:
 			return ErrPINAuthBlocked
@@ -349,7 +350,7 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 		return fmt.Errorf("storing PIN: %w", err)
 	}
 	a.resetToken()
-	a.opts.Logger.Info("PIN changed")
+	a.emit(PINChanged{})
 	return nil
 }
 

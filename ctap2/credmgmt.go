@@ -258,7 +258,7 @@ func (a *Authenticator) deleteCredential(p *credMgmtParams) error {
 	if err := a.store.DeleteCredential(c.ID); err != nil {
 		return fmt.Errorf("deleting credential: %w", err)
 	}
-	a.opts.Logger.Info("credential deleted", "rp", c.RPID)
+	a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})
 	return nil
 }
 
@@ -279,5 +279,6 @@ func (a *Authenticator) updateUser(p *credMgmtParams) error {
 	if err := a.store.PutCredential(c); err != nil {
 		return fmt.Errorf("updating credential: %w", err)
 	}
+	a.emit(CredentialUpdated{RPID: c.RPID, CredentialID: c.ID})
 	return nil
 }

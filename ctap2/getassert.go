@@ -332,7 +332,7 @@ func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHa
 	if ext.largeBlobKey && c.LargeBlobKey != nil {
 		resp.LargeBlobKey = c.LargeBlobKey
 	}
-	a.opts.Logger.Info("assertion", "rp", rpID, "counter", count, "uv", uv)
+	a.emit(CredentialAsserted{RPID: rpID, RPIDHash: rpIDHash, CredentialID: c.ID, SignCount: count, UserPresent: up, UserVerified: uv})
 	return resp, nil
 }
 

@@ -296,7 +296,8 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if err != nil {
 		return nil, err
 	}
-	a.opts.Logger.Info("credential created", "rp", req.RP.ID, "discoverable", rk, "alg", int64(alg), "provider", provider.Name())
+	a.emit(CredentialCreated{RPID: req.RP.ID, RPIDHash: rpIDHash, CredentialID: cred.ID, UserName: req.User.Name,
+		Discoverable: rk, SignCount: count})
 	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
 }
 
@@ -337,6 +338,7 @@ func (a *Authenticator) replaceUserCredential(cred *keystore.Credential) error {
 			if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 				return fmt.Errorf("replacing credential: %w", err)
 			}
+			a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})
 		}
 	}
 	return nil

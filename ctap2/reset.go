@@ -27,7 +27,7 @@ func (a *Authenticator) reset(ctx context.Context, params []byte) (any, error) {
 	powerUp := a.powerUp
 	a.powerCycleLocked()
 	a.powerUp = powerUp
-	a.opts.Logger.Info("authenticator reset")
+	a.emit(Reset{})
 	return nil, nil
 }
 

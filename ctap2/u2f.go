@@ -144,7 +144,7 @@ func (a *Authenticator) u2fTakePresence(ctx context.Context, command string, key
 			<-previous.done
 		}
 		stop := a.u2fWatch(actx, ask)
-		err := a.opts.Presence.Request(actx, PresenceRequest{Command: command})
+		err := a.askPresence(actx, PresenceRequest{Command: command})
 		stop()
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -289,6 +289,7 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 	if cla != 0 {
 		return swClaNotSupported
 	}
+	defer a.flushEvents(ctx) // after unlockCommand
 	if !a.lockCommand() {
 		return swConditionsNotSatisfied // busy with a touch: poll again
 	}
@@ -355,6 +356,7 @@ func (a *Authenticator) u2fRegister(ctx context.Context, data []byte) []byte {
 	out = append(out, handle...)
 	out = append(out, a.attestCert...)
 	out = append(out, sig...)
+	a.emit(CredentialCreated{RPIDHash: [32]byte(appID), CredentialID: handle, U2F: true})
 	return append(out, swNoError...)
 }
 
@@ -407,5 +409,7 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	}
 	out := append([]byte{flags}, ctr[:]...)
 	out = append(out, sig...)
+	a.emit(CredentialAsserted{RPIDHash: [32]byte(appID), CredentialID: append([]byte(nil), handle...), SignCount: count,
+		UserPresent: flags&flagUP != 0, U2F: true})
 	return append(out, swNoError...)
 }

@@ -1,6 +1,7 @@
 package ctap2
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/x509"
@@ -268,14 +269,20 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobE
 // RemoveCredential deletes a stored credential (WebDriver "Remove
 // Credential"); the error matches keystore.ErrNotFound if there is none.
 func (a *Authenticator) RemoveCredential(id []byte) error {
+	defer a.flushEvents(context.Background())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
+	var rpID string
+	if c, err := a.store.Credential(id); err == nil {
+		rpID = c.RPID
+	}
 	if err := a.store.DeleteCredential(id); err != nil {
 		return fmt.Errorf("deleting credential: %w", err)
 	}
+	a.emit(CredentialDeleted{RPID: rpID, CredentialID: append([]byte(nil), id...)})
 	return nil
 }
 
@@ -284,6 +291,7 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 // only in their ID are not stored and stay usable; authenticatorReset ends
 // them.
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
+	defer a.flushEvents(context.Background())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changedLocked()
@@ -298,6 +306,7 @@ func (a *Authenticator) RemoveAllCredentials() (int, error) {
 		if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 			return n, fmt.Errorf("deleting credential: %w", err)
 		}
+		a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})
 		n++
 	}
 	return n, nil
@@ -308,6 +317,7 @@ func (a *Authenticator) RemoveAllCredentials() (int, error) {
 // (WebDriver "Set Credential Properties"); nil leaves a property as it is.
 // BS without BE is refused (WebAuthn section 6.1.3).
 func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be, bs *bool) error {
+	defer a.flushEvents(context.Background())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changedLocked()
@@ -334,6 +344,7 @@ func (a *Authenticator) SetCredentialProperties(id []byte, signCount *uint32, be
 			return fmt.Errorf("setting the signature counter: %w", err)
 		}
 	}
+	a.emit(CredentialUpdated{RPID: c.RPID, CredentialID: c.ID})
 	return nil
 }
 

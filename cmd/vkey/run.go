@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
@@ -164,18 +165,14 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer store.Close()
 
 	hub := control.NewHub() // events of the control API
-	var broker *presence.Broker
-	broker = presence.New(presence.Options{
-		Mode:     mode,
-		Terminal: openTerminal(mode),
-		OnRequest: func(ctx context.Context, req ctap2.PresenceRequest) {
-			hid.UserPresenceNeeded(ctx)
-			hub.PresenceRequested(req)
-			// The mode now, not at start: the control API switches it.
-			announceTouch(stderr, broker.Mode(), req)
-		},
-		OnAnswer: hub.PresenceAnswered,
-	})
+	broker := presence.New(presence.Options{Mode: mode, Terminal: openTerminal(mode)})
+	observer := ctap2.Observers{vkey.Keepalive, hub, vkey.LogObserver(logger),
+		ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
+			if e, ok := e.(ctap2.PresenceRequested); ok {
+				// The mode now, not at start: the control API switches it.
+				announceTouch(stderr, broker.Mode(), e.Request)
+			}
+		})}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -193,7 +190,8 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	a, err := ctap2.New(ctap2.Options{
 		UserVerifier: verifier,
-		Store:        hub.WrapStore(store),
+		Store:        store,
+		Observer:     observer,
 		DeviceKeys:   deviceKeys,
 		Presence:     broker,
 		Attestation:  ctap2.AttestationFormat(o.attestation),
@@ -211,7 +209,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer port.Close()
-	device := hid.NewDevice(hub.WrapHandler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
+	device := hid.NewDevice(vkey.Handler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
 	serve := func(ctx context.Context) error {
 		if l, ok := port.(hid.Listener); ok {
 			return device.ServeListener(ctx, l)

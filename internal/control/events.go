@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/keystore"
 )
 
 // Event types of the GET /events stream.
@@ -112,17 +111,46 @@ func (h *Hub) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-// PresenceRequested emits presenceRequested; the daemon calls it from the
-// presence broker's OnRequest, once the request is pending (so a harness
-// that sees the event can answer it at once).
-func (h *Hub) PresenceRequested(req ctap2.PresenceRequest) {
-	h.Emit(Event{Type: EventPresenceRequested, Source: "ctap", Command: req.Command, RPID: req.RPID, UserName: req.UserName})
+// Observe implements ctap2.Observer: what the authenticator did becomes
+// events of the stream. Credentials the control API adds are reported by
+// the API itself (source "control").
+func (h *Hub) Observe(_ context.Context, e ctap2.Event) {
+	if !h.Active() {
+		return
+	}
+	switch e := e.(type) {
+	case ctap2.CredentialCreated:
+		ev := Event{Type: EventCredentialAdded, Source: "ctap", CredentialID: b64(e.CredentialID), UserName: e.UserName,
+			Discoverable: &e.Discoverable, SignCount: &e.SignCount}
+		ev.RPID, ev.RPIDHash = rpNames(e.RPID, e.RPIDHash, e.U2F)
+		h.Emit(ev)
+	case ctap2.CredentialAsserted:
+		ev := Event{Type: EventCredentialAsserted, Source: "ctap", CredentialID: b64(e.CredentialID),
+			SignCount: &e.SignCount, UserPresent: &e.UserPresent, UserVerified: &e.UserVerified}
+		ev.RPID, ev.RPIDHash = rpNames(e.RPID, e.RPIDHash, e.U2F)
+		h.Emit(ev)
+	case ctap2.CredentialDeleted:
+		h.Emit(Event{Type: EventCredentialDeleted, CredentialID: b64(e.CredentialID), RPID: e.RPID})
+	case ctap2.Reset:
+		h.Emit(Event{Type: EventReset, Source: "ctap"})
+	case ctap2.PresenceRequested:
+		// Told once the request is pending, so a harness that sees the
+		// event can answer it at once.
+		h.Emit(Event{Type: EventPresenceRequested, Source: "ctap", Command: e.Request.Command, RPID: e.Request.RPID, UserName: e.Request.UserName})
+	case ctap2.PresenceAnswered:
+		h.Emit(Event{Type: EventPresenceAnswered, Source: "ctap", Command: e.Request.Command, RPID: e.Request.RPID, Result: presenceResult(e.Err)})
+	case ctap2.PresenceTimedOut:
+		h.Emit(Event{Type: EventPresenceAnswered, Source: "ctap", Command: e.Request.Command, RPID: e.Request.RPID, Result: "timeout"})
+	}
 }
 
-// PresenceAnswered emits presenceAnswered with the outcome of a request
-// (the broker's OnAnswer).
-func (h *Hub) PresenceAnswered(req ctap2.PresenceRequest, err error) {
-	h.Emit(Event{Type: EventPresenceAnswered, Source: "ctap", Command: req.Command, RPID: req.RPID, Result: presenceResult(err)})
+// rpNames says how an event names its relying party: by RP ID, or, for
+// U2F, which carries only the SHA-256 of its application ID, by that hash.
+func rpNames(rpID string, hash [32]byte, u2f bool) (string, string) {
+	if u2f {
+		return "", b64(hash[:])
+	}
+	return rpID, ""
 }
 
 func presenceResult(err error) string {
@@ -139,29 +167,3 @@ func presenceResult(err error) string {
 
 // b64 encodes binary values as WebDriver does: base64url without padding.
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// eventStore is a keystore.Store that reports deleted credentials.
-type eventStore struct {
-	keystore.Store
-	h *Hub
-}
-
-// WrapStore returns s reporting every deleted credential (credential
-// management, replacement by a new registration, the control API) as a
-// credentialDeleted event.
-func (h *Hub) WrapStore(s keystore.Store) keystore.Store { return &eventStore{Store: s, h: h} }
-
-// DeleteCredential implements keystore.Store.
-func (s *eventStore) DeleteCredential(id []byte) error {
-	var rpID string
-	if s.h.Active() {
-		if c, err := s.Store.Credential(id); err == nil {
-			rpID = c.RPID
-		}
-	}
-	if err := s.Store.DeleteCredential(id); err != nil {
-		return err
-	}
-	s.h.Emit(Event{Type: EventCredentialDeleted, CredentialID: b64(id), RPID: rpID})
-	return nil
-}

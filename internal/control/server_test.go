@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
@@ -43,15 +44,13 @@ type fixture struct {
 func newFixture(t *testing.T, mode presence.Mode) *fixture {
 	t.Helper()
 	f := &fixture{hub: control.NewHub()}
-	f.broker = presence.New(presence.Options{Mode: mode, OnRequest: func(_ context.Context, req ctap2.PresenceRequest) {
-		f.hub.PresenceRequested(req)
-	}, OnAnswer: f.hub.PresenceAnswered})
-	a, err := ctap2.New(ctap2.Options{Store: f.hub.WrapStore(keystore.NewMemory(0)), Presence: f.broker, Attestation: ctap2.AttestationNone})
+	f.broker = presence.New(presence.Options{Mode: mode})
+	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: f.broker, Attestation: ctap2.AttestationNone, Observer: f.hub})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.a = a
-	f.ctap = client.New(handlerTransport{f.hub.WrapHandler(a)})
+	f.ctap = client.New(handlerTransport{vkey.Handler(a)})
 	dir, err := os.MkdirTemp("", "vkctl")
 	if err != nil {
 		t.Fatal(err)

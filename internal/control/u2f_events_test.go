@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
@@ -67,7 +68,7 @@ func nextCredentialEvent(t *testing.T, next func() control.Event, typ string) co
 func TestU2FEvents(t *testing.T) {
 	f := newFixture(t, presence.Auto)
 	next := f.events(t)
-	h := f.hub.WrapHandler(f.a)
+	h := vkey.Handler(f.a)
 	app := sha256.Sum256([]byte("https://u2f.example.com"))
 	challenge := bytes.Repeat([]byte{7}, 32)
 
@@ -116,7 +117,7 @@ func TestU2FEvents(t *testing.T) {
 func TestU2FCancelThroughWrapper(t *testing.T) {
 	f := newFixture(t, presence.Touch)
 	host, dev := hid.Pipe()
-	serveDev := hid.NewDevice(f.hub.WrapHandler(f.a), hid.DeviceConfig{})
+	serveDev := hid.NewDevice(vkey.Handler(f.a), hid.DeviceConfig{})
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = serveDev.Serve(c, dev) }()

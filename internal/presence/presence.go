@@ -49,12 +49,6 @@ type Options struct {
 	Timeout time.Duration
 	// Terminal is where Prompt asks (its reader gives the answers).
 	Terminal io.ReadWriter
-	// OnRequest is called when a request starts waiting, before any answer
-	// (the CTAPHID layer uses it to send KEEPALIVE STATUS_UPNEEDED; the
-	// daemon to print a line and emit an event).
-	OnRequest func(ctx context.Context, req ctap2.PresenceRequest)
-	// OnAnswer is called with each request's outcome.
-	OnAnswer func(req ctap2.PresenceRequest, err error)
 }
 
 // Broker answers presence requests. It is safe for concurrent use.
@@ -130,10 +124,11 @@ func (b *Broker) answer(err error) bool {
 }
 
 // Request implements ctap2.Presence.
-func (b *Broker) Request(ctx context.Context, req ctap2.PresenceRequest) (err error) {
-	if b.opts.OnAnswer != nil {
-		defer func() { b.opts.OnAnswer(req, err) }()
-	}
+//
+// Once a request waits for an answer it calls ctap2.PresenceWaiting, so
+// that the authenticator's observer sees PresenceRequested (and the
+// CTAPHID layer sends KEEPALIVE(UPNEEDED)) only when Approve can answer it.
+func (b *Broker) Request(ctx context.Context, req ctap2.PresenceRequest) error {
 	b.mu.Lock()
 	mode := b.mode
 	b.mu.Unlock()
@@ -159,9 +154,7 @@ func (b *Broker) Request(ctx context.Context, req ctap2.PresenceRequest) (err er
 		b.pending = nil
 		b.mu.Unlock()
 	}()
-	if b.opts.OnRequest != nil {
-		b.opts.OnRequest(ctx, req)
-	}
+	ctap2.PresenceWaiting(ctx)
 	ctx, cancel := context.WithTimeoutCause(ctx, b.opts.Timeout, ctap2.ErrPresenceTimeout)
 	defer cancel()
 	if mode == Prompt && b.opts.Terminal != nil {

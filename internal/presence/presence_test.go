@@ -28,7 +28,7 @@ func TestModes(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 	for _, approve := range []bool{true, false} {
-		b := New(Options{Mode: Touch, OnRequest: func(context.Context, ctap2.PresenceRequest) {}})
+		b := New(Options{Mode: Touch})
 		done := make(chan error)
 		go func() { done <- b.Request(ctx, ctap2.PresenceRequest{Command: "makeCredential"}) }()
 		for {
