@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -34,40 +35,21 @@ func (b *backupOptions) addFlags(cmd *cobra.Command) {
 
 // openState opens the key's state folder, which no running vkey may hold.
 func (b *backupOptions) openState(ctx context.Context, stderr io.Writer) (keystore.Store, func(), error) {
-	o := &runOptions{state: b.state, name: b.name, passphraseFile: b.passphraseFile, keys: "auto", tpmSpec: b.tpmSpec}
-	dir := b.state
-	if dir == "" {
-		var err error
-		if dir, err = stateDir(b.name); err != nil {
-			return nil, nil, err
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, keystore.StateFileName)); err != nil {
-		return nil, nil, fmt.Errorf("no vkey state in %s (has `vkey run --name %s` ever run? --ephemeral keys keep none)", dir, b.name)
-	}
-	t, err := o.openTPM(io.Discard)
+	opts, err := stateOptions(b.name, b.state, false, b.passphraseFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	var sealer keystore.Sealer
-	if t != nil {
-		sealer = t.Sealer()
+	if _, err := os.Stat(filepath.Join(opts.StateDir, keystore.StateFileName)); err != nil {
+		return nil, nil, fmt.Errorf("no vkey state in %s (has `vkey run --name %s` ever run? --ephemeral keys keep none)", opts.StateDir, b.name)
 	}
-	closeTPM := func() {
-		if t != nil {
-			t.Close()
-		}
+	opts.Keys, opts.TPM = vkey.AutoKeys, b.tpmSpec
+	opts.Notify = func(note string) { fmt.Fprintf(stderr, "vkey: %s\n", note) }
+	store, closeState, err := vkey.OpenState(ctx, opts)
+	var locked *keystore.LockedError
+	if errors.As(err, &locked) {
+		return nil, nil, fmt.Errorf("%w (backup works on the state of a key that is not running: stop it first)", err)
 	}
-	store, err := o.openStore(ctx, stderr, sealer)
-	if err != nil {
-		closeTPM()
-		var locked *keystore.LockedError
-		if errors.As(err, &locked) {
-			return nil, nil, fmt.Errorf("%w (backup works on the state of a key that is not running: stop it first)", err)
-		}
-		return nil, nil, err
-	}
-	return store, func() { store.Close(); closeTPM() }, nil
+	return store, closeState, err
 }
 
 func newBackupCommand() *cobra.Command {

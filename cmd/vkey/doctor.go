@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/tpm"
 )
 
@@ -42,7 +43,7 @@ func doctor(w io.Writer) int {
 		modErr = errors.New("the uhid module is not loaded")
 	}
 	check("uhid kernel module", modErr, "sudo modprobe uhid && echo uhid | sudo tee /etc/modules-load.d/uhid.conf")
-	check("/dev/uhid writable", uhidUsable(), "vkey udev-rules | sudo tee /etc/udev/rules.d/70-vkey.rules && sudo udevadm control --reload && sudo udevadm trigger")
+	check("/dev/uhid writable", vkey.UHIDUsable(), "vkey udev-rules | sudo tee /etc/udev/rules.d/70-vkey.rules && sudo udevadm control --reload && sudo udevadm trigger")
 	check("FIDO hidraw nodes readable", hidrawAccess(), "vkey udev-rules | sudo tee /etc/udev/rules.d/70-vkey.rules && sudo udevadm trigger")
 	t, err := tpm.Open("")
 	if err == nil {

@@ -825,3 +825,12 @@ func TestCLIAttestationRoot(t *testing.T) {
 	}
 	k.fails(t, nil, exitNoDevice, "vkey run --name nosuch", "attestation", "--name", "nosuch")
 }
+
+// transportAddress turns what `vkey run` prints ("LINK (-> /dev/pts/N)")
+// into an address hid.Dial accepts.
+func transportAddress(where string) string {
+	if i := strings.Index(where, " (-> "); i >= 0 {
+		return where[:i]
+	}
+	return where
+}

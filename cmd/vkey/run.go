@@ -6,22 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/hid"
-	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/escape"
-	"github.com/vkey-dev/vkey/internal/presence"
-	"github.com/vkey-dev/vkey/keystore"
-	"github.com/vkey-dev/vkey/tpm"
+	"github.com/vkey-dev/vkey/presence"
 )
 
 // runOptions are the flags of `vkey run`.
@@ -107,8 +102,8 @@ func (o *runOptions) validate() error {
 		return usageError("unknown --uv %q (want none or builtin)", o.uv)
 	}
 	if o.transport == "udp" {
-		if err := checkUDPAddr(o.udpAddr, o.udpRemote); err != nil {
-			return err
+		if err := vkey.CheckUDPAddr(o.udpAddr, o.udpRemote); err != nil {
+			return withExitCode(exitUsage, err)
 		}
 	}
 	if o.ephemeral && o.state != "" {
@@ -118,6 +113,29 @@ func (o *runOptions) validate() error {
 		return usageError("--name must be a non-empty name without slashes")
 	}
 	return nil
+}
+
+// stateOptions are the options of the state folder: memory with
+// --ephemeral, else --state or the default folder of --name.
+func stateOptions(name, state string, ephemeral bool, passphraseFile string) (vkey.Options, error) {
+	o := vkey.Options{Name: name, StateDir: state}
+	if !ephemeral && state == "" {
+		dir, err := vkey.DefaultStateDir(name)
+		if err != nil {
+			return o, err
+		}
+		o.StateDir = dir
+	}
+	if passphraseFile != "" {
+		o.Passphrase = func(context.Context) ([]byte, error) {
+			b, err := os.ReadFile(passphraseFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading --passphrase-file: %w", err)
+			}
+			return []byte(strings.TrimRight(string(b), "\r\n")), nil
+		}
+	}
+	return o, nil
 }
 
 func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -136,106 +154,68 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Listening first: a second key of the same name stops before it
+	// creates a device.
 	controlListeners, err := o.control.listen(o.name, stdout)
 	if err != nil {
 		return err
 	}
-	defer func() { // until they are served
+	opts, err := stateOptions(o.name, o.state, o.ephemeral, o.passphraseFile)
+	if err != nil {
 		for _, l := range controlListeners {
 			l.Close()
 		}
-	}()
-
-	// Keys: the TPM for device-bound credentials when asked or available.
-	var deviceKeys keystore.KeyProvider
-	var sealer keystore.Sealer
-	t, err := o.openTPM(stderr)
+		return err
+	}
+	opts.Keys, opts.TPM = vkey.Keys(o.keys), o.tpmSpec
+	opts.Presence, opts.Terminal = mode, openTerminal(mode)
+	opts.BuiltInUV = o.uv == "builtin"
+	opts.Attestation, opts.Passkeys = ctap2.AttestationFormat(o.attestation), ctap2.PasskeyKind(o.passkeys)
+	opts.EnterpriseRPIDs = o.epRPIDs
+	opts.Transport, opts.PTYLink = vkey.Transport(o.transport), o.link
+	opts.UDPAddr, opts.UDPAllowRemote = o.udpAddr, o.udpRemote
+	opts.VendorID, opts.ProductID = o.vendorID, o.productID
+	opts.ControlListeners = controlListeners
+	opts.Logger = logger
+	opts.Notify = func(note string) { fmt.Fprintf(stderr, "vkey: %s\n", note) }
+	var running atomic.Pointer[vkey.Key]
+	opts.Observer = ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
+		if e, ok := e.(ctap2.PresenceRequested); ok && running.Load() != nil {
+			// The mode now, not at start: the control API switches it.
+			announceTouch(stderr, running.Load().Presence.Mode(), e.Request)
+		}
+	})
+	k, err := vkey.New(ctx, opts)
+	var badOption *vkey.OptionError
+	if errors.As(err, &badOption) {
+		return withExitCode(exitUsage, err)
+	}
 	if err != nil {
 		return err
 	}
-	if t != nil {
-		defer t.Close()
-		deviceKeys, sealer = t.KeyProvider(), t.Sealer()
-	}
-
-	store, err := o.openStore(ctx, stderr, sealer)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	hub := control.NewHub() // events of the control API
-	broker := presence.New(presence.Options{Mode: mode, Terminal: openTerminal(mode)})
-	observer := ctap2.Observers{vkey.Keepalive, hub, vkey.LogObserver(logger),
-		ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
-			if e, ok := e.(ctap2.PresenceRequested); ok {
-				// The mode now, not at start: the control API switches it.
-				announceTouch(stderr, broker.Mode(), e.Request)
-			}
-		})}
+	running.Store(k)
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
 	go func() {
 		for range usr1 {
-			broker.Approve()
+			k.Presence.Approve()
 		}
 	}()
 
-	var uv *presence.Verifier
-	var verifier ctap2.UserVerifier
-	if o.uv == "builtin" {
-		uv = presence.NewVerifier()
-		verifier = uv
-	}
-	a, err := ctap2.New(ctap2.Options{
-		UserVerifier: verifier,
-		Store:        store,
-		Observer:     observer,
-		DeviceKeys:   deviceKeys,
-		Presence:     broker,
-		Attestation:  ctap2.AttestationFormat(o.attestation),
-		Passkeys:     ctap2.PasskeyKind(o.passkeys),
-		Logger:       logger,
-
-		EnterpriseRPIDs: o.epRPIDs,
-	})
-	if err != nil {
-		return withExitCode(exitUsage, err)
-	}
-
-	port, where, err := o.openTransport(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer port.Close()
-	device := hid.NewDevice(vkey.Handler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: logger})
-	serve := func(ctx context.Context) error {
-		if l, ok := port.(hid.Listener); ok {
-			return device.ServeListener(ctx, l)
-		}
-		return device.Serve(ctx, port.(hid.Port))
-	}
-
-	stopControl := serveControl(ctx, controlListeners, control.Config{Name: o.name, Transport: transportAddress(where),
-		Authenticator: a, Presence: broker, UV: uv, Hub: hub, Logger: logger}, logger)
-	controlListeners = nil // served: stopControl closes them
-	defer stopControl()
-	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, mode)
+	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, k.Where, mode)
 	if o.readyFile != "" {
-		if err := os.WriteFile(o.readyFile, []byte(where+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(o.readyFile, []byte(k.Where+"\n"), 0o600); err != nil {
+			k.Close()
 			return fmt.Errorf("writing --ready-file: %w", err)
 		}
 	}
-	err = serve(ctx)
+	err = k.Wait()
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "vkey: %s stopped\n", o.name)
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("serving the key: %w", err)
-	}
-	return nil
+	return err
 }
 
 // announceTouch prints the line that asks for `vkey touch` when mode waits
@@ -263,144 +243,4 @@ func openTerminal(mode presence.Mode) io.ReadWriter {
 		return nil
 	}
 	return tty
-}
-
-// openTPM opens the TPM for --keys tpm, or for --keys auto when one is usable.
-func (o *runOptions) openTPM(stderr io.Writer) (*tpm.TPM, error) {
-	if o.keys == "software" {
-		return nil, nil
-	}
-	t, err := tpm.Open(o.tpmSpec)
-	if err == nil {
-		return t, nil
-	}
-	if o.keys == "tpm" {
-		return nil, fmt.Errorf("%w; use --keys software, or a software TPM with --tpm swtpm:SOCKET", err)
-	}
-	if !errors.Is(err, tpm.ErrNoTPM) {
-		fmt.Fprintf(stderr, "vkey: not using the TPM (%v); device-bound keys are software keys\n", err)
-	}
-	return nil, nil
-}
-
-// openStore opens the persistent state, or memory with --ephemeral.
-func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer keystore.Sealer) (keystore.Store, error) {
-	if o.ephemeral {
-		return keystore.NewMemory(0), nil
-	}
-	dir := o.state
-	if dir == "" {
-		var err error
-		if dir, err = stateDir(o.name); err != nil {
-			return nil, err
-		}
-	}
-	prefs := keystore.MasterKeyPrefs{Sealer: sealer, Keyring: true}
-	if o.passphraseFile != "" {
-		prefs.Passphrase = func(context.Context) ([]byte, error) {
-			b, err := os.ReadFile(o.passphraseFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading --passphrase-file: %w", err)
-			}
-			return []byte(strings.TrimRight(string(b), "\r\n")), nil
-		}
-	}
-	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	mk, err := keystore.ChooseMasterKey(kctx, dir, prefs)
-	switch {
-	case errors.Is(err, keystore.ErrWrongPassphrase):
-		return nil, fmt.Errorf("unlocking the state in %s: %w; check the file given with --passphrase-file", dir, err)
-	case err != nil:
-		return nil, fmt.Errorf("unlocking the state in %s: %w", dir, err)
-	}
-	store, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: mk.Key})
-	var corrupt *keystore.CorruptError
-	if errors.As(err, &corrupt) {
-		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(stderr, "vkey: state in %s, encrypted with a master key from the %s\n", dir, mk.Source.Name())
-	return store, nil
-}
-
-// openTransport creates the device's port (a hid.Port, or a hid.Listener
-// for UDP) and says where clients find it.
-func (o *runOptions) openTransport(ctx context.Context, stderr io.Writer) (io.Closer, string, error) {
-	transport := o.transport
-	if transport == "auto" {
-		if err := uhidUsable(); err != nil {
-			fmt.Fprintf(stderr, "vkey: %v; serving a pty instead (run `vkey doctor` for the fix)\n", err)
-			transport = "pty"
-		} else {
-			transport = "uhid"
-		}
-	}
-	switch transport {
-	case "uhid":
-		p, err := hid.OpenUHID(hid.UHIDConfig{Name: o.name, VendorID: o.vendorID, ProductID: o.productID, Serial: o.name})
-		if err != nil {
-			return nil, "", err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		path, err := p.HidrawPath(wctx)
-		if err != nil {
-			p.Close()
-			return nil, "", fmt.Errorf("the uhid device was created but no hidraw node appeared: %w (is the hid-generic driver available?)", err)
-		}
-		return p, path, nil
-	case "pty":
-		p, err := hid.OpenPTY()
-		if err != nil {
-			return nil, "", err
-		}
-		if o.link != "" {
-			if err := p.Link(o.link); err != nil {
-				p.Close()
-				return nil, "", err
-			}
-			return p, fmt.Sprintf("%s (-> %s)", o.link, p.Path()), nil
-		}
-		return p, p.Path(), nil
-	default:
-		p, err := hid.ListenUDP(o.udpAddr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, "", fmt.Errorf("UDP address %s is already in use (another vkey, or a firmware simulator?): stop it, or choose another address with --udp-addr", o.udpAddr)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		return p, "udp:" + p.Addr().String(), nil
-	}
-}
-
-// checkUDPAddr refuses a UDP address other hosts could reach unless
-// allowRemote says so: whoever reaches the port can use the key.
-func checkUDPAddr(addr string, allowRemote bool) error {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return withExitCode(exitUsage, fmt.Errorf("--udp-addr %q: %w", addr, err))
-	}
-	if allowRemote || ua.IP.IsLoopback() {
-		return nil
-	}
-	return withExitCode(exitUsage, fmt.Errorf("--udp-addr %s is not a loopback address, so other hosts could use this key: listen on 127.0.0.1, or add --udp-allow-remote if that is what you want", addr))
-}
-
-// uhidUsable reports why /dev/uhid cannot be used, or nil.
-func uhidUsable() error {
-	f, err := os.OpenFile("/dev/uhid", os.O_RDWR, 0)
-	switch {
-	case err == nil:
-		f.Close()
-		return nil
-	case errors.Is(err, os.ErrNotExist):
-		return errors.New("/dev/uhid does not exist (the uhid kernel module is not loaded: sudo modprobe uhid)")
-	case errors.Is(err, os.ErrPermission):
-		return errors.New("no permission to open /dev/uhid (install the udev rules: vkey udev-rules | sudo tee /etc/udev/rules.d/70-vkey.rules)")
-	}
-	return fmt.Errorf("/dev/uhid cannot be opened: %w", err)
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/vkey-dev/vkey/internal/control"
@@ -20,15 +17,6 @@ type controlOptions struct {
 
 func (c *controlOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&c.addr, "control-addr", "", "also serve the control API over HTTP on this loopback address (127.0.0.1:PORT)")
-}
-
-// transportAddress turns what `vkey run` prints ("LINK (-> /dev/pts/N)")
-// into an address hid.Dial accepts.
-func transportAddress(where string) string {
-	if i := strings.Index(where, " (-> "); i >= 0 {
-		return where[:i]
-	}
-	return where
 }
 
 // listen opens the control API's listeners: the key's socket, and
@@ -55,26 +43,4 @@ func (c *controlOptions) listen(name string, stdout io.Writer) ([]net.Listener, 
 		fmt.Fprintf(stdout, "vkey: control API on http://%s\n", tl.Addr())
 	}
 	return lns, nil
-}
-
-// serveControl serves the control API on lns until ctx is done; stop waits for
-// the servers to end (and closes the listeners).
-func serveControl(ctx context.Context, lns []net.Listener, cfg control.Config, logger *slog.Logger) (stop func()) {
-	srv := control.New(cfg)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{}, len(lns))
-	for _, l := range lns {
-		go func() {
-			if err := srv.Serve(ctx, l); err != nil {
-				logger.Error("control API stopped", "err", err)
-			}
-			done <- struct{}{}
-		}()
-	}
-	return func() {
-		cancel()
-		for range lns {
-			<-done
-		}
-	}
 }

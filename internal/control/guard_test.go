@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/internal/procout"
+	"github.com/vkey-dev/vkey/presence"
 )
 
 // serveLoopback serves the fixture's key on a loopback TCP port.

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
+	"github.com/vkey-dev/vkey/presence"
 )
 
 // Config describes the running key the API controls.

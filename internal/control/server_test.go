@@ -27,8 +27,8 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/presence"
 	"github.com/vkey-dev/vkey/keystore"
+	"github.com/vkey-dev/vkey/presence"
 )
 
 // fixture is an in-process key with its control API on a unix socket.

@@ -15,7 +15,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/presence"
+	"github.com/vkey-dev/vkey/presence"
 )
 
 // u2fAPDU encodes a U2F request in extended length form, as libfido2 and
