@@ -1,0 +1,314 @@
+// Package browser is the browser's side of WebAuthn (WebAuthn Level 3
+// sections 5.1.3 and 5.1.4) over ctap2/client: it takes a relying party's
+// options JSON and an origin, checks the RP ID against the origin, builds
+// clientDataJSON, runs the CTAP2 ceremony on any authenticator (an
+// in-process vkey, a running vkey on any transport, a hardware key) with
+// the PIN, user verification, list pre-flights and client extensions a
+// browser handles, and returns the response JSON the relying party
+// verifies. Failures are *Error values named as the DOMExceptions a
+// browser throws.
+package browser
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
+)
+
+// Options configure a Client. The zero value is a browser whose user knows
+// no PIN.
+type Options struct {
+	// PIN is the user's answer when the authenticator asks for its PIN;
+	// empty means the user cannot give one (user verification then needs
+	// the key's built-in method).
+	PIN string
+	// DefaultTimeout bounds a ceremony whose options give no timeout
+	// (default 5 minutes, Chromium's); options may ask for at most 10
+	// minutes.
+	DefaultTimeout time.Duration
+	// SelectAccount picks among the discoverable credentials a key returns
+	// for an empty allowCredentials, as a browser's account chooser does;
+	// nil picks the first (the newest, CTAP 2.1 section 6.2.2 step 12).
+	SelectAccount func(users []User) int
+}
+
+// User is one account offered to SelectAccount.
+type User struct {
+	CredentialID []byte
+	UserID       []byte
+	Name         string
+	DisplayName  string
+}
+
+// Client is a browser's WebAuthn client over one authenticator. Its
+// methods are safe to call one at a time, as a browser runs one ceremony
+// at a time per key.
+type Client struct {
+	ctap *client.Client
+	opts Options
+}
+
+// New returns a client over t (a *hid.Client, client.Direct, ...).
+func New(t client.Transport, opts Options) *Client {
+	return NewFromClient(client.New(t), opts)
+}
+
+// NewFromClient returns a client over an existing CTAP2 client.
+func NewFromClient(c *client.Client, opts Options) *Client {
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 5 * time.Minute
+	}
+	return &Client{ctap: c, opts: opts}
+}
+
+// CTAP returns the CTAP2 client underneath.
+func (c *Client) CTAP() *client.Client { return c.ctap }
+
+// maxTimeout is the longest a ceremony's options may ask for (Chromium
+// caps at 10 minutes; WebAuthn L3 section 15.1 leaves it to the client).
+const maxTimeout = 10 * time.Minute
+
+// withTimeout bounds ctx by the options' timeout (milliseconds).
+func (c *Client) withTimeout(ctx context.Context, ms uint64) (context.Context, context.CancelFunc) {
+	d := c.opts.DefaultTimeout
+	if ms > 0 {
+		d = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// clientData builds the CollectedClientData JSON (WebAuthn L3 section
+// 5.8.1) with the members in the order browsers write them, and its hash.
+func clientData(typ string, challenge []byte, o callerOrigin, topOrigin string) ([]byte, []byte, error) {
+	cd := struct {
+		Type        string `json:"type"`
+		Challenge   Bytes  `json:"challenge"`
+		Origin      string `json:"origin"`
+		CrossOrigin bool   `json:"crossOrigin"`
+		TopOrigin   string `json:"topOrigin,omitempty"`
+	}{typ, challenge, o.serialized, false, ""}
+	if topOrigin != "" {
+		top, err := parseOrigin(topOrigin)
+		if err != nil {
+			return nil, nil, err
+		}
+		if top.serialized != o.serialized {
+			cd.CrossOrigin, cd.TopOrigin = true, top.serialized
+		}
+	}
+	b, err := json.Marshal(cd)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := sha256.Sum256(b)
+	return b, h[:], nil
+}
+
+// session is one ceremony's view of the authenticator.
+type session struct {
+	c    *Client
+	info *ctap2.GetInfoResponse
+	rpID string
+	// token is the pinUvAuthToken of this ceremony, if user verification
+	// is used through one; builtinUV asks for the uv option instead.
+	token     *client.Token
+	builtinUV bool
+}
+
+// pinUVProtocol is the key's first choice among the PIN/UV auth protocols
+// this client speaks (CTAP 2.1 section 6.5.5.1).
+func (s *session) pinUVProtocol() uint64 {
+	for _, p := range s.info.PinUvAuthProtocols {
+		if p == 1 || p == 2 {
+			return p
+		}
+	}
+	return 1
+}
+
+func (s *session) option(name string) bool { return s.info.Options[name] }
+
+// verifyUser does what a browser does for userVerification (WebAuthn L3
+// section 5.1.3 steps 22.5-22.8, CTAP 2.1 section 6.1.1): "required" gets
+// a pinUvAuthToken with perms by the key's built-in UV or the PIN, and
+// fails with NotAllowedError when the key can do neither; "preferred" does
+// so when it can; "discouraged" does not, unless the key's alwaysUv
+// demands it.
+func (s *session) verifyUser(ctx context.Context, requirement string, perms ctap2.Permission) error {
+	if requirement == "" {
+		requirement = "preferred"
+	}
+	hasUV := s.option("uv")
+	hasPIN := s.option("clientPin") && s.c.opts.PIN != ""
+	need := requirement == "required" || s.option("alwaysUv")
+	want := need || (requirement == "preferred" && (hasUV || hasPIN))
+	if !want {
+		return nil
+	}
+	switch {
+	case hasUV && s.option("uvToken"):
+		tok, err := s.c.ctap.UVToken(ctx, s.pinUVProtocol(), perms, s.rpID)
+		if err == nil {
+			s.token = tok
+			return nil
+		}
+		if !hasPIN {
+			return ctapError("user verification", err)
+		}
+		// Built-in UV failed or is blocked: fall back to the PIN, as
+		// Chromium does (CTAP 2.1 section 6.5.5.7.3).
+	case hasUV:
+		s.builtinUV = true
+		return nil
+	}
+	if hasPIN {
+		tok, err := s.c.ctap.PINToken(ctx, s.pinUVProtocol(), s.c.opts.PIN, perms, s.rpID)
+		if err != nil {
+			return ctapError("user verification", err)
+		}
+		s.token = tok
+		return nil
+	}
+	if !need {
+		return nil
+	}
+	if s.option("clientPin") {
+		return domError(NotAllowedError, nil, "user verification is required and the key has a PIN, but this client was given none")
+	}
+	return domError(NotAllowedError, nil, "user verification is required and the key has neither a PIN nor built-in user verification (set a PIN: `vkey pin set`)")
+}
+
+// uvParams fills the pinUvAuthParam and protocol for clientDataHash, or
+// the uv option for built-in verification.
+func (s *session) uvParams(clientDataHash []byte, options map[string]bool) ([]byte, *uint64, map[string]bool) {
+	if s.token != nil {
+		return s.token.Param(clientDataHash), s.token.Version(), options
+	}
+	if s.builtinUV {
+		if options == nil {
+			options = map[string]bool{}
+		}
+		options["uv"] = true
+	}
+	return nil, nil, options
+}
+
+// batches splits list into the requests a key takes: at most
+// maxCredentialCountInList descriptors each (CTAP 2.1 section 6.4; 1 on a
+// CTAP 2.0 key that does not say, as Chromium does), and few enough bytes
+// to leave room in maxMsgSize for the rest of the request.
+func (s *session) batches(list []ctap2.CredentialDescriptor) [][]ctap2.CredentialDescriptor {
+	count := 1
+	if n := s.info.MaxCredentialCountInList; n > 0 {
+		count = int(n)
+	}
+	budget := 1024
+	if s.info.MaxMsgSize > 0 {
+		budget = int(s.info.MaxMsgSize)
+	}
+	// clientDataHash, rpId, pinUvAuthParam, options and extensions: what
+	// the rest of a getAssertion or makeCredential may take.
+	budget -= 512
+	var out [][]ctap2.CredentialDescriptor
+	var cur []ctap2.CredentialDescriptor
+	size := 0
+	for _, d := range list {
+		n := len(d.ID) + 24 // {"id": bstr, "type": "public-key"}
+		if len(cur) > 0 && (len(cur) == count || size+n > budget) {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, d)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// usableDescriptors drops descriptors a key cannot hold: other types, and
+// IDs longer than maxCredentialIdLength (CTAP 2.1 section 6.4; Chromium
+// filters them the same way).
+func (s *session) usableDescriptors(list []CredentialDescriptor) []ctap2.CredentialDescriptor {
+	var out []ctap2.CredentialDescriptor
+	for _, d := range list {
+		if d.Type != "public-key" || len(d.ID) == 0 {
+			continue
+		}
+		if n := s.info.MaxCredentialIDLength; n > 0 && uint64(len(d.ID)) > n {
+			continue
+		}
+		out = append(out, ctap2.CredentialDescriptor{Type: "public-key", ID: d.ID})
+	}
+	return out
+}
+
+// preflight finds which credential of list the key holds for the RP by
+// silent getAssertions (up=false) over the batches a key takes, as
+// Chromium does for lists too long for one request. It returns the
+// matching descriptor, or nil when the key holds none.
+func (s *session) preflight(ctx context.Context, list []ctap2.CredentialDescriptor) (*ctap2.CredentialDescriptor, error) {
+	dummy := sha256.Sum256([]byte("vkey browser pre-flight"))
+	for _, batch := range s.batches(list) {
+		req := &ctap2.GetAssertionRequest{RPID: s.rpID, ClientDataHash: dummy[:], AllowList: batch, Options: map[string]bool{"up": false}}
+		if s.token != nil {
+			// With a token the key also finds credProtect level 3
+			// credentials (CTAP 2.1 section 6.2.2 step 7).
+			req.PinUvAuthParam, req.PinUvAuthProtocol = s.token.Param(dummy[:]), s.token.Version()
+		}
+		resp, err := s.c.ctap.GetAssertion(ctx, req)
+		var st ctap2.Status
+		switch {
+		case err == nil:
+			d := resp.Credential
+			if len(d.ID) == 0 && len(batch) == 1 {
+				d = batch[0]
+			}
+			return &ctap2.CredentialDescriptor{Type: "public-key", ID: d.ID}, nil
+		case errors.As(err, &st) && st == ctap2.ErrNoCredentials:
+			continue
+		default:
+			return nil, ctapError("the credential pre-flight", err)
+		}
+	}
+	return nil, nil
+}
+
+// start opens a ceremony: it checks the origin and RP ID and reads getInfo.
+func (c *Client) start(ctx context.Context, origin, rpID string) (*session, callerOrigin, error) {
+	o, err := parseOrigin(origin)
+	if err != nil {
+		return nil, o, err
+	}
+	id, err := checkRPID(o, rpID)
+	if err != nil {
+		return nil, o, err
+	}
+	info, err := c.ctap.GetInfo(ctx)
+	if err != nil {
+		return nil, o, ctapError("getInfo", err)
+	}
+	return &session{c: c, info: info, rpID: id}, o, nil
+}
+
+// supportsExtension reports whether getInfo lists ext.
+func (s *session) supportsExtension(ext string) bool {
+	for _, e := range s.info.Extensions {
+		if e == ext {
+			return true
+		}
+	}
+	return false
+}
+
+// errorf is a wrapped error for failures that are not the user's.
+func errorf(format string, args ...any) error {
+	return domError(NotAllowedError, fmt.Errorf(format, args...), "the authenticator's answer could not be read")
+}

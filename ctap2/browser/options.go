@@ -1,0 +1,193 @@
+package browser
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Bytes is binary data as WebAuthn's JSON forms carry it: base64url
+// without padding (WebAuthn L3 section 5.1.8, Base64URLString). It also
+// reads padded and standard base64, which some relying parties emit.
+type Bytes []byte
+
+// MarshalJSON encodes b as base64url without padding.
+func (b Bytes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(base64.RawURLEncoding.EncodeToString(b))
+}
+
+// UnmarshalJSON decodes base64url or base64, padded or not.
+func (b *Bytes) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("want a base64url string: %w", err)
+	}
+	out, err := decodeBase64(s)
+	if err != nil {
+		return err
+	}
+	*b = out
+	return nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	t := strings.TrimRight(s, "=")
+	if out, err := base64.RawURLEncoding.DecodeString(t); err == nil {
+		return out, nil
+	}
+	out, err := base64.RawStdEncoding.DecodeString(t)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not base64url", s)
+	}
+	return out, nil
+}
+
+// RPEntity is PublicKeyCredentialRpEntity.
+type RPEntity struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+}
+
+// UserEntity is PublicKeyCredentialUserEntityJSON.
+type UserEntity struct {
+	ID          Bytes  `json:"id"`
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+}
+
+// CredentialParameter is PublicKeyCredentialParameters.
+type CredentialParameter struct {
+	Type string `json:"type"`
+	Alg  int64  `json:"alg"`
+}
+
+// CredentialDescriptor is PublicKeyCredentialDescriptorJSON.
+type CredentialDescriptor struct {
+	Type       string   `json:"type"`
+	ID         Bytes    `json:"id"`
+	Transports []string `json:"transports,omitempty"`
+}
+
+// AuthenticatorSelection is AuthenticatorSelectionCriteria.
+type AuthenticatorSelection struct {
+	AuthenticatorAttachment string `json:"authenticatorAttachment,omitempty"`
+	ResidentKey             string `json:"residentKey,omitempty"`
+	RequireResidentKey      bool   `json:"requireResidentKey,omitempty"`
+	UserVerification        string `json:"userVerification,omitempty"`
+}
+
+// CreationOptions is PublicKeyCredentialCreationOptionsJSON (WebAuthn L3
+// section 5.1.8).
+type CreationOptions struct {
+	RP                     RPEntity                `json:"rp"`
+	User                   UserEntity              `json:"user"`
+	Challenge              Bytes                   `json:"challenge"`
+	PubKeyCredParams       []CredentialParameter   `json:"pubKeyCredParams"`
+	Timeout                uint64                  `json:"timeout,omitempty"`
+	ExcludeCredentials     []CredentialDescriptor  `json:"excludeCredentials,omitempty"`
+	AuthenticatorSelection *AuthenticatorSelection `json:"authenticatorSelection,omitempty"`
+	Hints                  []string                `json:"hints,omitempty"`
+	Attestation            string                  `json:"attestation,omitempty"`
+	AttestationFormats     []string                `json:"attestationFormats,omitempty"`
+	Extensions             Extensions              `json:"extensions,omitempty"`
+}
+
+// RequestOptions is PublicKeyCredentialRequestOptionsJSON (WebAuthn L3
+// section 5.1.8).
+type RequestOptions struct {
+	Challenge        Bytes                  `json:"challenge"`
+	Timeout          uint64                 `json:"timeout,omitempty"`
+	RPID             string                 `json:"rpId,omitempty"`
+	AllowCredentials []CredentialDescriptor `json:"allowCredentials,omitempty"`
+	UserVerification string                 `json:"userVerification,omitempty"`
+	Hints            []string               `json:"hints,omitempty"`
+	Extensions       Extensions             `json:"extensions,omitempty"`
+}
+
+// PRFValues is AuthenticationExtensionsPRFValues.
+type PRFValues struct {
+	First  Bytes `json:"first"`
+	Second Bytes `json:"second,omitempty"`
+}
+
+// PRFInputs is AuthenticationExtensionsPRFInputs (WebAuthn L3 section 10.1.4).
+type PRFInputs struct {
+	Eval             *PRFValues           `json:"eval,omitempty"`
+	EvalByCredential map[string]PRFValues `json:"evalByCredential,omitempty"`
+}
+
+// LargeBlobInputs is AuthenticationExtensionsLargeBlobInputs (section 10.1.5).
+type LargeBlobInputs struct {
+	Support string `json:"support,omitempty"`
+	Read    bool   `json:"read,omitempty"`
+	Write   Bytes  `json:"write,omitempty"`
+}
+
+// HMACGetSecretInput is the hmacGetSecret input (CTAP 2.1 section 12.5).
+type HMACGetSecretInput struct {
+	Salt1 Bytes `json:"salt1"`
+	Salt2 Bytes `json:"salt2,omitempty"`
+}
+
+// Extensions is AuthenticationExtensionsClientInputsJSON: the client
+// extensions this client implements. Unknown members are ignored, as
+// browsers ignore extensions they do not know (WebAuthn L3 section 9).
+type Extensions struct {
+	CredProps                         bool                `json:"credProps,omitempty"`
+	PRF                               *PRFInputs          `json:"prf,omitempty"`
+	LargeBlob                         *LargeBlobInputs    `json:"largeBlob,omitempty"`
+	CredentialProtectionPolicy        string              `json:"credentialProtectionPolicy,omitempty"`
+	EnforceCredentialProtectionPolicy bool                `json:"enforceCredentialProtectionPolicy,omitempty"`
+	CredBlob                          Bytes               `json:"credBlob,omitempty"`
+	GetCredBlob                       bool                `json:"getCredBlob,omitempty"`
+	MinPinLength                      bool                `json:"minPinLength,omitempty"`
+	HMACCreateSecret                  bool                `json:"hmacCreateSecret,omitempty"`
+	HMACGetSecret                     *HMACGetSecretInput `json:"hmacGetSecret,omitempty"`
+}
+
+// unwrapPublicKey returns the options inside {"publicKey": …}, the shape
+// go-webauthn and navigator.credentials.create() take, or data itself.
+func unwrapPublicKey(data []byte) []byte {
+	var wrapped struct {
+		PublicKey json.RawMessage `json:"publicKey"`
+	}
+	if json.Unmarshal(data, &wrapped) == nil && len(bytes.TrimSpace(wrapped.PublicKey)) > 0 && wrapped.PublicKey[0] == '{' {
+		return wrapped.PublicKey
+	}
+	return data
+}
+
+// ParseCreationOptions reads PublicKeyCredentialCreationOptionsJSON, bare
+// or wrapped as {"publicKey": …}. Malformed options are a TypeError, as
+// PublicKeyCredential.parseCreationOptionsFromJSON() throws.
+func ParseCreationOptions(data []byte) (*CreationOptions, error) {
+	var o CreationOptions
+	if err := json.Unmarshal(unwrapPublicKey(data), &o); err != nil {
+		return nil, domError(TypeError, err, "the creation options are not PublicKeyCredentialCreationOptionsJSON")
+	}
+	switch {
+	case o.Challenge == nil:
+		return nil, domError(TypeError, nil, "the creation options have no challenge")
+	case o.RP.Name == "" && o.RP.ID == "":
+		return nil, domError(TypeError, nil, "the creation options have no rp")
+	case len(o.User.ID) < 1 || len(o.User.ID) > 64:
+		// Section 5.1.3 step 5: user.id is 1 to 64 bytes.
+		return nil, domError(TypeError, nil, "user.id is %d bytes; WebAuthn wants 1 to 64", len(o.User.ID))
+	}
+	return &o, nil
+}
+
+// ParseRequestOptions reads PublicKeyCredentialRequestOptionsJSON, bare or
+// wrapped as {"publicKey": …}.
+func ParseRequestOptions(data []byte) (*RequestOptions, error) {
+	var o RequestOptions
+	if err := json.Unmarshal(unwrapPublicKey(data), &o); err != nil {
+		return nil, domError(TypeError, err, "the request options are not PublicKeyCredentialRequestOptionsJSON")
+	}
+	if o.Challenge == nil {
+		return nil, domError(TypeError, nil, "the request options have no challenge")
+	}
+	return &o, nil
+}
