@@ -182,3 +182,24 @@ func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 		t.Log(l)
 	}
 }
+
+// TestE2EWebAuthnSimpleWebAuthn: @simplewebauthn/server (npm), through
+// `vkey webauthn`, accepts registrations and sign-ins and sees the
+// browser's error names (testdata/node/webauthn_cli.mjs).
+func TestE2EWebAuthnSimpleWebAuthn(t *testing.T) {
+	needTool(t, "node")
+	dir, _ := filepath.Abs("../../testdata/node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@simplewebauthn", "server")); err != nil {
+		t.Skip("@simplewebauthn/server is not installed (make deps installs it into testdata/node)")
+	}
+	cmd := exec.Command("node", "webauthn_cli.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "VKEY_BIN="+e2eBinary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("@simplewebauthn/server failed: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		t.Log(l)
+	}
+}
