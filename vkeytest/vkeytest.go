@@ -27,6 +27,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/browser"
 	"github.com/vkey-dev/vkey/internal/ephemeral"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // Options configure a kit. The zero value is a key without PIN that
@@ -47,6 +48,9 @@ type Options struct {
 	Attestation ctap2.AttestationFormat
 	// Syncable makes passkeys with the backup flags (BE, BS) set.
 	Syncable bool
+	// DeviceKeys makes the device-bound keys: a TPM's
+	// (tpm.TPM.KeyProvider()), for tpm attestation; nil for software keys.
+	DeviceKeys keystore.KeyProvider
 	// Timeout bounds each ceremony (default: the options' timeout, or 5
 	// minutes).
 	Timeout time.Duration
@@ -83,7 +87,7 @@ func New(tb testing.TB, opts ...Options) *Kit {
 
 // NewKit is New without a test: it returns the error.
 func NewKit(o Options) (*Kit, error) {
-	eo := ephemeral.Options{PIN: o.PIN, BuiltInUV: o.BuiltInUV, Attestation: o.Attestation}
+	eo := ephemeral.Options{PIN: o.PIN, BuiltInUV: o.BuiltInUV, Attestation: o.Attestation, DeviceKeys: o.DeviceKeys}
 	if o.Syncable {
 		eo.Passkeys = ctap2.Syncable
 	}
