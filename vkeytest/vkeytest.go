@@ -129,7 +129,8 @@ func (k *Kit) context() (context.Context, context.CancelFunc) {
 	if k.timeout > 0 {
 		return context.WithTimeout(context.Background(), k.timeout)
 	}
-	return context.WithCancel(context.Background())
+	// The browser bounds the ceremony by the options' timeout.
+	return context.Background(), func() {}
 }
 
 // Create registers a credential as navigator.credentials.create() on a

@@ -12,9 +12,12 @@ package browser
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
@@ -52,6 +55,11 @@ type User struct {
 type Client struct {
 	ctap *client.Client
 	opts Options
+
+	mu sync.Mutex
+	// info is the key's getInfo, read at the first ceremony and again
+	// after a ceremony that failed (see retryable).
+	info *ctap2.GetInfoResponse
 }
 
 // New returns a client over t (a *hid.Client, client.Direct, ...).
@@ -84,30 +92,49 @@ func (c *Client) withTimeout(ctx context.Context, ms uint64) (context.Context, c
 }
 
 // clientData builds the CollectedClientData JSON (WebAuthn L3 section
-// 5.8.1) with the members in the order browsers write them, and its hash.
+// 5.8.1) with the members in the order browsers write them (section
+// 5.8.1.1's serialization: type, challenge, origin, crossOrigin, then
+// topOrigin), and its hash.
 func clientData(typ string, challenge []byte, o callerOrigin, topOrigin string) ([]byte, []byte, error) {
-	cd := struct {
-		Type        string `json:"type"`
-		Challenge   Bytes  `json:"challenge"`
-		Origin      string `json:"origin"`
-		CrossOrigin bool   `json:"crossOrigin"`
-		TopOrigin   string `json:"topOrigin,omitempty"`
-	}{typ, challenge, o.serialized, false, ""}
+	top := ""
 	if topOrigin != "" {
-		top, err := parseOrigin(topOrigin)
+		t, err := parseOrigin(topOrigin)
 		if err != nil {
 			return nil, nil, err
 		}
-		if top.serialized != o.serialized {
-			cd.CrossOrigin, cd.TopOrigin = true, top.serialized
+		if t.serialized != o.serialized {
+			top = t.serialized
 		}
 	}
-	b, err := json.Marshal(cd)
-	if err != nil {
-		return nil, nil, err
+	b := make([]byte, 0, 96+len(o.serialized)+len(top)+base64.RawURLEncoding.EncodedLen(len(challenge)))
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"challenge":"`...)
+	b = base64.RawURLEncoding.AppendEncode(b, challenge)
+	b = append(b, `","origin":`...)
+	b = appendJSONString(b, o.serialized)
+	if top == "" {
+		b = append(b, `,"crossOrigin":false}`...)
+	} else {
+		b = append(b, `,"crossOrigin":true,"topOrigin":`...)
+		b = appendJSONString(b, top)
+		b = append(b, '}')
 	}
 	h := sha256.Sum256(b)
 	return b, h[:], nil
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // session is one ceremony's view of the authenticator.
@@ -291,11 +318,50 @@ func (c *Client) start(ctx context.Context, origin, rpID string) (*session, call
 	if err != nil {
 		return nil, o, err
 	}
-	info, err := c.ctap.GetInfo(ctx)
-	if err != nil {
-		return nil, o, ctapError("getInfo", err)
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	if info == nil {
+		if info, err = c.readInfo(ctx); err != nil {
+			return nil, o, err
+		}
 	}
 	return &session{c: c, info: info, rpID: id}, o, nil
+}
+
+// readInfo reads getInfo and keeps it for the next ceremonies.
+func (c *Client) readInfo(ctx context.Context) (*ctap2.GetInfoResponse, error) {
+	info, err := c.ctap.GetInfo(ctx)
+	if err != nil {
+		return nil, ctapError("getInfo", err)
+	}
+	c.mu.Lock()
+	c.info = info
+	c.mu.Unlock()
+	return info, nil
+}
+
+// retryable reports whether a ceremony that failed with err may have
+// failed because the getInfo it relied on is out of date (another client
+// set a PIN, alwaysUv was turned on): then getInfo is read again, and
+// retryable is true when it changed, so that the ceremony runs once more
+// on what the key now says, as a browser that reads getInfo for every
+// ceremony would have.
+func (c *Client) retryable(ctx context.Context, err error) bool {
+	switch ErrorName(err) {
+	case NotAllowedError, ConstraintError, NotSupportedError:
+	default:
+		return false
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	c.mu.Lock()
+	old := c.info
+	c.info = nil
+	c.mu.Unlock()
+	fresh, ferr := c.readInfo(ctx)
+	return ferr == nil && old != nil && !reflect.DeepEqual(old, fresh)
 }
 
 // supportsExtension reports whether getInfo lists ext.

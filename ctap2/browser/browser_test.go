@@ -358,3 +358,26 @@ func sha256Sum(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
 }
+
+// TestStaleInfo: a client that read getInfo before another client set a
+// PIN reads it again when a ceremony fails, and runs the ceremony once
+// more with the PIN, as a browser reading getInfo every time would.
+func TestStaleInfo(t *testing.T) {
+	ctx := context.Background()
+	for _, extra := range []string{`"authenticatorSelection":{"userVerification":"required"}`, `"authenticatorSelection":{"residentKey":"required","userVerification":"discouraged"}`} {
+		f := newFixture(t, ephemeral.Options{}, "4321")
+		if _, err := f.c.Create(ctx, creation(""), origin); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.New(f.key.Transport()).SetPIN(ctx, 2, "4321"); err != nil {
+			t.Fatal(err)
+		}
+		reg, err := f.c.Create(ctx, creation(extra), origin)
+		if err != nil {
+			t.Fatalf("%s after a PIN was set elsewhere: %v", extra, err)
+		}
+		if reg.Response.AuthenticatorData[32]&0x04 == 0 {
+			t.Errorf("%s: no UV flag", extra)
+		}
+	}
+}

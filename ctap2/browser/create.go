@@ -42,6 +42,14 @@ var credProtectLevels = map[string]uint64{
 func (c *Client) CreateWithOptions(ctx context.Context, o *CreationOptions, origin, topOrigin string) (*RegistrationResponse, error) {
 	ctx, cancel := c.withTimeout(ctx, o.Timeout)
 	defer cancel()
+	resp, err := c.create(ctx, o, origin, topOrigin)
+	if err != nil && c.retryable(ctx, err) {
+		resp, err = c.create(ctx, o, origin, topOrigin)
+	}
+	return resp, err
+}
+
+func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrigin string) (*RegistrationResponse, error) {
 	s, caller, err := c.start(ctx, origin, o.RP.ID)
 	if err != nil {
 		return nil, err

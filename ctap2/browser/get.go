@@ -40,6 +40,14 @@ func prfSalt(input []byte) []byte {
 func (c *Client) GetWithOptions(ctx context.Context, o *RequestOptions, origin, topOrigin string) (*AuthenticationResponse, error) {
 	ctx, cancel := c.withTimeout(ctx, o.Timeout)
 	defer cancel()
+	resp, err := c.get(ctx, o, origin, topOrigin)
+	if err != nil && c.retryable(ctx, err) {
+		resp, err = c.get(ctx, o, origin, topOrigin)
+	}
+	return resp, err
+}
+
+func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin string) (*AuthenticationResponse, error) {
 	s, caller, err := c.start(ctx, origin, o.RPID)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,18 +12,17 @@ import (
 // reads padded and standard base64, which some relying parties emit.
 type Bytes []byte
 
-// MarshalJSON encodes b as base64url without padding.
-func (b Bytes) MarshalJSON() ([]byte, error) {
-	return json.Marshal(base64.RawURLEncoding.EncodeToString(b))
+// MarshalText encodes b as base64url without padding (encoding/json
+// quotes it).
+func (b Bytes) MarshalText() ([]byte, error) {
+	out := make([]byte, base64.RawURLEncoding.EncodedLen(len(b)))
+	base64.RawURLEncoding.Encode(out, b)
+	return out, nil
 }
 
-// UnmarshalJSON decodes base64url or base64, padded or not.
-func (b *Bytes) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("want a base64url string: %w", err)
-	}
-	out, err := decodeBase64(s)
+// UnmarshalText decodes base64url or base64, padded or not.
+func (b *Bytes) UnmarshalText(text []byte) error {
+	out, err := decodeBase64(string(text))
 	if err != nil {
 		return err
 	}
@@ -147,25 +145,22 @@ type Extensions struct {
 	HMACGetSecret                     *HMACGetSecretInput `json:"hmacGetSecret,omitempty"`
 }
 
-// unwrapPublicKey returns the options inside {"publicKey": …}, the shape
-// go-webauthn and navigator.credentials.create() take, or data itself.
-func unwrapPublicKey(data []byte) []byte {
-	var wrapped struct {
-		PublicKey json.RawMessage `json:"publicKey"`
-	}
-	if json.Unmarshal(data, &wrapped) == nil && len(bytes.TrimSpace(wrapped.PublicKey)) > 0 && wrapped.PublicKey[0] == '{' {
-		return wrapped.PublicKey
-	}
-	return data
-}
-
 // ParseCreationOptions reads PublicKeyCredentialCreationOptionsJSON, bare
 // or wrapped as {"publicKey": …}. Malformed options are a TypeError, as
 // PublicKeyCredential.parseCreationOptionsFromJSON() throws.
 func ParseCreationOptions(data []byte) (*CreationOptions, error) {
-	var o CreationOptions
-	if err := json.Unmarshal(unwrapPublicKey(data), &o); err != nil {
+	// One pass reads both shapes: bare, or wrapped as {"publicKey": …}
+	// (navigator.credentials.create()'s argument, which go-webauthn emits).
+	var w struct {
+		PublicKey *CreationOptions `json:"publicKey"`
+		CreationOptions
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, domError(TypeError, err, "the creation options are not PublicKeyCredentialCreationOptionsJSON")
+	}
+	o := w.CreationOptions
+	if w.PublicKey != nil {
+		o = *w.PublicKey
 	}
 	switch {
 	case o.Challenge == nil:
@@ -182,9 +177,16 @@ func ParseCreationOptions(data []byte) (*CreationOptions, error) {
 // ParseRequestOptions reads PublicKeyCredentialRequestOptionsJSON, bare or
 // wrapped as {"publicKey": …}.
 func ParseRequestOptions(data []byte) (*RequestOptions, error) {
-	var o RequestOptions
-	if err := json.Unmarshal(unwrapPublicKey(data), &o); err != nil {
+	var w struct {
+		PublicKey *RequestOptions `json:"publicKey"`
+		RequestOptions
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, domError(TypeError, err, "the request options are not PublicKeyCredentialRequestOptionsJSON")
+	}
+	o := w.RequestOptions
+	if w.PublicKey != nil {
+		o = *w.PublicKey
 	}
 	if o.Challenge == nil {
 		return nil, domError(TypeError, nil, "the request options have no challenge")
