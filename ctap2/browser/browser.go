@@ -226,27 +226,50 @@ func (s *session) uvParams(clientDataHash []byte, options map[string]bool) ([]by
 	return nil, nil, options
 }
 
-// batches splits list into the requests a key takes: at most
-// maxCredentialCountInList descriptors each (CTAP 2.1 section 6.4; 1 on a
-// CTAP 2.0 key that does not say, as Chromium does), and few enough bytes
-// to leave room in maxMsgSize for the rest of the request.
-func (s *session) batches(list []ctap2.CredentialDescriptor) [][]ctap2.CredentialDescriptor {
-	count := 1
+// descriptorOverhead is what a descriptor takes besides its ID:
+// {"id": bstr, "type": "public-key"} in CBOR.
+const descriptorOverhead = 24
+
+// listLimits is how many descriptors, and how many bytes of them, one
+// request may carry.
+func (s *session) listLimits() (count, budget int) {
+	count = 1
 	if n := s.info.MaxCredentialCountInList; n > 0 {
 		count = int(n)
 	}
-	budget := 1024
+	budget = 1024
 	if s.info.MaxMsgSize > 0 {
 		budget = int(s.info.MaxMsgSize)
 	}
 	// clientDataHash, rpId, pinUvAuthParam, options and extensions: what
 	// the rest of a getAssertion or makeCredential may take.
-	budget -= 512
+	return count, budget - 512
+}
+
+// tooLong reports whether list needs more than one request.
+func (s *session) tooLong(list []ctap2.CredentialDescriptor) bool {
+	count, budget := s.listLimits()
+	if len(list) > count {
+		return true
+	}
+	size := 0
+	for _, d := range list {
+		size += len(d.ID) + descriptorOverhead
+	}
+	return size > budget
+}
+
+// batches splits list into the requests a key takes: at most
+// maxCredentialCountInList descriptors each (CTAP 2.1 section 6.4; 1 on a
+// CTAP 2.0 key that does not say, as Chromium does), and few enough bytes
+// to leave room in maxMsgSize for the rest of the request.
+func (s *session) batches(list []ctap2.CredentialDescriptor) [][]ctap2.CredentialDescriptor {
+	count, budget := s.listLimits()
 	var out [][]ctap2.CredentialDescriptor
 	var cur []ctap2.CredentialDescriptor
 	size := 0
 	for _, d := range list {
-		n := len(d.ID) + 24 // {"id": bstr, "type": "public-key"}
+		n := len(d.ID) + descriptorOverhead
 		if len(cur) > 0 && (len(cur) == count || size+n > budget) {
 			out = append(out, cur)
 			cur, size = nil, 0

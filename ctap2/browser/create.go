@@ -166,7 +166,7 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 	}
 	exclude := s.usableDescriptors(o.ExcludeCredentials)
 	perms := ctap2.PermMakeCredential
-	long := len(s.batches(exclude)) > 1
+	long := s.tooLong(exclude)
 	if long {
 		perms |= ctap2.PermGetAssertion
 	}

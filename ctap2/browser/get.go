@@ -94,7 +94,7 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 	// An allowCredentials longer than one request carries, or one whose
 	// credentials have their own PRF inputs: a silent pre-flight picks the
 	// credential the key holds, as Chromium does.
-	needOne := len(s.batches(allow)) > 1 || (in.PRF != nil && len(in.PRF.EvalByCredential) > 0 && len(allow) > 1)
+	needOne := s.tooLong(allow) || (in.PRF != nil && len(in.PRF.EvalByCredential) > 0 && len(allow) > 1)
 	if needOne {
 		found, err := s.preflight(ctx, allow)
 		if err != nil {

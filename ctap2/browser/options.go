@@ -145,16 +145,25 @@ type Extensions struct {
 	HMACGetSecret                     *HMACGetSecretInput `json:"hmacGetSecret,omitempty"`
 }
 
+// wrappedCreationOptions reads both shapes of the options in one pass.
+type wrappedCreationOptions struct {
+	PublicKey *CreationOptions `json:"publicKey"`
+	CreationOptions
+}
+
+// wrappedRequestOptions reads both shapes of the options in one pass.
+type wrappedRequestOptions struct {
+	PublicKey *RequestOptions `json:"publicKey"`
+	RequestOptions
+}
+
 // ParseCreationOptions reads PublicKeyCredentialCreationOptionsJSON, bare
 // or wrapped as {"publicKey": …}. Malformed options are a TypeError, as
 // PublicKeyCredential.parseCreationOptionsFromJSON() throws.
 func ParseCreationOptions(data []byte) (*CreationOptions, error) {
 	// One pass reads both shapes: bare, or wrapped as {"publicKey": …}
 	// (navigator.credentials.create()'s argument, which go-webauthn emits).
-	var w struct {
-		PublicKey *CreationOptions `json:"publicKey"`
-		CreationOptions
-	}
+	var w wrappedCreationOptions
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, domError(TypeError, err, "the creation options are not PublicKeyCredentialCreationOptionsJSON")
 	}
@@ -177,10 +186,7 @@ func ParseCreationOptions(data []byte) (*CreationOptions, error) {
 // ParseRequestOptions reads PublicKeyCredentialRequestOptionsJSON, bare or
 // wrapped as {"publicKey": …}.
 func ParseRequestOptions(data []byte) (*RequestOptions, error) {
-	var w struct {
-		PublicKey *RequestOptions `json:"publicKey"`
-		RequestOptions
-	}
+	var w wrappedRequestOptions
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, domError(TypeError, err, "the request options are not PublicKeyCredentialRequestOptionsJSON")
 	}
