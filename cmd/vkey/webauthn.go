@@ -175,6 +175,9 @@ func webauthnExitCode(err error) error {
 	if errors.As(err, &ec) {
 		return err
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return withExitCode(exitTimeout, err)
+	}
 	if errors.As(ctapError(err), &ec) {
 		return withExitCode(ec.code, err)
 	}

@@ -98,6 +98,17 @@ func TestE2EWebAuthnCLIDevice(t *testing.T) {
 	if code != exitError || domError(t, out) != "NotAllowedError" {
 		t.Fatalf("denied touch: exit %d, %s; want 1 and NotAllowedError", code, out)
 	}
+
+	// Nobody touches: the options' timeout passes, NotAllowedError, exit 6.
+	wait := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "touch")
+	var short map[string]map[string]any
+	_ = json.Unmarshal(optsJSON, &short)
+	short["publicKey"]["timeout"] = 300
+	shortJSON, _ := json.Marshal(short)
+	out, code = webauthnCLI(t, wait.Env, shortJSON, "create", "--device", wait.Where, "--origin", rp.Origin, "--json")
+	if code != exitTimeout || domError(t, out) != "NotAllowedError" {
+		t.Fatalf("untouched key: exit %d, %s; want 6 and NotAllowedError", code, out)
+	}
 }
 
 // TestE2EWebAuthnCLIEphemeral: --ephemeral --state keeps the credential

@@ -7,15 +7,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/browser"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/internal/ephemeral"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // recorder is a transport that remembers the list lengths of each
@@ -379,5 +382,47 @@ func TestStaleInfo(t *testing.T) {
 		if reg.Response.AuthenticatorData[32]&0x04 == 0 {
 			t.Errorf("%s: no UV flag", extra)
 		}
+	}
+}
+
+// TestTimeout: a touch that never comes ends with NotAllowedError when the
+// options' timeout passes (WebAuthn L3 section 5.1.3 step 23), and a
+// cancelled context with AbortError.
+func TestTimeout(t *testing.T) {
+	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: ctap2.PresenceFunc(func(ctx context.Context, _ ctap2.PresenceRequest) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := browser.New(client.Direct{A: a}, browser.Options{})
+	start := time.Now()
+	_, err = c.Create(context.Background(), creation(`"timeout":100`), origin)
+	if browser.ErrorName(err) != browser.NotAllowedError {
+		t.Fatalf("timeout: %v, want NotAllowedError", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the 100 ms timeout took %v", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	_, err = c.Create(ctx, creation(""), origin)
+	if browser.ErrorName(err) != browser.AbortError {
+		t.Fatalf("cancelled: %v, want AbortError", err)
+	}
+}
+
+func TestTimeoutIsDeadlineExceeded(t *testing.T) {
+	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: ctap2.PresenceFunc(func(ctx context.Context, _ ctap2.PresenceRequest) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = browser.New(client.Direct{A: a}, browser.Options{}).Create(context.Background(), creation(`"timeout":50`), origin)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a timed-out ceremony's error %v does not say context.DeadlineExceeded (the CLI's exit status 6 needs it)", err)
 	}
 }

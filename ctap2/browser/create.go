@@ -40,13 +40,16 @@ var credProtectLevels = map[string]uint64{
 
 // CreateWithOptions is Create for parsed options.
 func (c *Client) CreateWithOptions(ctx context.Context, o *CreationOptions, origin, topOrigin string) (*RegistrationResponse, error) {
-	ctx, cancel := c.withTimeout(ctx, o.Timeout)
+	cctx, cancel := c.withTimeout(ctx, o.Timeout)
 	defer cancel()
-	resp, err := c.create(ctx, o, origin, topOrigin)
-	if err != nil && c.retryable(ctx, err) {
-		resp, err = c.create(ctx, o, origin, topOrigin)
+	resp, err := c.create(cctx, o, origin, topOrigin)
+	if err != nil && c.retryable(cctx, err) {
+		resp, err = c.create(cctx, o, origin, topOrigin)
 	}
-	return resp, err
+	if err != nil {
+		return nil, ceremonyError(ctx, cctx, err)
+	}
+	return resp, nil
 }
 
 func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrigin string) (*RegistrationResponse, error) {

@@ -101,3 +101,17 @@ func ctapError(op string, err error) error {
 	}
 	return domError(NotAllowedError, err, "%s failed", op)
 }
+
+// ceremonyError names a failure after how the ceremony ended: the caller
+// cancelling it (parent done) is AbortError (section 5.6, "abort"), its
+// timeout passing is NotAllowedError (section 5.1.3 step 23), whatever the
+// authenticator answered to the cancellation.
+func ceremonyError(parent, ctx context.Context, err error) error {
+	switch {
+	case parent.Err() != nil && !errors.Is(parent.Err(), context.DeadlineExceeded):
+		return domError(AbortError, fmt.Errorf("%w: %w", parent.Err(), err), "the ceremony was cancelled")
+	case ctx.Err() != nil:
+		return domError(NotAllowedError, fmt.Errorf("%w: %w", ctx.Err(), err), "the ceremony timed out")
+	}
+	return err
+}

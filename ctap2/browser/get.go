@@ -38,13 +38,16 @@ func prfSalt(input []byte) []byte {
 
 // GetWithOptions is Get for parsed options.
 func (c *Client) GetWithOptions(ctx context.Context, o *RequestOptions, origin, topOrigin string) (*AuthenticationResponse, error) {
-	ctx, cancel := c.withTimeout(ctx, o.Timeout)
+	cctx, cancel := c.withTimeout(ctx, o.Timeout)
 	defer cancel()
-	resp, err := c.get(ctx, o, origin, topOrigin)
-	if err != nil && c.retryable(ctx, err) {
-		resp, err = c.get(ctx, o, origin, topOrigin)
+	resp, err := c.get(cctx, o, origin, topOrigin)
+	if err != nil && c.retryable(cctx, err) {
+		resp, err = c.get(cctx, o, origin, topOrigin)
 	}
-	return resp, err
+	if err != nil {
+		return nil, ceremonyError(ctx, cctx, err)
+	}
+	return resp, nil
 }
 
 func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin string) (*AuthenticationResponse, error) {
