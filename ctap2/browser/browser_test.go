@@ -3,8 +3,11 @@ package browser_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -424,5 +427,66 @@ func TestTimeoutIsDeadlineExceeded(t *testing.T) {
 	_, err = browser.New(client.Direct{A: a}, browser.Options{}).Create(context.Background(), creation(`"timeout":50`), origin)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a timed-out ceremony's error %v does not say context.DeadlineExceeded (the CLI's exit status 6 needs it)", err)
+	}
+}
+
+// TestPublicKeyVerifiesAssertions: response.publicKey (SPKI DER) and
+// publicKeyAlgorithm are the credential's key: an assertion's signature
+// over authenticatorData || SHA-256(clientDataJSON) verifies with them,
+// for ES256 and EdDSA.
+func TestPublicKeyVerifiesAssertions(t *testing.T) {
+	f := newFixture(t, ephemeral.Options{}, "")
+	ctx := context.Background()
+	for _, alg := range []int64{-7, -8} {
+		opts := strings.Replace(string(creation("")), `"alg":-7`, fmt.Sprintf(`"alg":%d`, alg), 1)
+		reg, err := f.c.Create(ctx, []byte(opts), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg.Response.PublicKeyAlgorithm != alg {
+			t.Fatalf("publicKeyAlgorithm %d, want %d", reg.Response.PublicKeyAlgorithm, alg)
+		}
+		pub, err := x509.ParsePKIXPublicKey(reg.Response.PublicKey)
+		if err != nil {
+			t.Fatalf("publicKey is not SPKI DER: %v", err)
+		}
+		got, err := f.c.Get(ctx, request(`"allowCredentials":`+descriptors(reg.RawID)), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(got.Response.ClientDataJSON)
+		signed := append(append([]byte(nil), got.Response.AuthenticatorData...), h[:]...)
+		ok := false
+		switch k := pub.(type) {
+		case *ecdsa.PublicKey:
+			d := sha256.Sum256(signed)
+			ok = alg == -7 && ecdsa.VerifyASN1(k, d[:], got.Response.Signature)
+		case ed25519.PublicKey:
+			ok = alg == -8 && ed25519.Verify(k, signed, got.Response.Signature)
+		}
+		if !ok {
+			t.Fatalf("alg %d: the signature does not verify with response.publicKey (%T)", alg, pub)
+		}
+	}
+}
+
+// TestResidentKeyPreferred: residentKey "preferred" makes a discoverable
+// credential when the user can verify, and a non-discoverable one on a
+// key with a PIN the browser does not know, rather than failing.
+func TestResidentKeyPreferred(t *testing.T) {
+	ctx := context.Background()
+	pref := `"authenticatorSelection":{"residentKey":"preferred","userVerification":"discouraged"},"extensions":{"credProps":true}`
+	for _, tc := range []struct {
+		keyPIN, browserPIN string
+		rk                 bool
+	}{{"", "", true}, {"4321", "4321", true}, {"4321", "", false}} {
+		f := newFixture(t, ephemeral.Options{PIN: tc.keyPIN}, tc.browserPIN)
+		reg, err := f.c.Create(ctx, creation(pref), origin)
+		if err != nil {
+			t.Fatalf("key PIN %q, browser PIN %q: %v", tc.keyPIN, tc.browserPIN, err)
+		}
+		if reg.ClientExtensionResults.CredProps == nil || reg.ClientExtensionResults.CredProps.RK != tc.rk {
+			t.Errorf("key PIN %q, browser PIN %q: credProps %s, want rk=%v", tc.keyPIN, tc.browserPIN, reg.JSON(), tc.rk)
+		}
 	}
 }

@@ -95,7 +95,10 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 		}
 		rk = true
 	case sel.ResidentKey == "preferred":
-		rk = s.option("rk")
+		// A discoverable credential needs user verification on a key with
+		// a PIN (below); one the user cannot verify for gets a
+		// non-discoverable credential instead, as Chromium does.
+		rk = s.option("rk") && (!s.option("clientPin") || c.opts.PIN != "" || s.option("uv"))
 	}
 
 	// Extensions (sections 9 and 10; CTAP 2.1 section 12).
