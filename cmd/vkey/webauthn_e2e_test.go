@@ -183,11 +183,18 @@ func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
 	}
 	script, _ := filepath.Abs("../../testdata/python/webauthn_cli.py")
-	cmd := exec.Command("/usr/bin/python3", script)
+	runRPScript(t, "python3-fido2", exec.Command("/usr/bin/python3", script))
+}
+
+// runRPScript runs a relying party's test script against the vkey binary
+// ($VKEY_BIN) with private runtime and temporary folders, and logs what it
+// says.
+func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "VKEY_BIN="+e2eBinary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("python3-fido2 failed: %v\n%s", err, out)
+		t.Fatalf("%s failed: %v\n%s", rp, err, out)
 	}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		t.Log(l)
@@ -205,12 +212,5 @@ func TestE2EWebAuthnSimpleWebAuthn(t *testing.T) {
 	}
 	cmd := exec.Command("node", "webauthn_cli.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "VKEY_BIN="+e2eBinary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("@simplewebauthn/server failed: %v\n%s", err, out)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		t.Log(l)
-	}
+	runRPScript(t, "@simplewebauthn/server", cmd)
 }

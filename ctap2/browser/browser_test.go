@@ -388,10 +388,10 @@ func TestStaleInfo(t *testing.T) {
 	}
 }
 
-// TestTimeout: a touch that never comes ends with NotAllowedError when the
-// options' timeout passes (WebAuthn L3 section 5.1.3 step 23), and a
-// cancelled context with AbortError.
-func TestTimeout(t *testing.T) {
+// untouched is a browser in front of a key nobody touches: presence waits
+// until the request is cancelled.
+func untouched(t *testing.T) *browser.Client {
+	t.Helper()
 	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: ctap2.PresenceFunc(func(ctx context.Context, _ ctap2.PresenceRequest) error {
 		<-ctx.Done()
 		return ctx.Err()
@@ -399,9 +399,16 @@ func TestTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := browser.New(client.Direct{A: a}, browser.Options{})
+	return browser.New(client.Direct{A: a}, browser.Options{})
+}
+
+// TestTimeout: a touch that never comes ends with NotAllowedError when the
+// options' timeout passes (WebAuthn L3 section 5.1.3 step 23), and a
+// cancelled context with AbortError.
+func TestTimeout(t *testing.T) {
+	c := untouched(t)
 	start := time.Now()
-	_, err = c.Create(context.Background(), creation(`"timeout":100`), origin)
+	_, err := c.Create(context.Background(), creation(`"timeout":100`), origin)
 	if browser.ErrorName(err) != browser.NotAllowedError {
 		t.Fatalf("timeout: %v, want NotAllowedError", err)
 	}
@@ -417,14 +424,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestTimeoutIsDeadlineExceeded(t *testing.T) {
-	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: ctap2.PresenceFunc(func(ctx context.Context, _ ctap2.PresenceRequest) error {
-		<-ctx.Done()
-		return ctx.Err()
-	})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = browser.New(client.Direct{A: a}, browser.Options{}).Create(context.Background(), creation(`"timeout":50`), origin)
+	_, err := untouched(t).Create(context.Background(), creation(`"timeout":50`), origin)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a timed-out ceremony's error %v does not say context.DeadlineExceeded (the CLI's exit status 6 needs it)", err)
 	}
