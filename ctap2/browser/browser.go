@@ -146,6 +146,13 @@ type session struct {
 	// is used through one; builtinUV asks for the uv option instead.
 	token     *client.Token
 	builtinUV bool
+	// tokenSpent is set when a pre-flight used the token: a CTAP 2.1 key
+	// may have cleared its permissions (section 6.2.2), so the ceremony
+	// gets a new one (renewToken).
+	tokenSpent bool
+	// uvRequirement and perms are what verifyUser was asked, for renewToken.
+	uvRequirement string
+	perms         ctap2.Permission
 }
 
 // pinUVProtocol is the key's first choice among the PIN/UV auth protocols
@@ -171,6 +178,12 @@ func (s *session) verifyUser(ctx context.Context, requirement string, perms ctap
 	if requirement == "" {
 		requirement = "preferred"
 	}
+	s.uvRequirement, s.perms = requirement, perms
+	if !s.option("pinUvAuthToken") {
+		// A CTAP 2.0 key: getPinToken, without permissions or RP ID
+		// (CTAP 2.1 section 6.5.5.7.1 keeps it for such keys).
+		perms = 0
+	}
 	hasUV := s.option("uv")
 	hasPIN := s.option("clientPin") && s.c.opts.PIN != ""
 	need := requirement == "required" || s.option("alwaysUv")
@@ -195,7 +208,11 @@ func (s *session) verifyUser(ctx context.Context, requirement string, perms ctap
 		return nil
 	}
 	if hasPIN {
-		tok, err := s.c.ctap.PINToken(ctx, s.pinUVProtocol(), s.c.opts.PIN, perms, s.rpID)
+		rpID := s.rpID
+		if perms == 0 {
+			rpID = ""
+		}
+		tok, err := s.c.ctap.PINToken(ctx, s.pinUVProtocol(), s.c.opts.PIN, perms, rpID)
 		if err != nil {
 			return ctapError("user verification", err)
 		}
@@ -209,6 +226,16 @@ func (s *session) verifyUser(ctx context.Context, requirement string, perms ctap
 		return domError(NotAllowedError, nil, "user verification is required and the key has a PIN, but this client was given none")
 	}
 	return domError(NotAllowedError, nil, "user verification is required and the key has neither a PIN nor built-in user verification (set a PIN: `vkey pin set`)")
+}
+
+// renewToken gets a new token when a pre-flight spent the one the
+// ceremony had.
+func (s *session) renewToken(ctx context.Context) error {
+	if !s.tokenSpent {
+		return nil
+	}
+	s.token, s.tokenSpent = nil, false
+	return s.verifyUser(ctx, s.uvRequirement, s.perms)
 }
 
 // uvParams fills the pinUvAuthParam and protocol for clientDataHash, or
@@ -312,6 +339,7 @@ func (s *session) preflight(ctx context.Context, list []ctap2.CredentialDescript
 			// With a token the key also finds credProtect level 3
 			// credentials (CTAP 2.1 section 6.2.2 step 7).
 			req.PinUvAuthParam, req.PinUvAuthProtocol = s.token.Param(dummy[:]), s.token.Version()
+			s.tokenSpent = true
 		}
 		resp, err := s.c.ctap.GetAssertion(ctx, req)
 		var st ctap2.Status

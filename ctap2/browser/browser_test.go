@@ -490,3 +490,31 @@ func TestResidentKeyPreferred(t *testing.T) {
 		}
 	}
 }
+
+// TestLongListsWithPIN: the pre-flights of a ceremony with user
+// verification use its token, and the ceremony itself still verifies.
+func TestLongListsWithPIN(t *testing.T) {
+	f := newFixture(t, ephemeral.Options{PIN: "4321"}, "4321")
+	ctx := context.Background()
+	uv := `"userVerification":"required"`
+	reg, err := f.c.Create(ctx, creation(`"authenticatorSelection":{`+uv+`}`), origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [][]byte
+	for i := 0; i < 40; i++ {
+		ids = append(ids, random(48))
+	}
+	ids[37] = reg.RawID
+	got, err := f.c.Get(ctx, request(uv+`,"allowCredentials":`+descriptors(ids...)), origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.RawID, reg.RawID) || got.Response.AuthenticatorData[32]&0x05 != 0x05 {
+		t.Fatalf("signed with %x, flags %#x: want the listed credential, UP and UV", got.RawID, got.Response.AuthenticatorData[32])
+	}
+	_, err = f.c.Create(ctx, creation(`"authenticatorSelection":{`+uv+`},"excludeCredentials":`+descriptors(ids...)), origin)
+	if browser.ErrorName(err) != browser.InvalidStateError {
+		t.Fatalf("excluded credential with a PIN: %v, want InvalidStateError", err)
+	}
+}

@@ -198,6 +198,9 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 			exclude = []ctap2.CredentialDescriptor{*found}
 		}
 	}
+	if err := s.renewToken(ctx); err != nil {
+		return nil, err
+	}
 
 	req := &ctap2.MakeCredentialRequest{
 		ClientDataHash:   cdHash,

@@ -108,6 +108,9 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		}
 		allow = []ctap2.CredentialDescriptor{*found}
 	}
+	if err := s.renewToken(ctx); err != nil {
+		return nil, err
+	}
 
 	cdJSON, cdHash, err := clientData("webauthn.get", o.Challenge, caller, topOrigin)
 	if err != nil {
