@@ -1,10 +1,10 @@
 package browser
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Bytes is binary data as WebAuthn's JSON forms carry it: base64url
@@ -22,24 +22,16 @@ func (b Bytes) MarshalText() ([]byte, error) {
 
 // UnmarshalText decodes base64url or base64, padded or not.
 func (b *Bytes) UnmarshalText(text []byte) error {
-	out, err := decodeBase64(string(text))
+	t := bytes.TrimRight(text, "=")
+	out := make([]byte, base64.RawURLEncoding.DecodedLen(len(t)))
+	n, err := base64.RawURLEncoding.Decode(out, t)
 	if err != nil {
-		return err
+		if n, err = base64.RawStdEncoding.Decode(out, t); err != nil {
+			return fmt.Errorf("%q is not base64url", t)
+		}
 	}
-	*b = out
+	*b = out[:n]
 	return nil
-}
-
-func decodeBase64(s string) ([]byte, error) {
-	t := strings.TrimRight(s, "=")
-	if out, err := base64.RawURLEncoding.DecodeString(t); err == nil {
-		return out, nil
-	}
-	out, err := base64.RawStdEncoding.DecodeString(t)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not base64url", s)
-	}
-	return out, nil
 }
 
 // RPEntity is PublicKeyCredentialRpEntity.
