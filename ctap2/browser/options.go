@@ -178,6 +178,12 @@ func ParseCreationOptions(data []byte) (*CreationOptions, error) {
 // ParseRequestOptions reads PublicKeyCredentialRequestOptionsJSON, bare or
 // wrapped as {"publicKey": …}.
 func ParseRequestOptions(data []byte) (*RequestOptions, error) {
+	if o, ok := parseRequestFast(data); ok {
+		if o.Challenge == nil {
+			return nil, domError(TypeError, nil, "the request options have no challenge")
+		}
+		return o, nil
+	}
 	var w wrappedRequestOptions
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, domError(TypeError, err, "the request options are not PublicKeyCredentialRequestOptionsJSON")
