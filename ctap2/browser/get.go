@@ -117,7 +117,13 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		return nil, err
 	}
 
-	ext := map[string]cbor.RawMessage{}
+	var ext map[string]cbor.RawMessage // made when an extension is sent
+	setExt := func(name string, raw cbor.RawMessage) {
+		if ext == nil {
+			ext = map[string]cbor.RawMessage{}
+		}
+		ext[name] = raw
+	}
 	var hmac *client.HMACSecret
 	var salts [][]byte
 	switch {
@@ -155,19 +161,17 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		if err != nil {
 			return nil, err
 		}
-		ext["hmac-secret"] = raw
+		setExt("hmac-secret", raw)
 	}
 	if in.GetCredBlob && s.supportsExtension("credBlob") {
-		ext["credBlob"] = cbor.RawMessage{0xf5}
+		setExt("credBlob", cbor.RawMessage{0xf5})
 	}
 	if in.LargeBlob != nil && (in.LargeBlob.Read || in.LargeBlob.Write != nil) && s.option("largeBlobs") {
-		ext["largeBlobKey"] = cbor.RawMessage{0xf5}
+		setExt("largeBlobKey", cbor.RawMessage{0xf5})
 	}
 
 	req := &ctap2.GetAssertionRequest{RPID: s.rpID, ClientDataHash: cdHash, AllowList: allow}
-	if len(ext) > 0 {
-		req.Extensions = ext
-	}
+	req.Extensions = ext
 	req.PinUvAuthParam, req.PinUvAuthProtocol, req.Options = s.uvParams(cdHash, nil)
 	resp, err := c.ctap.GetAssertion(ctx, req)
 	if err != nil {
