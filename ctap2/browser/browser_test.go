@@ -308,7 +308,7 @@ func TestExtensions(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := got.ClientExtensionResults
-	if string(res.GetCredBlob) != "blob!" || res.LargeBlob == nil || res.LargeBlob.Written == nil || !*res.LargeBlob.Written {
+	if res.GetCredBlob == nil || string(*res.GetCredBlob) != "blob!" || res.LargeBlob == nil || res.LargeBlob.Written == nil || !*res.LargeBlob.Written {
 		t.Fatalf("getCredBlob and largeBlob write: %s", got.JSON())
 	}
 	got, err = f.c.Get(ctx, request(`"extensions":{"largeBlob":{"read":true}}`), origin)

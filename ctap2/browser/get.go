@@ -223,10 +223,8 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		if raw, ok := ad.extensions["credBlob"]; ok {
 			_ = cbor.Unmarshal(raw, &blob)
 		}
-		results.GetCredBlob = Bytes(blob)
-		if results.GetCredBlob == nil {
-			results.GetCredBlob = Bytes{}
-		}
+		b := Bytes(blob)
+		results.GetCredBlob = &b
 	}
 	if lb := in.LargeBlob; lb != nil && (lb.Read || lb.Write != nil) {
 		results.LargeBlob = &LargeBlobOutputs{}

@@ -126,7 +126,7 @@ type ClientExtensionResults struct {
 	PRF              *PRFOutputs          `json:"prf,omitempty"`
 	LargeBlob        *LargeBlobOutputs    `json:"largeBlob,omitempty"`
 	CredBlob         *bool                `json:"credBlob,omitempty"`
-	GetCredBlob      Bytes                `json:"getCredBlob,omitempty"`
+	GetCredBlob      *Bytes               `json:"getCredBlob,omitempty"` // empty when the credential has none (CTAP 2.1 section 12.2)
 	HMACCreateSecret *bool                `json:"hmacCreateSecret,omitempty"`
 	HMACGetSecret    *HMACGetSecretOutput `json:"hmacGetSecret,omitempty"`
 }

@@ -15,7 +15,7 @@ func TestAuthenticationResponseJSON(t *testing.T) {
 			Response: AuthenticatorAssertionResponse{ClientDataJSON: []byte(`{"a":1}`), AuthenticatorData: make([]byte, 37), Signature: []byte{1, 2, 0xff}, UserHandle: []byte("u")}},
 		{ID: "x\"\\<é", RawID: []byte{0xfb, 0xff}, Type: "public-key",
 			Response:               AuthenticatorAssertionResponse{Signature: []byte{1}},
-			ClientExtensionResults: ClientExtensionResults{GetCredBlob: Bytes{}, PRF: &PRFOutputs{Results: &PRFValues{First: []byte{1}}}}},
+			ClientExtensionResults: ClientExtensionResults{GetCredBlob: &Bytes{}, PRF: &PRFOutputs{Results: &PRFValues{First: []byte{1}}}}},
 	} {
 		want, err := json.Marshal(plain(r))
 		if err != nil {
