@@ -93,6 +93,25 @@ func TestE2EWebAuthnCLIDevice(t *testing.T) {
 		t.Fatalf("go-webauthn rejected the assertion: %v", err)
 	}
 
+	// Over UDP (the simulator transport) as over the pty.
+	udp := startKey(t, "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto")
+	bob := webauthntest.NewUser("bob")
+	opts, session, err = rp.W.BeginRegistration(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpJSON, _ := json.Marshal(opts)
+	out, code = webauthnCLI(t, udp.Env, udpJSON, "create", "--device", udp.Where, "--origin", rp.Origin)
+	if code != 0 {
+		t.Fatalf("create over UDP: exit %d\n%s", code, out)
+	}
+	if parsed, err = protocol.ParseCredentialCreationResponseBytes(out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.W.CreateCredential(bob, *session, parsed); err != nil {
+		t.Fatalf("go-webauthn rejected the registration over UDP: %v", err)
+	}
+
 	deny := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "deny")
 	out, code = webauthnCLI(t, deny.Env, optsJSON, "create", "--device", deny.Where, "--origin", rp.Origin, "--json")
 	if code != exitError || domError(t, out) != "NotAllowedError" {
