@@ -41,3 +41,19 @@ func TestControls(t *testing.T) {
 		t.Fatal("a removed credential still signs")
 	}
 }
+
+// TestSyncable: Options.Syncable makes backup-eligible passkeys (BE; BS
+// is the key's to set once a passkey is backed up).
+func TestSyncable(t *testing.T) {
+	kit := vkeytest.New(t, vkeytest.Options{Syncable: true})
+	cred, err := register(t, kit, newRP(t), webauthntest.NewUser("alice"), registration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cred.Flags.BackupEligible {
+		t.Fatalf("flags %+v: want BE on a syncable passkey", cred.Flags)
+	}
+	if device, err := register(t, vkeytest.New(t), newRP(t), webauthntest.NewUser("bob"), registration{}); err != nil || device.Flags.BackupEligible {
+		t.Fatalf("device-bound passkey: %v, flags %+v: want no BE", err, device.Flags)
+	}
+}

@@ -46,7 +46,7 @@ type Options struct {
 	// Attestation is the key's attestation format: none, packed-self,
 	// packed (default) or tpm (needs DeviceKeys from a TPM).
 	Attestation ctap2.AttestationFormat
-	// Syncable makes passkeys with the backup flags (BE, BS) set.
+	// Syncable makes syncable passkeys: backup eligible (the BE flag).
 	Syncable bool
 	// DeviceKeys makes the device-bound keys: a TPM's
 	// (tpm.TPM.KeyProvider()), for tpm attestation; nil for software keys.
