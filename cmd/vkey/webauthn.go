@@ -63,6 +63,9 @@ func newWebAuthnCeremonyCommand(name, short string) *cobra.Command {
 	}
 	o.dev.addFlags(cmd, true, true)
 	f := cmd.Flags()
+	// The response is always JSON; the shared flags say what they do here.
+	f.Lookup("json").Usage = "on a failure, also print {\"error\":{\"name\":DOMEXCEPTION,\"message\":...}} on stdout"
+	f.Lookup("pin-file").Usage = "read the PIN, for user verification, from this file (or set VKEY_PIN); without either the user knows no PIN"
 	f.StringVar(&o.origin, "origin", "", "the origin of the calling page, e.g. https://example.com (required)")
 	f.StringVar(&o.topOrigin, "top-origin", "", "the top-level page's origin, for a call from a cross-origin iframe")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "use an in-process key instead of a device (with a PIN when --pin-file or VKEY_PIN gives one)")
