@@ -223,7 +223,7 @@ func (s *session) verifyUser(ctx context.Context, requirement string, perms ctap
 		return nil
 	}
 	if s.option("clientPin") {
-		return domError(NotAllowedError, nil, "user verification is required and the key has a PIN, but this client was given none")
+		return domError(NotAllowedError, nil, "user verification is required and the key has a PIN, but this client was given none (browser.Options.PIN, vkeytest.Options.PIN, or vkey webauthn --pin-file)")
 	}
 	return domError(NotAllowedError, nil, "user verification is required and the key has neither a PIN nor built-in user verification (set a PIN: `vkey pin set`)")
 }

@@ -96,7 +96,7 @@ func ctapError(op string, err error) error {
 		case ctap2.ErrPINInvalid, ctap2.ErrPINBlocked, ctap2.ErrPINAuthBlocked, ctap2.ErrPINAuthInvalid, ctap2.ErrUVBlocked, ctap2.ErrUVInvalid:
 			return domError(NotAllowedError, err, "user verification failed")
 		case ctap2.ErrPUATRequired, ctap2.ErrPINNotSet:
-			return domError(NotAllowedError, err, "the authenticator requires user verification: give the client its PIN")
+			return domError(NotAllowedError, err, "the authenticator requires user verification: give the client its PIN (browser.Options.PIN, vkeytest.Options.PIN, or vkey webauthn --pin-file)")
 		}
 	}
 	return domError(NotAllowedError, err, "%s failed", op)
