@@ -2,6 +2,8 @@ package vkeytest_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -247,4 +249,36 @@ func TestBrowserErrors(t *testing.T) {
 			t.Error("UV flag not set after built-in user verification")
 		}
 	})
+}
+
+// TestGoWebAuthnAcceptsCrossOrigin: a registration from a frame of
+// login.example.com inside shop.example.net carries crossOrigin and
+// topOrigin, which go-webauthn checks against its allowed top origins.
+func TestGoWebAuthnAcceptsCrossOrigin(t *testing.T) {
+	for _, top := range []string{"https://shop.example.net", "https://evil.example.org"} {
+		w, err := webauthn.New(&webauthn.Config{RPID: "example.com", RPDisplayName: "Example", RPOrigins: []string{origin},
+			RPAllowCrossOrigin: true, RPTopOrigins: []string{"https://shop.example.net"}, RPTopOriginVerificationMode: protocol.TopOriginExplicitVerificationMode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := webauthntest.NewUser("alice")
+		opts, session, err := w.BeginRegistration(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		optsJSON, _ := json.Marshal(opts)
+		kit := vkeytest.New(t)
+		resp, err := kit.Browser().CreateInFrame(context.Background(), optsJSON, origin, top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := protocol.ParseCredentialCreationResponseBytes(resp.JSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.CreateCredential(u, *session, parsed)
+		if allowed := top == "https://shop.example.net"; (err == nil) != allowed {
+			t.Fatalf("top origin %s: go-webauthn says %v", top, err)
+		}
+	}
 }
