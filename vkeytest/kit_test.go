@@ -2,9 +2,15 @@ package vkeytest_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"testing"
 
 	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 	"github.com/vkey-dev/vkey/vkeytest"
 )
@@ -55,5 +61,37 @@ func TestSyncable(t *testing.T) {
 	}
 	if device, err := register(t, vkeytest.New(t), newRP(t), webauthntest.NewUser("bob"), registration{}); err != nil || device.Flags.BackupEligible {
 		t.Fatalf("device-bound passkey: %v, flags %+v: want no BE", err, device.Flags)
+	}
+}
+
+// TestAddedCredentialSignsIn: a credential a test puts on the key (the
+// WebDriver "Add Credential" command) signs in at the relying party that
+// holds its public key.
+func TestAddedCredentialSignsIn(t *testing.T) {
+	kit := vkeytest.New(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := webauthntest.NewUser("alice")
+	id, err := kit.AddCredential(ctap2.VirtualCredential{RPID: "example.com", UserHandle: u.ID, Discoverable: true, PrivateKey: pkcs8, SignCount: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, err := kit.Authenticator().VirtualCredential(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Credentials = append(u.Credentials, webauthn.Credential{ID: id, PublicKey: added.PublicKey, Authenticator: webauthn.Authenticator{SignCount: 7}})
+	got, err := login(t, kit, newRP(t), nil, []*webauthntest.User{u}, protocol.VerificationDiscouraged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Authenticator.SignCount <= 7 {
+		t.Errorf("counter %d after 7", got.Authenticator.SignCount)
 	}
 }
