@@ -22,9 +22,10 @@ build:
 run: build
 	./$(BIN) run $(RUNFLAGS)
 
-## deps: install the packages the tests need (apt-get, when root is available).
+## deps: install the packages the tests need (apt-get, when root is available; npm for testdata/node).
 deps:
 	@bash .ci/deps
+	@bash .ci/deps-node
 
 ## test: everything CI runs.
 test: deps lint unit race fuzz vmtest

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/keystore"
@@ -80,8 +81,15 @@ type Options struct {
 	// default).
 	MaxCredentials int
 
+	// PIN, if not empty, is set on a key that has none yet (CTAP 2.1
+	// clientPIN setPIN).
+	PIN string
+
 	// Keys says where device-bound keys live (default SoftwareKeys).
 	Keys Keys
+	// DeviceKeys, if set, makes device-bound keys instead of what Keys
+	// selects (a TPM the caller opened: tpm.TPM.KeyProvider()).
+	DeviceKeys keystore.KeyProvider
 	// TPM is the TPM to use: "" for /dev/tpmrm0, or swtpm:SOCKET.
 	TPM string
 
@@ -209,9 +217,13 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 		verifier = k.UV
 	}
 	hub := control.NewHub()
+	deviceKeys := st.deviceKeys
+	if opts.DeviceKeys != nil {
+		deviceKeys = opts.DeviceKeys
+	}
 	a, err := ctap2.New(ctap2.Options{
 		Store:           k.Store,
-		DeviceKeys:      st.deviceKeys,
+		DeviceKeys:      deviceKeys,
 		Presence:        k.Presence,
 		UserVerifier:    verifier,
 		Attestation:     opts.Attestation,
@@ -224,6 +236,9 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 		return nil, &OptionError{err}
 	}
 	k.Authenticator = a
+	if err := setPIN(ctx, a, opts.PIN); err != nil {
+		return nil, err
+	}
 	k.device = hid.NewDevice(Handler(a), hid.DeviceConfig{MaxMsgSize: a.MaxMsgSize(), Logger: opts.Logger})
 
 	port, err := openTransport(ctx, &opts)
@@ -285,6 +300,50 @@ func (k *Key) Dial(ctx context.Context) (*hid.Client, error) {
 	k.dials.Go(func() { _ = k.device.Serve(k.ctx, dev) })
 	k.mu.Unlock()
 	return hid.NewClient(ctx, host)
+}
+
+// setPIN sets pin on a when it is not empty and a has no PIN yet.
+func setPIN(ctx context.Context, a *ctap2.Authenticator, pin string) error {
+	if pin == "" {
+		return nil
+	}
+	info, err := a.Info()
+	if err != nil {
+		return err
+	}
+	if info.Options["clientPin"] {
+		return nil
+	}
+	if err := client.New(client.Direct{A: a}).SetPIN(ctx, 2, pin); err != nil {
+		return fmt.Errorf("setting the PIN: %w", err)
+	}
+	return nil
+}
+
+// Direct is the authenticator as a client.Transport called in-process,
+// without CTAPHID framing: the fastest way for a Go client (Dial goes
+// through CTAPHID as a host would).
+func (k *Key) Direct() client.Transport { return client.Direct{A: k.Authenticator} }
+
+// SetPresence sets how touches are answered from now on: true approves
+// every request at once, false refuses them (presence.Auto or
+// presence.Deny).
+func (k *Key) SetPresence(approve bool) {
+	if approve {
+		k.Presence.SetMode(presence.Auto)
+	} else {
+		k.Presence.SetMode(presence.Deny)
+	}
+}
+
+// SetUV sets the outcome of built-in user verification; it reports false
+// when the key has none (Options.BuiltInUV).
+func (k *Key) SetUV(verified bool) bool {
+	if k.UV == nil {
+		return false
+	}
+	k.UV.SetVerified(verified)
+	return true
 }
 
 // Close stops the key and waits until it has stopped.

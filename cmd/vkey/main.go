@@ -76,6 +76,7 @@ the other commands manage a key (virtual or hardware) over CTAP2.
 		newDevicesCommand(),
 		newBackupCommand(),
 		newManCommand(),
+		newWebAuthnCommand(),
 	)
 	return root
 }
