@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,20 +24,11 @@ base64url; base64 (as fido2-token prints them) is accepted too.`,
 }
 
 // credentialManager opens a credential management session (a PIN token
-// with the cm permission, and perms besides).
+// with the cm permission, and perms besides; the preview command on a key
+// that has only it).
 func (s *session) credentialManager(ctx context.Context, perms ctap2.Permission) (*client.CredMgmt, *client.Token, error) {
-	preview := !s.info.Options["credMgmt"] && s.info.Options["credentialMgmtPreview"]
-	if !s.info.Options["credMgmt"] && !preview {
-		return nil, nil, errors.New("this key does not support credential management")
-	}
-	if preview {
-		perms = 0 // CTAP 2.1 pre: getPinToken, whose token may do anything
-	}
-	tok, err := s.token(ctx, perms|ctap2.PermCredentialMgmt, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	return s.CredentialManagement(tok, preview), tok, nil
+	m, tok, err := s.CredentialManager(ctx, perms)
+	return m, tok, ctapError(err)
 }
 
 // withCredentialManager is withSession with a credential management session
@@ -60,16 +50,11 @@ func noPasskey(id []byte) error {
 
 // findCredential enumerates the credentials and returns the one with id.
 func findCredential(ctx context.Context, m *client.CredMgmt, id []byte) (*client.Credential, error) {
-	all, err := m.All(ctx)
-	if err != nil {
-		return nil, ctapError(err)
+	c, err := m.Find(ctx, id)
+	if errors.Is(err, client.ErrNoCredential) {
+		return nil, noPasskey(id)
 	}
-	for i := range all {
-		if bytes.Equal(all[i].ID, id) {
-			return &all[i], nil
-		}
-	}
-	return nil, noPasskey(id)
+	return c, ctapError(err)
 }
 
 // credentialJSON is one credential of `vkey creds list --json`.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey/hid"
 )
 
 // runningKeyJSON is one vkey of `vkey devices --json`.
@@ -20,7 +21,7 @@ type runningKeyJSON struct {
 
 // devicesJSON is `vkey devices --json`.
 type devicesJSON struct {
-	Devices []fidoDevice     `json:"devices"`
+	Devices []hid.FIDODevice `json:"devices"`
 	VKeys   []runningKeyJSON `json:"vkeys"`
 }
 
@@ -33,9 +34,9 @@ func newDevicesCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			v := devicesJSON{Devices: fidoHidraw(), VKeys: []runningKeyJSON{}}
+			v := devicesJSON{Devices: hid.FIDODevices(), VKeys: []runningKeyJSON{}}
 			if v.Devices == nil {
-				v.Devices = []fidoDevice{}
+				v.Devices = []hid.FIDODevice{}
 			}
 			keys, err := runningKeys(ctx)
 			if err != nil {

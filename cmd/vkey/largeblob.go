@@ -25,24 +25,17 @@ with the largeBlobKey extension. Needs the PIN.`,
 	return cmd
 }
 
-// largeBlobKey finds the largeBlobKey of credential id through credential
-// management.
+// largeBlobKey finds the largeBlobKey of credential id (client.Session.LargeBlobKey),
+// its errors made for people.
 func largeBlobKey(ctx context.Context, s *session, id []byte, perms ctap2.Permission) ([]byte, *client.Token, error) {
-	if !s.info.Options["largeBlobs"] {
-		return nil, nil, errors.New("this key does not support large blobs")
-	}
-	m, tok, err := s.credentialManager(ctx, perms)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := findCredential(ctx, m, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if c.LargeBlobKey == nil {
+	key, tok, err := s.LargeBlobKey(ctx, id, perms)
+	switch {
+	case errors.Is(err, client.ErrNoCredential):
+		return nil, nil, noPasskey(id)
+	case errors.Is(err, client.ErrNoLargeBlobKey):
 		return nil, nil, fmt.Errorf("the passkey %s has no largeBlobKey (it was made without the largeBlobKey extension)", b64url(id))
 	}
-	return c.LargeBlobKey, tok, nil
+	return key, tok, ctapError(err)
 }
 
 // noLargeBlob turns client.ErrNoLargeBlob into a sentence about passkey id.

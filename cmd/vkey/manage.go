@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -141,7 +140,7 @@ func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
 		}
 		return target{}, usageError("%d vkeys are running (%s): choose one with --device NAME", len(keys), strings.Join(names, ", "))
 	}
-	devs := fidoHidraw()
+	devs := hid.FIDODevices()
 	switch len(devs) {
 	case 1:
 		return target{Addr: devs[0].Path}, nil
@@ -151,9 +150,10 @@ func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
 	return target{}, usageError("%d FIDO devices are plugged in: choose one with --device PATH (see `vkey devices`)", len(devs))
 }
 
-// session is an open connection to a key.
+// session is an open connection to a key, with the platform's rules of
+// ctap2/client (PIN protocol, tokens, credential management).
 type session struct {
-	*client.Client
+	*client.Session
 	t    target
 	conn *hid.Client
 	opts *deviceOptions
@@ -173,12 +173,12 @@ func (d *deviceOptions) open(ctx context.Context) (*session, error) {
 		}
 		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v (`vkey devices` lists the keys it can reach)", errNoDevice, err))
 	}
-	s := &session{Client: client.New(conn), t: t, conn: conn, opts: d}
-	if s.info, err = s.GetInfo(ctx); err != nil {
+	cs, err := client.NewSession(ctx, conn, func(context.Context) (string, error) { return readPIN(d.pinFile, "VKEY_PIN", "PIN: ") })
+	if err != nil {
 		conn.Close()
 		return nil, ctapError(err)
 	}
-	return s, nil
+	return &session{Session: cs, t: t, conn: conn, opts: d, info: cs.Info}, nil
 }
 
 func (s *session) Close() error { return s.conn.Close() }
@@ -205,44 +205,11 @@ func (d *deviceOptions) print(w io.Writer, v any, text func() error) error {
 	return text()
 }
 
-// protocol is the PIN/UV auth protocol to use: the key's first choice
-// among those we speak (CTAP 2.1 section 6.5.5.1).
-func (s *session) protocol() uint64 {
-	for _, p := range s.info.PinUvAuthProtocols {
-		if p == 1 || p == 2 {
-			return p
-		}
-	}
-	return 1
-}
-
-// pinSet reports getInfo's clientPin option.
-func (s *session) pinSet() bool { return s.info.Options["clientPin"] }
-
-// token asks for the PIN and gets a token with perms.
-func (s *session) token(ctx context.Context, perms ctap2.Permission, rpID string) (*client.Token, error) {
-	if !s.pinSet() {
-		return nil, errors.New("this key has no PIN; set one first with `vkey pin set`")
-	}
-	pin, err := readPIN(s.opts.pinFile, "VKEY_PIN", "PIN: ")
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.PINToken(ctx, s.protocol(), pin, perms, rpID)
-	if err != nil {
-		return nil, ctapError(err)
-	}
-	return tok, nil
-}
-
-// optionalToken is token when a PIN is set (or alwaysUv is on), nil
-// otherwise: what authenticatorConfig and largeBlobs writes need (CTAP 2.1
-// sections 6.10.2 and 6.11).
+// optionalToken is client.Session.OptionalToken, its errors made for
+// people.
 func (s *session) optionalToken(ctx context.Context, perms ctap2.Permission) (*client.Token, error) {
-	if !s.pinSet() && !s.info.Options["alwaysUv"] {
-		return nil, nil
-	}
-	return s.token(ctx, perms, "")
+	tok, err := s.OptionalToken(ctx, perms)
+	return tok, ctapError(err)
 }
 
 // ctapError gives CTAP failures a sentence and an exit status.
@@ -253,6 +220,14 @@ func ctapError(err error) error {
 	var ec *exitCodeError
 	if errors.As(err, &ec) {
 		return err
+	}
+	switch {
+	case errors.Is(err, client.ErrNoPIN):
+		return errors.New("this key has no PIN; set one first with `vkey pin set`")
+	case errors.Is(err, client.ErrNoCredMgmt):
+		return errors.New("this key does not support credential management")
+	case errors.Is(err, client.ErrNoLargeBlobs):
+		return errors.New("this key does not support large blobs")
 	}
 	var st ctap2.Status
 	if errors.As(err, &st) {
@@ -396,34 +371,4 @@ func confirm(in io.Reader, out io.Writer, question, want string) bool {
 	fmt.Fprintf(out, "%s Type %q to continue: ", question, want)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	return strings.TrimSpace(line) == want
-}
-
-// fidoDevice is a hidraw node whose report descriptor has the FIDO usage page.
-type fidoDevice struct {
-	Path string `json:"path"`
-	Name string `json:"name"`
-}
-
-// fidoHidraw lists the FIDO hidraw devices (usage page 0xF1D0, CTAP 2.1
-// section 11.2.8.1).
-func fidoHidraw() []fidoDevice {
-	nodes, _ := filepath.Glob("/sys/class/hidraw/hidraw*")
-	sort.Strings(nodes)
-	var out []fidoDevice
-	for _, n := range nodes {
-		desc, err := os.ReadFile(filepath.Join(n, "device", "report_descriptor"))
-		if err != nil || !bytes.Contains(desc, []byte{0x06, 0xD0, 0xF1}) {
-			continue
-		}
-		d := fidoDevice{Path: "/dev/" + filepath.Base(n)}
-		if ue, err := os.ReadFile(filepath.Join(n, "device", "uevent")); err == nil {
-			for _, l := range strings.Split(string(ue), "\n") {
-				if v, ok := strings.CutPrefix(l, "HID_NAME="); ok {
-					d.Name = v
-				}
-			}
-		}
-		out = append(out, d)
-	}
-	return out
 }

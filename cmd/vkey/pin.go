@@ -39,14 +39,14 @@ func newPINSetCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if s.pinSet() {
+				if s.PINSet() {
 					return fmt.Errorf("this key has a PIN already; use `vkey pin change`")
 				}
 				pin, err := readNewPIN(newFile)
 				if err != nil {
 					return err
 				}
-				if err := s.SetPIN(ctx, s.protocol(), pin); err != nil {
+				if err := s.SetPIN(ctx, s.Protocol(), pin); err != nil {
 					return ctapError(err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN set")
@@ -68,7 +68,7 @@ func newPINChangeCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if !s.pinSet() {
+				if !s.PINSet() {
 					return fmt.Errorf("this key has no PIN yet; use `vkey pin set`")
 				}
 				old, err := readPIN(d.pinFile, "VKEY_PIN", "Current PIN: ")
@@ -79,7 +79,7 @@ func newPINChangeCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := s.ChangePIN(ctx, s.protocol(), old, pin); err != nil {
+				if err := s.ChangePIN(ctx, s.Protocol(), old, pin); err != nil {
 					return ctapError(err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "vkey: PIN changed")
@@ -110,7 +110,7 @@ func newPINRetriesCommand() *cobra.Command {
 				if err != nil {
 					return ctapError(err)
 				}
-				v := retriesJSON{PINSet: s.pinSet(), Retries: n}
+				v := retriesJSON{PINSet: s.PINSet(), Retries: n}
 				w := cmd.OutOrStdout()
 				return d.print(w, v, func() error {
 					if !v.PINSet {
