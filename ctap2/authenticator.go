@@ -78,6 +78,10 @@ type Options struct {
 	Attestation AttestationFormat
 	// Passkeys is the default kind of new credentials (default device-bound).
 	Passkeys PasskeyKind
+	// Algorithms are the credential algorithms getInfo lists and
+	// makeCredential accepts, in the key's order of preference (default
+	// DefaultAlgorithms; `vkey run --algorithms`).
+	Algorithms []keystore.Algorithm
 	// FirmwareVersion is reported by getInfo.
 	FirmwareVersion uint64
 	// MaxMsgSize is the largest CTAP message accepted (default
@@ -158,6 +162,9 @@ func New(opts Options) (*Authenticator, error) {
 	}
 	if opts.MaxMsgSize <= 0 {
 		opts.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if err := checkAlgorithms(&opts); err != nil {
+		return nil, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

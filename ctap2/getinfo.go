@@ -2,6 +2,7 @@ package ctap2
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -37,6 +38,33 @@ func (a *Authenticator) maxCredentialCountInList() int {
 	return max(1, min(n, maxListLength))
 }
 
+// DefaultAlgorithms are the algorithms a key offers unless configured
+// otherwise: ES256 and EdDSA first, as before, then ES384, ES512, RS256
+// and PS256 (issue 13).
+var DefaultAlgorithms = []keystore.Algorithm{
+	keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgES384, keystore.AlgES512, keystore.AlgRS256, keystore.AlgPS256,
+}
+
+// checkAlgorithms defaults opts.Algorithms and refuses one that the
+// software keys (every credential's fallback) cannot make, or a repeat.
+func checkAlgorithms(opts *Options) error {
+	if len(opts.Algorithms) == 0 {
+		opts.Algorithms = DefaultAlgorithms
+	}
+	seen := map[keystore.Algorithm]bool{}
+	for _, alg := range opts.Algorithms {
+		if !opts.SoftwareKeys.Supports(alg) {
+			return fmt.Errorf("ctap2: algorithm %d is not supported (want some of ES256, EdDSA, ES384, ES512, RS256, PS256)", alg)
+		}
+		if seen[alg] {
+			return fmt.Errorf("ctap2: algorithm %d is listed twice", alg)
+		}
+		seen[alg] = true
+	}
+	opts.Algorithms = append([]keystore.Algorithm(nil), opts.Algorithms...)
+	return nil
+}
+
 // maxSerializedLargeBlobArray is the size of the large-blob store (CTAP 2.1
 // section 6.10; at least 1024).
 const maxSerializedLargeBlobArray = 4096
@@ -56,10 +84,8 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		return nil, err
 	}
 	var algs []CredentialParameter
-	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA} {
-		if a.supportsAlgorithm(alg) {
-			algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
-		}
+	for _, alg := range a.opts.Algorithms {
+		algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
 	}
 	remaining := uint64(a.store.RemainingDiscoverable())
 	info := &GetInfoResponse{

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -54,8 +55,14 @@ func (a *Authenticator) chooseAlgorithm(params []cbor.RawMessage) (keystore.Algo
 	return chosen, nil
 }
 
+// supportsAlgorithm reports whether alg is one the key offers (getInfo's
+// algorithms). Ed25519 (-19), the fully specified name of EdDSA on
+// Ed25519, is accepted wherever EdDSA is.
 func (a *Authenticator) supportsAlgorithm(alg keystore.Algorithm) bool {
-	return a.opts.SoftwareKeys.Supports(alg) || (a.opts.DeviceKeys != nil && a.opts.DeviceKeys.Supports(alg))
+	if alg == keystore.AlgEd25519 {
+		alg = keystore.AlgEdDSA
+	}
+	return slices.Contains(a.opts.Algorithms, alg)
 }
 
 // providerFor picks the key provider of a new credential: syncable keys are

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +44,8 @@ type runOptions struct {
 	readyFile      string
 	uv             string
 	epRPIDs        []string
+	algorithms     string
+	aaguid         string
 	control        controlOptions
 }
 
@@ -83,6 +88,8 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
 	f.StringVar(&o.uv, "uv", "none", "built-in user verification: none, or builtin (its outcome set with `vkey uv` or the control API)")
 	f.StringArrayVar(&o.epRPIDs, "ep-rp-id", nil, "an RP ID given vendor-facilitated enterprise attestation (repeatable; needs `vkey config enterprise-attestation on`)")
+	f.StringVar(&o.algorithms, "algorithms", "", "credential algorithms to offer, in order: a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256 (default all of them, in that order)")
+	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -107,7 +114,64 @@ func (o *runOptions) validate() error {
 	if o.name == "" || strings.ContainsAny(o.name, "/\x00") {
 		return usageError("--name must be a non-empty name without slashes")
 	}
+	if _, err := parseAlgorithms(o.algorithms); err != nil {
+		return err
+	}
+	if _, err := parseAAGUID(o.aaguid); err != nil {
+		return err
+	}
 	return nil
+}
+
+// parseAlgorithms reads --algorithms: COSE algorithm names (or numbers),
+// comma-separated, each once. Empty means the default.
+func parseAlgorithms(list string) ([]keystore.Algorithm, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []keystore.Algorithm
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		alg, ok := algorithmByName(name)
+		if !ok || !(keystore.Software{}).Supports(alg) || alg == keystore.AlgEd25519 {
+			return nil, usageError("unknown algorithm %q in --algorithms (want a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256)", name)
+		}
+		if slices.Contains(out, alg) {
+			return nil, usageError("algorithm %s is listed twice in --algorithms", name)
+		}
+		out = append(out, alg)
+	}
+	return out, nil
+}
+
+// algorithmByName is the inverse of algorithmName, case-insensitive; it
+// also takes a COSE algorithm number.
+func algorithmByName(name string) (keystore.Algorithm, bool) {
+	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+		return keystore.Algorithm(n), algorithmName(n) != name
+	}
+	for _, alg := range keystore.SoftwareAlgorithms {
+		if strings.EqualFold(algorithmName(int64(alg)), name) {
+			return alg, true
+		}
+	}
+	return 0, false
+}
+
+// parseAAGUID reads --aaguid, a UUID in its usual 8-4-4-4-12 hex form.
+// Empty means vkey's own.
+func parseAAGUID(s string) ([16]byte, error) {
+	var out [16]byte
+	if s == "" {
+		return out, nil
+	}
+	hexDigits := strings.ReplaceAll(s, "-", "")
+	b, err := hex.DecodeString(hexDigits)
+	if err != nil || len(b) != 16 || len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return out, usageError("--aaguid %q is not a UUID (want the form 766b6579-2d76-6972-7475-616c2d6b6579)", s)
+	}
+	copy(out[:], b)
+	return out, nil
 }
 
 func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -182,6 +246,8 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		uv = presence.NewVerifier()
 		verifier = uv
 	}
+	algs, _ := parseAlgorithms(o.algorithms) // checked by validate
+	aaguid, _ := parseAAGUID(o.aaguid)
 	a, err := ctap2.New(ctap2.Options{
 		UserVerifier: verifier,
 		Store:        hub.WrapStore(store),
@@ -192,6 +258,8 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		Logger:       logger,
 
 		EnterpriseRPIDs: o.epRPIDs,
+		Algorithms:      algs,
+		AAGUID:          aaguid,
 	})
 	if err != nil {
 		return withExitCode(exitUsage, err)
