@@ -78,6 +78,9 @@ type Options struct {
 	Attestation AttestationFormat
 	// Passkeys is the default kind of new credentials (default device-bound).
 	Passkeys PasskeyKind
+	// AttestationCA, when set, issues the packed attestation certificates
+	// instead of the installation's own CA (`vkey run --attestation-ca`).
+	AttestationCA *AttestationCA
 	// Algorithms are the credential algorithms getInfo lists and
 	// makeCredential accepts, in the key's order of preference (default
 	// DefaultAlgorithms; `vkey run --algorithms`).
@@ -112,6 +115,10 @@ type Authenticator struct {
 	wrapKey    []byte
 	attestKey  crypto.Signer
 	attestCert []byte
+	// attestChain is what x5c carries after the leaf (an intermediate
+	// user CA); attestRoot is the CA certificate AttestationRoot returns.
+	attestChain [][]byte
+	attestRoot  []byte
 	// enterprise signs enterprise attestation (see enterpriseIdentity).
 	enterprise attestationSigner
 	// keyCache holds recently loaded credential keys (see loadKey).

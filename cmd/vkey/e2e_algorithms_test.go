@@ -1,8 +1,21 @@
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vkey-dev/vkey/ctap2"
 )
 
 // TestE2EAlgorithmsAndAAGUIDFlags (issue 13): `vkey run --algorithms` and
@@ -46,5 +59,53 @@ func TestRunFlagErrors(t *testing.T) {
 	got, err := parseAlgorithms(" PS256, es512 ,EdDSA,-7")
 	if err != nil || len(got) != 4 || got[0] != -37 || got[1] != -36 || got[2] != -8 || got[3] != -7 {
 		t.Errorf("parseAlgorithms: %v %v", got, err)
+	}
+}
+
+// TestE2EAttestationCAFlag (issue 13): with `--attestation-ca CERT,KEY`
+// (a SEC 1 PEM key), the packed x5c of a registration chains to the
+// user's CA.
+func TestE2EAttestationCAFlag(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Team attestation root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), 0o600)
+
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--attestation-ca", certFile+","+keyFile)
+	c := dial(t, k.Where)
+	att, err := c.MakeCredential(context.Background(), &ctap2.MakeCredentialRequest{
+		ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+		User: &ctap2.UserEntity{ID: []byte{1}, Name: "alice"}, PubKeyCredParams: esParams(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmt struct {
+		X5C [][]byte `cbor:"x5c"`
+	}
+	if err := ctap2.Unmarshal(att.AttStmt, &stmt); err != nil || len(stmt.X5C) != 1 {
+		t.Fatalf("attStmt x5c: %v (%d certificates)", err, len(stmt.X5C))
+	}
+	leaf, err := x509.ParseCertificate(stmt.X5C[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("attestation does not chain to the --attestation-ca root: %v", err)
 	}
 }

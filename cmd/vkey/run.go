@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +48,7 @@ type runOptions struct {
 	epRPIDs        []string
 	algorithms     string
 	aaguid         string
+	attestationCA  string
 	control        controlOptions
 }
 
@@ -90,6 +93,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringArrayVar(&o.epRPIDs, "ep-rp-id", nil, "an RP ID given vendor-facilitated enterprise attestation (repeatable; needs `vkey config enterprise-attestation on`)")
 	f.StringVar(&o.algorithms, "algorithms", "", "credential algorithms to offer, in order: a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256 (default all of them, in that order)")
 	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
+	f.StringVar(&o.attestationCA, "attestation-ca", "", "CERT,KEY: PEM files of a CA that issues the packed attestation certificates (default this installation's own CA)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -156,6 +160,61 @@ func algorithmByName(name string) (keystore.Algorithm, bool) {
 		}
 	}
 	return 0, false
+}
+
+// readAttestationCA reads --attestation-ca CERT,KEY: a PEM certificate
+// and a PEM private key (PKCS#8, SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA
+// PRIVATE KEY"). Empty means the installation's own CA.
+func readAttestationCA(spec string) (*ctap2.AttestationCA, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	certFile, keyFile, ok := strings.Cut(spec, ",")
+	if !ok || certFile == "" || keyFile == "" {
+		return nil, usageError("--attestation-ca wants CERT,KEY (two PEM files), not %q", spec)
+	}
+	cert, err := readPEM(certFile, "CERTIFICATE")
+	if err != nil {
+		return nil, err
+	}
+	key, err := readPEM(keyFile, "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	var k any
+	switch key.Type {
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(key.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(key.Bytes)
+	default:
+		k, err = x509.ParsePKCS8PrivateKey(key.Bytes)
+	}
+	var pkcs8 []byte
+	if err == nil {
+		pkcs8, err = x509.MarshalPKCS8PrivateKey(k)
+	}
+	if err != nil {
+		return nil, usageError("--attestation-ca: %s holds no usable private key: %v", keyFile, err)
+	}
+	return &ctap2.AttestationCA{Cert: cert.Bytes, Key: pkcs8}, nil
+}
+
+// readPEM reads the first PEM block of one of the given types from file.
+func readPEM(file string, types ...string) (*pem.Block, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageError("--attestation-ca: %v", err)
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, usageError("--attestation-ca: %s holds no PEM %s", file, strings.Join(types, " or "))
+		}
+		if slices.Contains(types, b.Type) {
+			return b, nil
+		}
+	}
 }
 
 // parseAAGUID reads --aaguid, a UUID in its usual 8-4-4-4-12 hex form.
@@ -248,6 +307,10 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	algs, _ := parseAlgorithms(o.algorithms) // checked by validate
 	aaguid, _ := parseAAGUID(o.aaguid)
+	attCA, err := readAttestationCA(o.attestationCA)
+	if err != nil {
+		return err
+	}
 	a, err := ctap2.New(ctap2.Options{
 		UserVerifier: verifier,
 		Store:        hub.WrapStore(store),
@@ -260,6 +323,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		EnterpriseRPIDs: o.epRPIDs,
 		Algorithms:      algs,
 		AAGUID:          aaguid,
+		AttestationCA:   attCA,
 	})
 	if err != nil {
 		return withExitCode(exitUsage, err)
