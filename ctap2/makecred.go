@@ -95,6 +95,9 @@ type makeCredentialExtensions struct {
 	hasCredBlob  bool
 	largeBlobKey bool
 	minPINLength bool
+	// hmacSecretMC is the hmac-secret-mc input (CTAP 2.2 section 12.7),
+	// checked once the key agreement is known.
+	hmacSecretMC cbor.RawMessage
 }
 
 func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredentialExtensions, error) {
@@ -130,6 +133,8 @@ func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredenti
 			if err := Unmarshal(raw, &e.minPINLength); err != nil {
 				return e, err
 			}
+		case "hmac-secret-mc":
+			e.hmacSecretMC = raw
 		}
 	}
 	return e, nil
@@ -201,6 +206,14 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if err != nil {
 		return nil, err
 	}
+	// hmac-secret-mc (CTAP 2.2 section 12.7) goes with hmac-secret: true;
+	// alone it is ignored, as an extension the key does not process.
+	var hmacMC *hmacSecretRequest
+	if ext.hmacSecretMC != nil && ext.hmacSecret {
+		if hmacMC, err = a.parseHMACSecretInput(ext.hmacSecretMC); err != nil {
+			return nil, err
+		}
+	}
 	rpIDHash := sha256Sum([]byte(req.RP.ID))
 	// Step 12: excludeList.
 	for _, d := range req.ExcludeList {
@@ -265,6 +278,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	}
 	if cred.ID, err = sealCredentialID(a.wrapKey, rpIDHash[:], cred); err != nil {
 		return nil, err
+	}
+	if hmacMC != nil { // the CredRandom values exist now
+		if outExt["hmac-secret-mc"], err = hmacMC.output(cred, uv); err != nil {
+			return nil, err
+		}
 	}
 	if cred.PublicKey, err = encodeCOSEKey(alg, key.Public()); err != nil {
 		return nil, err

@@ -1,0 +1,139 @@
+package ctap2_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
+)
+
+// mcExtensions decodes the extension outputs of a makeCredential's authData.
+func mcExtensions(t *testing.T, att *client.Attestation) map[string]cbor.RawMessage {
+	t.Helper()
+	id, err := att.CredentialID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.AuthData[32]&0x80 == 0 {
+		return nil
+	}
+	dec := cbor.NewDecoder(bytes.NewReader(att.AuthData[37+16+2+len(id):]))
+	var key map[any]any
+	if err := dec.Decode(&key); err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]cbor.RawMessage
+	if err := dec.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestHMACSecretMC (CTAP 2.2 section 12.7): hmac-secret-mc gives at
+// makeCredential, under both PIN protocols, with and without UV, for
+// discoverable and non-discoverable credentials, the outputs a later
+// getAssertion's hmac-secret gives for the same salts (what WebAuthn's PRF
+// extension needs at registration); a saltAuth that does not verify is
+// CTAP2_ERR_PIN_AUTH_INVALID; without hmac-secret: true it is ignored.
+func TestHMACSecretMC(t *testing.T) {
+	ctx := context.Background()
+	salt1, salt2 := bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 32)
+	for _, proto := range []uint64{1, 2} {
+		for _, uv := range []bool{false, true} {
+			for _, rk := range []bool{false, true} {
+				t.Run(fmt.Sprintf("protocol%d/uv=%v/rk=%v", proto, uv, rk), func(t *testing.T) {
+					k := newKey(t)
+					if uv {
+						wantStatus(t, k.c.SetPIN(ctx, proto, "1234"), ctap2.StatusOK)
+					}
+					hs, err := k.c.NewHMACSecret(ctx, proto, salt1, salt2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req := mcRequest(t, "example.com", []byte{1}, rk)
+					req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, hs.Input["hmac-secret"])}
+					if uv {
+						tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermMakeCredential|ctap2.PermGetAssertion, "example.com")
+						if err != nil {
+							t.Fatal(err)
+						}
+						req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+					}
+					att, err := k.c.MakeCredential(ctx, req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ext := mcExtensions(t, att)
+					var enc []byte
+					if err := cbor.Unmarshal(ext["hmac-secret-mc"], &enc); err != nil {
+						t.Fatalf("no hmac-secret-mc output (%v): %v", ext, err)
+					}
+					atMC, err := hs.Output(enc)
+					if err != nil || len(atMC) != 64 {
+						t.Fatalf("hmac-secret-mc output of %d bytes: %v", len(atMC), err)
+					}
+
+					id, _ := att.CredentialID()
+					hs, _ = k.c.NewHMACSecret(ctx, proto, salt1, salt2)
+					ga := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
+						AllowList:  []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}},
+						Extensions: map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, hs.Input["hmac-secret"])}}
+					if uv {
+						tok, _ := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "example.com")
+						ga.PinUvAuthParam, ga.PinUvAuthProtocol = tok.Param(ga.ClientDataHash), tok.Version()
+					}
+					resp, err := k.c.GetAssertion(ctx, ga)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var gext map[string]cbor.RawMessage
+					if err := cbor.Unmarshal(resp.AuthData[37:], &gext); err != nil {
+						t.Fatal(err)
+					}
+					_ = cbor.Unmarshal(gext["hmac-secret"], &enc)
+					atGA, err := hs.Output(enc)
+					if err != nil || !bytes.Equal(atGA, atMC) {
+						t.Errorf("getAssertion gives %x, makeCredential gave %x (%v)", atGA, atMC, err)
+					}
+				})
+			}
+		}
+	}
+
+	k := newKey(t)
+	hs, err := k.c.NewHMACSecret(ctx, 2, salt1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := hs.Input["hmac-secret"].(map[int]any)
+	bad := map[int]any{}
+	for key, v := range in {
+		bad[key] = v
+	}
+	bad[3] = bytes.Repeat([]byte{0}, len(in[3].([]byte)))
+	req := mcRequest(t, "example.com", []byte{1}, false)
+	req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, bad)}
+	_, err = k.c.MakeCredential(ctx, req)
+	wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+	if k.up.n.Load() != 0 {
+		t.Error("a bad saltAuth asked for a touch")
+	}
+
+	req.Extensions = map[string]cbor.RawMessage{"hmac-secret-mc": mustCBOR(t, in)}
+	att, err := k.c.MakeCredential(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mcExtensions(t, att)["hmac-secret-mc"]; ok {
+		t.Error("hmac-secret-mc without hmac-secret: true gave an output")
+	}
+	info, _ := k.c.GetInfo(ctx)
+	if !slices.Contains(info.Extensions, "hmac-secret-mc") {
+		t.Errorf("getInfo extensions %v lack hmac-secret-mc", info.Extensions)
+	}
+}
