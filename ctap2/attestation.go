@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/vkey-dev/vkey/keystore"
@@ -335,14 +336,59 @@ func (a *Authenticator) AttestationRoot() ([]byte, error) {
 	return append([]byte(nil), a.attestRoot...), nil
 }
 
+// attestationFormats is getInfo's attestationFormats (CTAP 2.2 section
+// 6.4): the configured format first (the default), then the others this
+// key can give: packed, none, and tpm when its device keys can.
+func (a *Authenticator) attestationFormats() []string {
+	name := func(f AttestationFormat) string {
+		if f == AttestationPackedSelf {
+			return "packed"
+		}
+		return string(f)
+	}
+	out := []string{name(a.opts.Attestation)}
+	for _, f := range []string{"packed", "none", "tpm"} {
+		if f == "tpm" && (a.opts.DeviceKeys == nil || a.opts.DeviceKeys.Name() != "tpm") {
+			continue
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// preferredFormat applies makeCredential's attestationFormatsPreference
+// (CTAP 2.2 section 6.1.2): the first format listed that the key can
+// give for this credential key, else the configured one. "packed" is
+// self attestation when the key is configured so.
+func (a *Authenticator) preferredFormat(preference []string, key keystore.Key) AttestationFormat {
+	for _, f := range preference {
+		switch f {
+		case "none":
+			return AttestationNone
+		case "packed":
+			if a.opts.Attestation == AttestationPackedSelf {
+				return AttestationPackedSelf
+			}
+			return AttestationPacked
+		case "tpm":
+			if _, ok := key.(keystore.TPMKey); ok {
+				return AttestationTPM
+			}
+		}
+	}
+	return a.opts.Attestation
+}
+
 // attestationStatement signs authData || clientDataHash in the configured
 // format (WebAuthn section 8.2 packed, 8.3 tpm, 8.7 none).
 // With enterprise set it is packed, signed by the enterprise attestation
 // key (CTAP 2.1 section 7.1), whatever the configured format.
-func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte, enterprise bool) (string, map[string]any, error) {
+func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte, enterprise bool, preference []string) (string, map[string]any, error) {
 	toSign := append(append([]byte(nil), authData...), clientDataHash...)
 	signer := attestationSigner{key: a.attestKey, cert: a.attestCert, chain: a.attestChain}
-	format := a.opts.Attestation
+	format := a.preferredFormat(preference, key)
 	if enterprise {
 		signer, format = a.enterprise, AttestationPacked
 	}

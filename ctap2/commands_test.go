@@ -77,7 +77,7 @@ func TestMakeCredentialErrors(t *testing.T) {
 		want   ctap2.Status
 	}{
 		{name: "ok", edit: func(m map[int]any) {}, want: ctap2.StatusOK},
-		{name: "unknown keys ignored", edit: func(m map[int]any) { m[99] = "x"; m[11] = []byte{1} }, want: ctap2.StatusOK},
+		{name: "unknown keys ignored", edit: func(m map[int]any) { m[99] = "x"; m[30] = []byte{1} } /* 11 is CTAP 2.2 attestationFormatsPreference */, want: ctap2.StatusOK},
 		{name: "malformed CBOR", raw: []byte{0xa1, 0x01}, want: ctap2.ErrInvalidCBOR},
 		{name: "trailing garbage", raw: []byte{0xa0, 0x00}, want: ctap2.ErrInvalidCBOR},
 		{name: "duplicate key", raw: []byte{0xa2, 0x01, 0x40, 0x01, 0x40}, want: ctap2.ErrInvalidCBOR},

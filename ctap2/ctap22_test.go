@@ -137,3 +137,43 @@ func TestHMACSecretMC(t *testing.T) {
 		t.Errorf("getInfo extensions %v lack hmac-secret-mc", info.Extensions)
 	}
 }
+
+// TestAttestationFormatsPreference (CTAP 2.2 sections 6.1.2 and 6.4):
+// getInfo lists the formats the key gives, the configured one first, and
+// maxPINLength; makeCredential's attestationFormatsPreference picks the
+// first listed format the key can give for the credential, else the
+// configured one; a request without it (a CTAP 2.1 platform) gets the
+// configured format as before.
+func TestAttestationFormatsPreference(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t, func(o *ctap2.Options) { o.Attestation = ctap2.AttestationNone })
+	info, err := k.c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(info.AttestationFormats, []string{"none", "packed"}) || info.MaxPINLength != 63 {
+		t.Errorf("attestationFormats %v, maxPINLength %d: want [none packed] and 63", info.AttestationFormats, info.MaxPINLength)
+	}
+	for _, tc := range []struct {
+		pref []string
+		want string
+		x5c  bool
+	}{
+		{nil, "none", false},
+		{[]string{"tpm", "packed", "none"}, "packed", true}, // no TPM key: tpm is skipped
+		{[]string{"fido-u2f", "none"}, "none", false},
+		{[]string{"apple"}, "none", false},
+	} {
+		req := mcRequest(t, "example.com", []byte{1}, false)
+		req.AttestationFormatsPreference = tc.pref
+		att, err := k.c.MakeCredential(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stmt map[string]cbor.RawMessage
+		_ = cbor.Unmarshal(att.AttStmt, &stmt)
+		if _, hasX5C := stmt["x5c"]; att.Format != tc.want || hasX5C != tc.x5c {
+			t.Errorf("preference %v: format %q (x5c %v), want %q (x5c %v)", tc.pref, att.Format, hasX5C, tc.want, tc.x5c)
+		}
+	}
+}

@@ -124,6 +124,8 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		MaxCredBlobLength:                maxCredBlobLength,
 		MaxRPIDsForSetMinPINLength:       maxRPIDsForSetMinPINLength,
 		RemainingDiscoverableCredentials: &remaining,
+		AttestationFormats:               a.attestationFormats(),
+		MaxPINLength:                     maxPINBytes, // 63 bytes: 63 code points of ASCII
 	}
 	if a.opts.UserVerifier != nil {
 		// A built-in UV method, configured, that also gives tokens.

@@ -317,7 +317,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		}
 	}
 	ad := authData(rpIDHash[:], flags, count, attestedCredentialData(a.opts.AAGUID, cred.ID, cred.PublicKey), extBytes)
-	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash, ep)
+	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash, ep, req.AttestationFormatsPreference)
 	if err != nil {
 		return nil, err
 	}

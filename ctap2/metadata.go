@@ -71,6 +71,12 @@ func MetadataStatement(info *GetInfoResponse, roots [][]byte, description string
 		"minPINLength": info.MinPINLength, "firmwareVersion": info.FirmwareVersion, "maxCredBlobLength": info.MaxCredBlobLength,
 		"maxRPIDsForSetMinPINLength": info.MaxRPIDsForSetMinPINLength,
 	}
+	if len(info.AttestationFormats) != 0 {
+		getInfo["attestationFormats"] = info.AttestationFormats
+	}
+	if info.MaxPINLength != 0 {
+		getInfo["maxPINLength"] = info.MaxPINLength
+	}
 	if info.PreferredPlatformUvAttempts != 0 {
 		getInfo["preferredPlatformUvAttempts"] = info.PreferredPlatformUvAttempts
 	}
