@@ -44,7 +44,8 @@ import (
 // computed), so that an RSA ID (288 bytes) also stays within
 // maxCredentialIdLength and the list limits hold for every algorithm.
 // flags holds the credProtect level (bits 0-1), hmac-secret (0x04),
-// discoverable (0x08) and whether a credBlob follows (0x10). An algorithm
+// discoverable (0x08), whether a credBlob follows (0x10) and
+// thirdPartyPayment (0x20, CTAP 2.2). An algorithm
 // outside int8 (RS256 is -257) sets the kind's top bit (0x80) and takes two
 // bytes (int16, big-endian). The hmac-secret CredRandom values
 // are derived from the wrap key and the nonce instead of being carried.
@@ -85,6 +86,7 @@ const (
 	credFlagHMACSecret  byte = 0x04
 	credFlagDiscover    byte = 0x08
 	credFlagCredBlob    byte = 0x10
+	credFlagPayment     byte = 0x20
 	credKindWideAlg     byte = 0x80
 )
 
@@ -166,6 +168,9 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 	}
 	if c.CredBlob != nil {
 		flags |= credFlagCredBlob
+	}
+	if c.ThirdPartyPayment {
+		flags |= credFlagPayment
 	}
 	wide := c.Algorithm < math.MinInt8 || c.Algorithm > math.MaxInt8
 	kind, key := credKindProvider, []byte(nil)
@@ -360,6 +365,7 @@ func parseCompactPayload(p []byte) (*keystore.Credential, error) {
 	c := &keystore.Credential{
 		Algorithm: alg, CredProtect: flags & credFlagProtectMask,
 		HMACSecret: flags&credFlagHMACSecret != 0, Discoverable: flags&credFlagDiscover != 0,
+		ThirdPartyPayment: flags&credFlagPayment != 0,
 	}
 	switch kind {
 	case credKindP256, credKindEd25519, credKindP384, credKindP521, credKindRSA:

@@ -41,7 +41,7 @@ func fullCredential(t *testing.T, p keystore.KeyProvider, alg keystore.Algorithm
 	return &keystore.Credential{
 		Algorithm: alg, Provider: p.Name(), KeyBlob: blob, CredProtect: 3, HMACSecret: true,
 		CredRandomWithUV: randomBytes(32), CredRandomWithoutUV: randomBytes(32),
-		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true,
+		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true, ThirdPartyPayment: true,
 	}
 }
 
@@ -94,6 +94,7 @@ func TestCredentialIDVersions(t *testing.T) {
 		if alg != keystore.AlgES256 && alg != keystore.AlgEdDSA && alg != keystore.AlgEd25519 {
 			continue // version 1 IDs were only ever issued for these
 		}
+		c.ThirdPartyPayment = false // version 1 IDs never carried it
 		v1 := sealV1(t, wrapKey, h[:], c)
 		old, err := openCredentialID(wrapKey, "example.com", v1)
 		if err != nil {
@@ -110,7 +111,8 @@ func sameCredential(t *testing.T, got, want *keystore.Credential) {
 	t.Helper()
 	if got.Algorithm != want.Algorithm || got.Provider != want.Provider || got.CredProtect != want.CredProtect ||
 		!got.HMACSecret || len(got.CredRandomWithUV) != 32 || bytes.Equal(got.CredRandomWithUV, got.CredRandomWithoutUV) ||
-		!bytes.Equal(got.CredRandomWithUV, want.CredRandomWithUV) || !bytes.Equal(got.CredBlob, want.CredBlob) || got.Discoverable != want.Discoverable {
+		!bytes.Equal(got.CredRandomWithUV, want.CredRandomWithUV) || !bytes.Equal(got.CredBlob, want.CredBlob) || got.Discoverable != want.Discoverable ||
+		got.ThirdPartyPayment != want.ThirdPartyPayment {
 		t.Errorf("opened %+v, want %+v", got, want)
 	}
 }

@@ -47,6 +47,9 @@ type CredMgmtResponse struct {
 	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
 	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
+	// ThirdPartyPayment (CTAP 2.2 section 6.8, 0x0C) is present, true,
+	// for a credential made with the thirdPartyPayment extension.
+	ThirdPartyPayment bool `cbor:"12,keyasint,omitempty"`
 }
 
 // credentialManagement is authenticatorCredentialManagement (CTAP 2.1
@@ -221,6 +224,8 @@ func credentialResponse(c *keystore.Credential) CredMgmtResponse {
 		PublicKey:    cbor.RawMessage(c.PublicKey),
 		CredProtect:  level,
 		LargeBlobKey: c.LargeBlobKey,
+
+		ThirdPartyPayment: c.ThirdPartyPayment,
 	}
 }
 

@@ -3,6 +3,7 @@ package ctap2_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"testing"
@@ -174,6 +175,68 @@ func TestAttestationFormatsPreference(t *testing.T) {
 		_ = cbor.Unmarshal(att.AttStmt, &stmt)
 		if _, hasX5C := stmt["x5c"]; att.Format != tc.want || hasX5C != tc.x5c {
 			t.Errorf("preference %v: format %q (x5c %v), want %q (x5c %v)", tc.pref, att.Format, hasX5C, tc.want, tc.x5c)
+		}
+	}
+}
+
+// TestThirdPartyPayment (CTAP 2.2 section 12.9): a credential made with
+// thirdPartyPayment: true says so at getAssertion (thirdPartyPayment: true
+// in the extension outputs when asked) and in credential management
+// (0x0C), discoverable or not; another says false; a getAssertion that
+// does not ask (a CTAP 2.1 platform) gets no output.
+func TestThirdPartyPayment(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t)
+	ids := map[bool][]byte{}
+	for _, pay := range []bool{true, false} {
+		for _, rk := range []bool{false, true} {
+			req := mcRequest(t, fmt.Sprintf("pay%v.example", pay), []byte{1}, rk)
+			if pay {
+				req.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+			}
+			att, err := k.c.MakeCredential(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := att.CredentialID()
+			for _, ask := range []bool{true, false} {
+				ga := &ctap2.GetAssertionRequest{RPID: req.RP.ID, ClientDataHash: make([]byte, 32),
+					AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}}
+				if ask {
+					ga.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+				}
+				resp, err := k.c.GetAssertion(ctx, ga)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ext map[string]bool
+				if resp.AuthData[32]&0x80 != 0 {
+					_ = cbor.Unmarshal(resp.AuthData[37:], &ext)
+				}
+				got, present := ext["thirdPartyPayment"]
+				if present != ask || got != (pay && ask) {
+					t.Errorf("payment %v rk %v asked %v: output %v (present %v)", pay, rk, ask, got, present)
+				}
+			}
+			if rk {
+				ids[pay] = id
+			}
+		}
+	}
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	tok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermCredentialMgmt, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := k.c.CredentialManagement(tok, false)
+	for _, pay := range []bool{true, false} {
+		h := sha256.Sum256([]byte(fmt.Sprintf("pay%v.example", pay)))
+		creds, err := cm.Credentials(ctx, client.RP{ID: fmt.Sprintf("pay%v.example", pay), IDHash: h[:]})
+		if err != nil || len(creds) != 1 {
+			t.Fatalf("enumerate: %v (%d)", err, len(creds))
+		}
+		if creds[0].ThirdPartyPayment != pay || !bytes.Equal(creds[0].ID, ids[pay]) {
+			t.Errorf("credential management thirdPartyPayment %v, want %v", creds[0].ThirdPartyPayment, pay)
 		}
 	}
 }

@@ -40,6 +40,9 @@ type getAssertionExtensions struct {
 	hmacSalts    []byte // salt1 || optional salt2, decrypted
 	credBlob     bool
 	largeBlobKey bool
+	// payment asks whether the credential is for third-party payment
+	// (CTAP 2.2 section 12.9).
+	payment bool
 }
 
 func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessage) (getAssertionExtensions, error) {
@@ -52,6 +55,10 @@ func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessa
 				return e, err
 			}
 			e.hmacProto, e.hmacShared, e.hmacSalts = r.proto, r.shared, r.salts
+		case "thirdPartyPayment":
+			if err := Unmarshal(raw, &e.payment); err != nil {
+				return e, err
+			}
 		case "credBlob":
 			if err := Unmarshal(raw, &e.credBlob); err != nil {
 				return e, err
@@ -255,6 +262,9 @@ func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHa
 			return nil, err
 		}
 		outExt["hmac-secret"] = enc
+	}
+	if ext.payment {
+		outExt["thirdPartyPayment"] = c.ThirdPartyPayment
 	}
 	if ext.credBlob {
 		outExt["credBlob"] = append([]byte{}, c.CredBlob...)

@@ -94,7 +94,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		Versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
 		// hmac-secret-mc: CTAP 2.2 section 12.7; a CTAP 2.1 platform
 		// skips a name it does not know.
-		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "hmac-secret-mc", "largeBlobKey", "minPinLength"},
+		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "hmac-secret-mc", "largeBlobKey", "minPinLength", "thirdPartyPayment"},
 		AAGUID:     a.opts.AAGUID[:],
 		Options: map[string]bool{
 			"rk":                    true,

@@ -95,6 +95,8 @@ type makeCredentialExtensions struct {
 	hasCredBlob  bool
 	largeBlobKey bool
 	minPINLength bool
+	// thirdPartyPayment (CTAP 2.2 section 12.9) marks a payment credential.
+	thirdPartyPayment bool
 	// hmacSecretMC is the hmac-secret-mc input (CTAP 2.2 section 12.7),
 	// checked once the key agreement is known.
 	hmacSecretMC cbor.RawMessage
@@ -135,6 +137,10 @@ func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredenti
 			}
 		case "hmac-secret-mc":
 			e.hmacSecretMC = raw
+		case "thirdPartyPayment":
+			if err := Unmarshal(raw, &e.thirdPartyPayment); err != nil {
+				return e, err
+			}
 		}
 	}
 	return e, nil
@@ -248,8 +254,8 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		UserDisplayName: truncateUTF8(req.User.DisplayName, maxEntityStringBytes),
 		Algorithm:       alg, Provider: provider.Name(), KeyBlob: blob,
 		Discoverable: rk, CredProtect: ext.credProtect,
-		BackupEligible: kind == Syncable,
-		Created:        a.opts.Now(),
+		BackupEligible: kind == Syncable, ThirdPartyPayment: ext.thirdPartyPayment,
+		Created: a.opts.Now(),
 	}
 	outExt := map[string]any{}
 	if ext.credProtect != 0 {

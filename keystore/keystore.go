@@ -102,6 +102,9 @@ type Credential struct {
 	PublicKey []byte `cbor:"19,keyasint,omitempty"`
 	// HMACSecret records that the hmac-secret extension was enabled.
 	HMACSecret bool `cbor:"20,keyasint,omitempty"`
+	// ThirdPartyPayment records that the credential was made for
+	// third-party payment (CTAP 2.2 thirdPartyPayment extension).
+	ThirdPartyPayment bool `cbor:"21,keyasint,omitempty"`
 }
 
 // Clone returns a deep copy of c.
