@@ -78,6 +78,10 @@ type Options struct {
 	Attestation AttestationFormat
 	// Passkeys is the default kind of new credentials (default device-bound).
 	Passkeys PasskeyKind
+	// Profile, when set, gives the key the shape of a hardware key
+	// (`vkey run --profile`); Algorithms, MaxMsgSize and FirmwareVersion
+	// left at their defaults take the profile's.
+	Profile *Profile
 	// AttestationCA, when set, issues the packed attestation certificates
 	// instead of the installation's own CA (`vkey run --attestation-ca`).
 	AttestationCA *AttestationCA
@@ -167,6 +171,7 @@ func New(opts Options) (*Authenticator, error) {
 	if opts.Passkeys != DeviceBound && opts.Passkeys != Syncable {
 		return nil, fmt.Errorf("ctap2: unknown passkey kind %q (want device-bound or syncable)", opts.Passkeys)
 	}
+	applyProfile(&opts)
 	if opts.MaxMsgSize <= 0 {
 		opts.MaxMsgSize = DefaultMaxMsgSize
 	}

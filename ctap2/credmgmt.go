@@ -110,7 +110,11 @@ func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
 		if err := a.tokenUnbound(); err != nil {
 			return nil, err
 		}
-		n, rem := uint64(len(all)), uint64(a.store.RemainingDiscoverable())
+		left, err := a.remainingDiscoverable()
+		if err != nil {
+			return nil, err
+		}
+		n, rem := uint64(len(all)), uint64(left)
 		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
 	case CredMgmtEnumerateRPsBegin:
 		if err := a.tokenUnbound(); err != nil {

@@ -240,3 +240,53 @@ func TestThirdPartyPayment(t *testing.T) {
 		}
 	}
 }
+
+// TestProfile (issue 13, `vkey run --profile yubikey5-fw5.4`): getInfo
+// has the profile's versions, extensions, options, algorithms and limits;
+// the 26th discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as on the
+// key, while replacing a stored one still works; a request past its
+// maxMsgSize is refused (by CTAPHID, see cmd/vkey's TestE2EProfile).
+func TestProfile(t *testing.T) {
+	ctx := context.Background()
+	p, ok := ctap2.ProfileNamed("yubikey5-fw5.4")
+	if !ok {
+		t.Fatal("no yubikey5-fw5.4 profile")
+	}
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	info, err := k.c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var algs []int64
+	for _, a := range info.Algorithms {
+		algs = append(algs, a.Alg)
+	}
+	var opts []string
+	for name := range info.Options {
+		opts = append(opts, name)
+	}
+	slices.Sort(opts)
+	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
+		!slices.Equal(algs, []int64{-7, -8}) || !slices.Equal(opts, []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}) ||
+		info.MaxMsgSize != 1200 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 128 ||
+		info.RemainingDiscoverableCredentials != nil || info.AttestationFormats != nil || info.MaxSerializedLargeBlobArray != 0 ||
+		!bytes.Equal(info.AAGUID, ctap2.DefaultAAGUID[:]) {
+		t.Errorf("getInfo %+v does not have the profile's shape", info)
+	}
+	for i := range 25 {
+		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+			t.Fatalf("discoverable credential %d: %v", i+1, err)
+		}
+	}
+	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{3}, true)); err != nil {
+		t.Errorf("replacing a stored credential at capacity: %v", err)
+	}
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false)); err != nil {
+		t.Errorf("a non-discoverable credential at capacity: %v", err)
+	}
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false, -35)); err == nil {
+		t.Error("ES384, which the profile does not offer, was accepted")
+	}
+}

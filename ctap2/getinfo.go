@@ -87,7 +87,11 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	for _, alg := range a.opts.Algorithms {
 		algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
 	}
-	remaining := uint64(a.store.RemainingDiscoverable())
+	rem, err := a.remainingDiscoverable()
+	if err != nil {
+		return nil, err
+	}
+	remaining := uint64(rem)
 	info := &GetInfoResponse{
 		// FIDO_2_1_PRE: the preview credential management command (0x41)
 		// accepts getPinToken tokens, as keys listing it do.
@@ -133,6 +137,7 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		info.Options["uvToken"] = true
 		info.PreferredPlatformUvAttempts = 1
 	}
+	a.shapeInfo(info)
 	return info, nil
 }
 

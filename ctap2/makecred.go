@@ -297,6 +297,9 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	// that `vkey backup export` finds them.
 	if rk || cred.BackupEligible {
 		if rk {
+			if err := a.checkProfileCapacity(cred); err != nil {
+				return nil, err
+			}
 			if err := a.replaceUserCredential(cred); err != nil {
 				return nil, err
 			}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -107,5 +108,52 @@ func TestE2EAttestationCAFlag(t *testing.T) {
 	pool.AddCert(root)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		t.Errorf("attestation does not chain to the --attestation-ca root: %v", err)
+	}
+}
+
+// TestE2EProfile (issue 13): `vkey run --profile yubikey5-fw5.4` shows
+// libfido2 the YubiKey's figures, keeps vkey's AAGUID, refuses the 26th
+// discoverable credential with CTAP2_ERR_KEY_STORE_FULL and a message
+// longer than its 1200-byte maxMsgSize with the CTAPHID error
+// ERR_INVALID_LEN (CTAP 2.1 section 11.2, CTAPHID_ERROR), as that key does.
+func TestE2EProfile(t *testing.T) {
+	needTool(t, "fido2-token")
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--profile", "yubikey5-fw5.4")
+	info, err := tool(t, "", "fido2-token", "-I", k.Where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
+		"algorithms: es256 (public-key), eddsa (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
+		"maxmsgsiz: 1200\n", "maxcredcntlst: 8\n", "maxcredlen: 128\n", "aaguid: 766b65792d7669727475616c2d6b6579\n", "fwversion: 0x50403\n"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("fido2-token -I lacks %q:\n%s", want, info)
+		}
+	}
+	c := dial(t, k.Where)
+	ctx := context.Background()
+	mc := func(user byte, exclude int) error {
+		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+			User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
+		for range exclude {
+			req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, 128)})
+		}
+		_, err := c.MakeCredential(ctx, req)
+		return err
+	}
+	for i := range 25 {
+		if err := mc(byte(i), 0); err != nil {
+			t.Fatalf("credential %d: %v", i+1, err)
+		}
+	}
+	var st ctap2.Status
+	if err := mc(99, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+		t.Errorf("26th discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
+	}
+	if err := mc(1, 6); err != nil {
+		t.Errorf("an exclude list within maxMsgSize: %v", err)
+	}
+	if err := mc(1, 9); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+		t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
 	}
 }

@@ -49,6 +49,7 @@ type runOptions struct {
 	algorithms     string
 	aaguid         string
 	attestationCA  string
+	profile        string
 	control        controlOptions
 }
 
@@ -94,6 +95,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.algorithms, "algorithms", "", "credential algorithms to offer, in order: a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256 (default all of them, in that order)")
 	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
 	f.StringVar(&o.attestationCA, "attestation-ca", "", "CERT,KEY: PEM files of a CA that issues the packed attestation certificates (default this installation's own CA)")
+	f.StringVar(&o.profile, "profile", "", "stand in for a hardware key's getInfo and limits: "+strings.Join(ctap2.ProfileNames(), ", ")+" (keeps vkey's AAGUID and attestation unless --aaguid or --attestation-ca)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -123,6 +125,9 @@ func (o *runOptions) validate() error {
 	}
 	if _, err := parseAAGUID(o.aaguid); err != nil {
 		return err
+	}
+	if _, ok := ctap2.ProfileNamed(o.profile); o.profile != "" && !ok {
+		return usageError("unknown --profile %q (want one of %s)", o.profile, strings.Join(ctap2.ProfileNames(), ", "))
 	}
 	return nil
 }
@@ -311,6 +316,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	profile, _ := ctap2.ProfileNamed(o.profile) // nil without --profile
 	a, err := ctap2.New(ctap2.Options{
 		UserVerifier: verifier,
 		Store:        hub.WrapStore(store),
@@ -324,6 +330,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		Algorithms:      algs,
 		AAGUID:          aaguid,
 		AttestationCA:   attCA,
+		Profile:         profile,
 	})
 	if err != nil {
 		return withExitCode(exitUsage, err)
