@@ -290,3 +290,61 @@ func TestProfile(t *testing.T) {
 		t.Error("ES384, which the profile does not offer, was accepted")
 	}
 }
+
+// TestPersistentToken (CTAP 2.2, pcmr and perCredMgmtRO): getInfo lists
+// perCredMgmtRO; a token asked for with pcmr alone, under either protocol,
+// reads credential metadata, RPs and credentials, also after a power cycle
+// and after an ordinary token was issued; it cannot delete or update a
+// credential nor serve the preview command (CTAP2_ERR_PIN_AUTH_INVALID);
+// pcmr with another permission is CTAP1_ERR_INVALID_PARAMETER; a PIN
+// change invalidates it.
+func TestPersistentToken(t *testing.T) {
+	ctx := context.Background()
+	for _, proto := range []uint64{1, 2} {
+		t.Run(fmt.Sprintf("protocol%d", proto), func(t *testing.T) {
+			k := newKey(t)
+			info, _ := k.c.GetInfo(ctx)
+			if !info.Options["perCredMgmtRO"] {
+				t.Error("getInfo lacks perCredMgmtRO")
+			}
+			wantStatus(t, k.c.SetPIN(ctx, proto, "1234"), ctap2.StatusOK)
+			att, err := k.c.MakeCredential(ctx, func() *ctap2.MakeCredentialRequest {
+				req := mcRequest(t, "example.com", []byte{1}, true)
+				tok, _ := k.c.PINToken(ctx, proto, "1234", ctap2.PermMakeCredential, "example.com")
+				req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+				return req
+			}())
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := att.CredentialID()
+
+			_, err = k.c.PINToken(ctx, proto, "1234", ctap2.PermPersistentCredMgmtRO|ctap2.PermCredentialMgmt, "")
+			wantStatus(t, err, ctap2.ErrInvalidParameter)
+			ptok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermPersistentCredMgmtRO, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "other.example"); err != nil {
+				t.Fatal(err) // an ordinary token, bound to another RP, beside it
+			}
+			k.a.PowerCycle()
+			cm := k.c.CredentialManagement(ptok, false)
+			if n, _, err := cm.Metadata(ctx); err != nil || n != 1 {
+				t.Fatalf("metadata with the persistent token: %d, %v", n, err)
+			}
+			creds, err := cm.All(ctx)
+			if err != nil || len(creds) != 1 || !bytes.Equal(creds[0].ID, id) {
+				t.Fatalf("enumeration with the persistent token: %v (%d)", err, len(creds))
+			}
+			wantStatus(t, cm.Delete(ctx, id), ctap2.ErrPINAuthInvalid)
+			wantStatus(t, cm.UpdateUser(ctx, id, ctap2.UserEntity{ID: []byte{1}, Name: "x"}), ctap2.ErrPINAuthInvalid)
+			_, _, err = k.c.CredentialManagement(ptok, true).Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+
+			wantStatus(t, k.c.ChangePIN(ctx, proto, "1234", "5678"), ctap2.StatusOK)
+			_, _, err = cm.Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+		})
+	}
+}

@@ -114,6 +114,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 			"makeCredUvNotRqd":      true,
 			"alwaysUv":              cfg.AlwaysUV,
 			"ep":                    cfg.EnterpriseAttestation,
+			// CTAP 2.2 persistent pinUvAuthToken (persistent.go); a
+			// CTAP 2.1 platform ignores an option it does not know.
+			"perCredMgmtRO": true,
 		},
 		MaxMsgSize:                       uint64(a.opts.MaxMsgSize),
 		PinUvAuthProtocols:               []uint64{2, 1},
