@@ -95,6 +95,12 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	info := &GetInfoResponse{
 		// FIDO_2_1_PRE: the preview credential management command (0x41)
 		// accepts getPinToken tokens, as keys listing it do.
+		// No FIDO_2_2 (issue 13): of CTAP 2.2 this key has hmac-secret-mc,
+		// thirdPartyPayment, the persistent token, attestationFormats(+
+		// Preference) and maxPINLength, but not encIdentifier and
+		// encCredStoreState, which go with perCredMgmtRO, nor the CTAP 2.2
+		// reset and PIN-complexity fields; a 2.2 platform reading FIDO_2_2
+		// would assume them. Each 2.2 feature is advertised on its own.
 		Versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
 		// hmac-secret-mc: CTAP 2.2 section 12.7; a CTAP 2.1 platform
 		// skips a name it does not know.
