@@ -63,21 +63,14 @@ func TestUserAttestationCA(t *testing.T) {
 				t.Fatal(err)
 			}
 			cred := register(t, k, rp, webauthntest.NewUser("alice"), false, -7)
-			var obj struct {
-				AttStmt struct {
-					X5C [][]byte `cbor:"x5c"`
-				} `cbor:"attStmt"`
-			}
-			if err := ctap2.Unmarshal(cred.Attestation.Object, &obj); err != nil || len(obj.AttStmt.X5C) == 0 {
-				t.Fatalf("no x5c: %v", err)
-			}
-			leaf, err := x509.ParseCertificate(obj.AttStmt.X5C[0])
+			x5c := attestationX5C(t, cred)
+			leaf, err := x509.ParseCertificate(x5c[0])
 			if err != nil {
 				t.Fatal(err)
 			}
 			roots, inters := x509.NewCertPool(), x509.NewCertPool()
 			roots.AddCert(root)
-			for _, der := range obj.AttStmt.X5C[1:] {
+			for _, der := range x5c[1:] {
 				c, err := x509.ParseCertificate(der)
 				if err != nil {
 					t.Fatal(err)

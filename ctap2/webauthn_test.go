@@ -118,6 +118,24 @@ func TestRelyingPartyVerifies(t *testing.T) {
 	}
 }
 
+// attestationX5C is the x5c of the attestation statement go-webauthn kept
+// of a registration; it fails the test when there is none.
+func attestationX5C(t *testing.T, cred *webauthn.Credential) [][]byte {
+	t.Helper()
+	if len(cred.Attestation.Object) == 0 {
+		t.Fatal("go-webauthn did not keep the attestation object")
+	}
+	var obj struct {
+		AttStmt struct {
+			X5C [][]byte `cbor:"x5c"`
+		} `cbor:"attStmt"`
+	}
+	if err := ctap2.Unmarshal(cred.Attestation.Object, &obj); err != nil || len(obj.AttStmt.X5C) == 0 {
+		t.Fatalf("no x5c in attestation object: %v", err)
+	}
+	return obj.AttStmt.X5C
+}
+
 // checkAttestationChain verifies the packed x5c leaf against the
 // installation's attestation root and the WebAuthn section 8.2.1
 // certificate requirements.
@@ -131,18 +149,7 @@ func checkAttestationChain(t *testing.T, k *testKey, cred *webauthn.Credential) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cred.Attestation.Object) == 0 {
-		t.Fatal("go-webauthn did not keep the attestation object")
-	}
-	var obj struct {
-		AttStmt struct {
-			X5C [][]byte `cbor:"x5c"`
-		} `cbor:"attStmt"`
-	}
-	if err := ctap2.Unmarshal(cred.Attestation.Object, &obj); err != nil || len(obj.AttStmt.X5C) == 0 {
-		t.Fatalf("no x5c in attestation object: %v", err)
-	}
-	leaf, err := x509.ParseCertificate(obj.AttStmt.X5C[0])
+	leaf, err := x509.ParseCertificate(attestationX5C(t, cred)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
