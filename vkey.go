@@ -110,6 +110,18 @@ type Options struct {
 	Passkeys ctap2.PasskeyKind
 	// EnterpriseRPIDs are given vendor-facilitated enterprise attestation.
 	EnterpriseRPIDs []string
+	// AttestationCA, when set, issues the packed attestation certificates
+	// instead of the installation's own CA.
+	AttestationCA *ctap2.AttestationCA
+	// AAGUID identifies the authenticator model (default
+	// ctap2.DefaultAAGUID, or the Profile's).
+	AAGUID [16]byte
+	// Algorithms are the credential algorithms offered, in order of
+	// preference (default ctap2.DefaultAlgorithms, or the Profile's).
+	Algorithms []keystore.Algorithm
+	// Profile, when set, gives the key the shape of a hardware key
+	// (ctap2.ProfileNamed).
+	Profile *ctap2.Profile
 
 	// Transport is how clients reach the key (default Pipe).
 	Transport Transport
@@ -229,6 +241,10 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 		Attestation:     opts.Attestation,
 		Passkeys:        opts.Passkeys,
 		EnterpriseRPIDs: opts.EnterpriseRPIDs,
+		AttestationCA:   opts.AttestationCA,
+		AAGUID:          opts.AAGUID,
+		Algorithms:      opts.Algorithms,
+		Profile:         opts.Profile,
 		Logger:          opts.Logger,
 		Observer:        ctap2.Observers{Keepalive, hub, LogObserver(opts.Logger), opts.Observer},
 	})

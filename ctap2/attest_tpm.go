@@ -56,6 +56,9 @@ func (a *Authenticator) tpmAttestation(key keystore.TPMKey, attToBeSigned []byte
 	if err != nil {
 		return nil, fmt.Errorf("tpm attestation: reading identity: %w", err)
 	}
+	if ca := a.opts.AttestationCA; ca != nil {
+		id.AttestationCACert, id.AttestationCAKey = ca.Cert, ca.Key // checked by ensureIdentity
+	}
 	aikCert, err := newAIKCertificate(id, att, a.opts.AAGUID, a.opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("tpm attestation: %w", err)
@@ -63,7 +66,7 @@ func (a *Authenticator) tpmAttestation(key keystore.TPMKey, attToBeSigned []byte
 	return map[string]any{
 		"ver":      tpmStatementVersion,
 		"alg":      int64(att.SignatureAlg),
-		"x5c":      [][]byte{aikCert},
+		"x5c":      append([][]byte{aikCert}, a.attestChain...),
 		"sig":      att.Signature,
 		"certInfo": att.CertInfo,
 		"pubArea":  att.PubArea,

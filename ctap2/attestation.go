@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/vkey-dev/vkey/keystore"
@@ -64,6 +65,18 @@ func (a *Authenticator) ensureIdentity() error {
 			return fmt.Errorf("ctap2: storing identity: %w", err)
 		}
 	}
+	var chain [][]byte
+	if ca := a.opts.AttestationCA; ca != nil {
+		// The user's CA (`vkey run --attestation-ca`) issues this run's
+		// leaves; the installation's own CA stays in the store for when
+		// the option is dropped.
+		if id, err = userCAIdentity(id, ca, a.opts.AAGUID, a.opts.Now()); err != nil {
+			return err
+		}
+		if !selfSigned(ca.Cert) {
+			chain = [][]byte{ca.Cert} // WebAuthn section 8.2: x5c is the leaf, then its chain
+		}
+	}
 	if err := a.useIdentity(id); err != nil {
 		return err
 	}
@@ -72,13 +85,63 @@ func (a *Authenticator) ensureIdentity() error {
 		return err
 	}
 	a.enterprise = ea
+	a.enterprise.chain, a.attestChain, a.attestRoot = chain, chain, id.AttestationCACert
 	return nil
+}
+
+// AttestationCA is a certificate authority of the user's choosing that
+// issues the packed attestation certificates (`vkey run --attestation-ca`),
+// so that a relying party's attestation trust can be set up once for a
+// whole team.
+type AttestationCA struct {
+	// Cert is the CA's DER certificate; it must be a CA (basicConstraints
+	// CA=true) whose public key matches Key.
+	Cert []byte
+	// Key is the CA's PKCS#8 private key.
+	Key []byte
+}
+
+// userCAIdentity is id with its attestation CA replaced by ca and a batch
+// leaf issued by ca for aaguid.
+func userCAIdentity(id *keystore.Identity, ca *AttestationCA, aaguid [16]byte, now time.Time) (*keystore.Identity, error) {
+	cert, err := x509.ParseCertificate(ca.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: attestation CA certificate: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("ctap2: the attestation CA certificate is not a CA (basicConstraints CA=true is needed)")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: attestation CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok || !signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
+		return nil, errors.New("ctap2: the attestation CA key does not match its certificate")
+	}
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("ctap2: the attestation CA certificate is valid only from %s to %s", cert.NotBefore.Format(time.DateOnly), cert.NotAfter.Format(time.DateOnly))
+	}
+	user := *id
+	user.AttestationCACert, user.AttestationCAKey = ca.Cert, ca.Key
+	if err := newAttestationLeaf(&user, aaguid, now); err != nil {
+		return nil, err
+	}
+	return &user, nil
+}
+
+// selfSigned reports whether a DER certificate is a root: issued by itself.
+func selfSigned(der []byte) bool {
+	cert, err := x509.ParseCertificate(der)
+	return err == nil && bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
 }
 
 // attestationSigner is a packed attestation key and its certificate.
 type attestationSigner struct {
 	key  crypto.Signer
 	cert []byte
+	// chain holds the certificates between cert and the root, if any.
+	chain [][]byte
 }
 
 // enterpriseIdentity makes the enterprise attestation key and certificate
@@ -270,21 +333,62 @@ func newAttestationLeaf(id *keystore.Identity, aaguid [16]byte, now time.Time) e
 // AttestationRoot returns the DER certificate of this installation's
 // attestation CA, which relying parties trust to verify packed attestation.
 func (a *Authenticator) AttestationRoot() ([]byte, error) {
-	id, err := a.store.Identity()
-	if err != nil {
-		return nil, fmt.Errorf("ctap2: reading identity: %w", err)
+	return append([]byte(nil), a.attestRoot...), nil
+}
+
+// attestationFormats is getInfo's attestationFormats (CTAP 2.2 section
+// 6.4): the configured format first (the default), then the others this
+// key can give: packed, none, and tpm when its device keys can.
+func (a *Authenticator) attestationFormats() []string {
+	name := func(f AttestationFormat) string {
+		if f == AttestationPackedSelf {
+			return "packed"
+		}
+		return string(f)
 	}
-	return append([]byte(nil), id.AttestationCACert...), nil
+	out := []string{name(a.opts.Attestation)}
+	for _, f := range []string{"packed", "none", "tpm"} {
+		if f == "tpm" && (a.opts.DeviceKeys == nil || a.opts.DeviceKeys.Name() != "tpm") {
+			continue
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// preferredFormat applies makeCredential's attestationFormatsPreference
+// (CTAP 2.2 section 6.1.2): the first format listed that the key can
+// give for this credential key, else the configured one. "packed" is
+// self attestation when the key is configured so.
+func (a *Authenticator) preferredFormat(preference []string, key keystore.Key) AttestationFormat {
+	for _, f := range preference {
+		switch f {
+		case "none":
+			return AttestationNone
+		case "packed":
+			if a.opts.Attestation == AttestationPackedSelf {
+				return AttestationPackedSelf
+			}
+			return AttestationPacked
+		case "tpm":
+			if _, ok := key.(keystore.TPMKey); ok {
+				return AttestationTPM
+			}
+		}
+	}
+	return a.opts.Attestation
 }
 
 // attestationStatement signs authData || clientDataHash in the configured
 // format (WebAuthn section 8.2 packed, 8.3 tpm, 8.7 none).
 // With enterprise set it is packed, signed by the enterprise attestation
 // key (CTAP 2.1 section 7.1), whatever the configured format.
-func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte, enterprise bool) (string, map[string]any, error) {
+func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Credential, authData, clientDataHash []byte, enterprise bool, preference []string) (string, map[string]any, error) {
 	toSign := append(append([]byte(nil), authData...), clientDataHash...)
-	signer := attestationSigner{key: a.attestKey, cert: a.attestCert}
-	format := a.opts.Attestation
+	signer := attestationSigner{key: a.attestKey, cert: a.attestCert, chain: a.attestChain}
+	format := a.preferredFormat(preference, key)
 	if enterprise {
 		signer, format = a.enterprise, AttestationPacked
 	}
@@ -312,6 +416,6 @@ func (a *Authenticator) attestationStatement(key keystore.Key, cred *keystore.Cr
 	return "packed", map[string]any{
 		"alg": int64(keystore.AlgES256),
 		"sig": sig,
-		"x5c": [][]byte{signer.cert},
+		"x5c": append([][]byte{signer.cert}, signer.chain...),
 	}, nil
 }

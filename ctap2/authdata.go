@@ -3,9 +3,11 @@ package ctap2
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math/big"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -66,15 +68,35 @@ type coseOKPKey struct {
 	X   []byte `cbor:"-2,keyasint"`
 }
 
+// coseRSAKey is a COSE_Key of key type RSA (RFC 8230 section 4).
+type coseRSAKey struct {
+	Kty int64  `cbor:"1,keyasint"`
+	Alg int64  `cbor:"3,keyasint"`
+	N   []byte `cbor:"-1,keyasint"`
+	E   []byte `cbor:"-2,keyasint"`
+}
+
+// coseCurves are the COSE curve identifiers of the EC2 curves (RFC 9053
+// section 7.1, table 18).
+var coseCurves = map[string]int64{"P-256": 1, "P-384": 2, "P-521": 3}
+
 // encodeCOSEKey encodes pub as the COSE_Key of a credential using alg.
 func encodeCOSEKey(alg keystore.Algorithm, pub any) ([]byte, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
+		crv, ok := coseCurves[k.Curve.Params().Name]
 		point, err := k.Bytes()
-		if err != nil || len(point) != 65 {
-			return nil, fmt.Errorf("encoding P-256 public key: %v", err)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("encoding %s public key: %v", k.Curve.Params().Name, err)
 		}
-		return Marshal(coseEC2Key{Kty: 2, Alg: int64(alg), Crv: 1, X: point[1:33], Y: point[33:]})
+		// Uncompressed point 0x04 || x || y, each padded to the field size
+		// as RFC 9053 section 7.1.1 requires.
+		n := (len(point) - 1) / 2
+		return Marshal(coseEC2Key{Kty: 2, Alg: int64(alg), Crv: crv, X: point[1 : 1+n], Y: point[1+n:]})
+	case *rsa.PublicKey:
+		// RFC 8230 section 4: n and e as unsigned big-endian integers
+		// without leading zero bytes.
+		return Marshal(coseRSAKey{Kty: 3, Alg: int64(alg), N: k.N.Bytes(), E: big.NewInt(int64(k.E)).Bytes()})
 	case ed25519.PublicKey:
 		return Marshal(coseOKPKey{Kty: 1, Alg: int64(alg), Crv: 6, X: []byte(k)})
 	}

@@ -79,6 +79,17 @@ type Options struct {
 	Attestation AttestationFormat
 	// Passkeys is the default kind of new credentials (default device-bound).
 	Passkeys PasskeyKind
+	// Profile, when set, gives the key the shape of a hardware key
+	// (`vkey run --profile`); Algorithms, MaxMsgSize and FirmwareVersion
+	// left at their defaults take the profile's.
+	Profile *Profile
+	// AttestationCA, when set, issues the packed attestation certificates
+	// instead of the installation's own CA (`vkey run --attestation-ca`).
+	AttestationCA *AttestationCA
+	// Algorithms are the credential algorithms getInfo lists and
+	// makeCredential accepts, in the key's order of preference (default
+	// DefaultAlgorithms; `vkey run --algorithms`).
+	Algorithms []keystore.Algorithm
 	// FirmwareVersion is reported by getInfo.
 	FirmwareVersion uint64
 	// MaxMsgSize is the largest CTAP message accepted (default
@@ -126,10 +137,17 @@ type Authenticator struct {
 	wrapKey    []byte
 	attestKey  crypto.Signer
 	attestCert []byte
+	// attestChain is what x5c carries after the leaf (an intermediate
+	// user CA); attestRoot is the CA certificate AttestationRoot returns.
+	attestChain [][]byte
+	attestRoot  []byte
 	// enterprise signs enterprise attestation (see enterpriseIdentity).
 	enterprise attestationSigner
 	// keyCache holds recently loaded credential keys (see loadKey).
 	keyCache map[string]keystore.Key
+	// persistentToken is the pcmr token (persistent.go): not volatile,
+	// invalidated by a PIN change or reset.
+	persistentToken []byte
 	// u2f turns presence into U2F's polling model.
 	u2f u2fPresence
 	// events waits for the end of a command to reach opts.Observer.
@@ -176,8 +194,12 @@ func New(opts Options) (*Authenticator, error) {
 	if opts.Passkeys != DeviceBound && opts.Passkeys != Syncable {
 		return nil, fmt.Errorf("ctap2: unknown passkey kind %q (want device-bound or syncable)", opts.Passkeys)
 	}
+	applyProfile(&opts)
 	if opts.MaxMsgSize <= 0 {
 		opts.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if err := checkAlgorithms(&opts); err != nil {
+		return nil, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -60,6 +60,9 @@ func (a *Authenticator) getTokenUsingUV(ctx context.Context, proto PINProtocol, 
 		return nil, ErrMissingParameter
 	}
 	perms := Permission(*req.Permissions)
+	if perms == PermPersistentCredMgmtRO {
+		return nil, ErrUnauthorizedPermission // this key gives the persistent token for the PIN only
+	}
 	if err := checkPermissions(perms); err != nil {
 		return nil, err
 	}

@@ -261,7 +261,10 @@ func checkPermissions(perms Permission) error {
 	if perms == 0 {
 		return ErrInvalidParameter
 	}
-	if perms&PermBioEnrollment != 0 || perms&^(PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermLargeBlobWrite|PermAuthenticatorCfg) != 0 {
+	if perms&PermPersistentCredMgmtRO != 0 && perms != PermPersistentCredMgmtRO {
+		return ErrInvalidParameter // pcmr stands alone (CTAP 2.2 section 6.5.5.7)
+	}
+	if perms&PermBioEnrollment != 0 || perms&^(PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermLargeBlobWrite|PermAuthenticatorCfg|PermPersistentCredMgmtRO) != 0 {
 		return ErrUnauthorizedPermission
 	}
 	return nil
@@ -350,6 +353,7 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 		return fmt.Errorf("storing PIN: %w", err)
 	}
 	a.resetToken()
+	a.persistentToken = nil // CTAP 2.2: a PIN change invalidates it
 	a.emit(PINChanged{})
 	return nil
 }
@@ -401,6 +405,9 @@ func (a *Authenticator) getPINToken(proto PINProtocol, req *clientPINRequest, su
 			return nil, ErrPINInvalid
 		}
 		return nil, ErrPINPolicyViolation
+	}
+	if perms == PermPersistentCredMgmtRO {
+		return a.issuePersistentToken(proto, shared)
 	}
 	resp, err := a.issueToken(proto, shared, perms, rpID)
 	a.volatile.pin.token.legacy = sub == ClientPINGetPINToken

@@ -7,10 +7,13 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -34,9 +37,17 @@ import (
 //
 // kind 1 is a software P-256 key (its 32-byte scalar), kind 2 a software
 // Ed25519 key (its 32-byte seed), kind 3 any other provider's blob
-// (len(name) (1) || name || len(blob) (2, big-endian) || blob). flags holds
-// the credProtect level (bits 0-1), hmac-secret (0x04), discoverable (0x08)
-// and whether a credBlob follows (0x10). The hmac-secret CredRandom values
+// (len(name) (1) || name || len(blob) (2, big-endian) || blob), kind 4 a
+// software P-384 key (its 48-byte scalar), kind 5 a software P-521 key
+// (its 66-byte scalar) and kind 6 a software RSA-2048 key with e = 65537
+// (its primes p || q, 128 bytes each, from which the rest of the key is
+// computed), so that an RSA ID (288 bytes) also stays within
+// maxCredentialIdLength and the list limits hold for every algorithm.
+// flags holds the credProtect level (bits 0-1), hmac-secret (0x04),
+// discoverable (0x08), whether a credBlob follows (0x10) and
+// thirdPartyPayment (0x20, CTAP 2.2). An algorithm
+// outside int8 (RS256 is -257) sets the kind's top bit (0x80) and takes two
+// bytes (int16, big-endian). The hmac-secret CredRandom values
 // are derived from the wrap key and the nonce instead of being carried.
 // The version byte is part of the additional data.
 //
@@ -55,7 +66,8 @@ const (
 	// and what getInfo advertises (CTAP 2.1 section 6.4,
 	// maxCredentialIdLength; platforms drop longer IDs from their lists).
 	// It covers every ID it has issued: version 2 IDs (at most 97 bytes
-	// for software keys, about 330 for TPM keys) and the version 1 IDs of
+	// for ES256 and EdDSA software keys, 113 for ES384, 131 for ES512, 322
+	// for RSA, about 330 for TPM keys) and the version 1 IDs of
 	// earlier releases (at most 310 bytes for software keys, about 430 for
 	// TPM keys).
 	maxCredentialIDLength = 512
@@ -66,11 +78,16 @@ const (
 	credKindP256     byte = 1
 	credKindEd25519  byte = 2
 	credKindProvider byte = 3
+	credKindP384     byte = 4
+	credKindP521     byte = 5
+	credKindRSA      byte = 6
 
 	credFlagProtectMask byte = 0x03
 	credFlagHMACSecret  byte = 0x04
 	credFlagDiscover    byte = 0x08
 	credFlagCredBlob    byte = 0x10
+	credFlagPayment     byte = 0x20
+	credKindWideAlg     byte = 0x80
 )
 
 // credIDPayload is what a version 1 credential ID seals.
@@ -136,7 +153,7 @@ func deriveCredRandom(wrapKey, nonce []byte) (withUV, withoutUV []byte) {
 
 // compactPayload encodes c as a version 2 payload.
 func compactPayload(c *keystore.Credential) ([]byte, error) {
-	if c.Algorithm < -128 || c.Algorithm > 127 {
+	if c.Algorithm < math.MinInt16 || c.Algorithm > math.MaxInt16 {
 		return nil, fmt.Errorf("credential ID: algorithm %d out of range", c.Algorithm)
 	}
 	if c.CredProtect > 3 || len(c.CredBlob) > 255 {
@@ -152,11 +169,19 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 	if c.CredBlob != nil {
 		flags |= credFlagCredBlob
 	}
+	if c.ThirdPartyPayment {
+		flags |= credFlagPayment
+	}
+	wide := c.Algorithm < math.MinInt8 || c.Algorithm > math.MaxInt8
 	kind, key := credKindProvider, []byte(nil)
 	if c.Provider == keystore.SoftwareProviderName {
 		kind, key = softwareKeyMaterial(c.KeyBlob)
 	}
 	out := []byte{kind, byte(int8(c.Algorithm)), flags}
+	if wide {
+		out = binary.BigEndian.AppendUint16([]byte{kind | credKindWideAlg}, uint16(int16(c.Algorithm)))
+		out = append(out, flags)
+	}
 	if kind == credKindProvider {
 		if len(c.Provider) > 255 || len(c.KeyBlob) > 0xffff {
 			return nil, errors.New("credential ID: key blob too long")
@@ -175,8 +200,8 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 	return out, nil
 }
 
-// softwareKeyMaterial reduces a software PKCS#8 key to its 32-byte P-256
-// scalar or Ed25519 seed; any other key stays a provider blob.
+// softwareKeyMaterial reduces a software PKCS#8 key to its scalar, seed or
+// primes (see the kinds above); any other key stays a provider blob.
 func softwareKeyMaterial(pkcs8 []byte) (byte, []byte) {
 	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
 	if err != nil {
@@ -184,15 +209,63 @@ func softwareKeyMaterial(pkcs8 []byte) (byte, []byte) {
 	}
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		if k.Curve == elliptic.P256() {
-			if b, err := k.Bytes(); err == nil {
-				return credKindP256, b
-			}
+		kind := map[elliptic.Curve]byte{elliptic.P256(): credKindP256, elliptic.P384(): credKindP384, elliptic.P521(): credKindP521}[k.Curve]
+		if b, err := k.Bytes(); err == nil && kind != 0 {
+			return kind, b
 		}
 	case ed25519.PrivateKey:
 		return credKindEd25519, k.Seed()
+	case *rsa.PrivateKey:
+		if len(k.Primes) == 2 && k.E == rsaExponent && k.N.BitLen() == keystore.RSAKeyBits &&
+			len(k.Primes[0].Bytes()) == rsaPrimeLen && len(k.Primes[1].Bytes()) == rsaPrimeLen {
+			return credKindRSA, append(k.Primes[0].FillBytes(make([]byte, rsaPrimeLen)), k.Primes[1].Bytes()...)
+		}
 	}
 	return credKindProvider, nil
+}
+
+// RSA keys of kind 6: e = 65537 and two 1024-bit primes.
+const (
+	rsaExponent = 65537
+	rsaPrimeLen = keystore.RSAKeyBits / 16
+)
+
+// credKindKeyLen is the length of the key material of a software kind.
+var credKindKeyLen = map[byte]int{credKindP256: 32, credKindEd25519: 32, credKindP384: 48, credKindP521: 66, credKindRSA: 2 * rsaPrimeLen}
+
+// softwareKeyBlob rebuilds the PKCS#8 blob of a software kind's key
+// material; it fails on a scalar or primes that make no valid key.
+func softwareKeyBlob(kind byte, key []byte) ([]byte, error) {
+	switch kind {
+	case credKindP256, credKindEd25519:
+		return pkcs8Template(kind, key), nil
+	case credKindP384, credKindP521:
+		curve := elliptic.P384()
+		if kind == credKindP521 {
+			curve = elliptic.P521()
+		}
+		k, err := ecdsa.ParseRawPrivateKey(curve, key)
+		if err != nil {
+			return nil, err
+		}
+		return x509.MarshalPKCS8PrivateKey(k)
+	case credKindRSA:
+		p := new(big.Int).SetBytes(key[:rsaPrimeLen])
+		q := new(big.Int).SetBytes(key[rsaPrimeLen:])
+		one := big.NewInt(1)
+		phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+		d := new(big.Int).ModInverse(big.NewInt(rsaExponent), phi)
+		if d == nil {
+			return nil, errors.New("credential ID: RSA primes without an inverse exponent")
+		}
+		k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: rsaExponent}, D: d, Primes: []*big.Int{p, q}}
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+		k.Precompute()
+		return x509.MarshalPKCS8PrivateKey(k)
+	}
+	return nil, fmt.Errorf("credential ID: unknown key kind %d", kind)
 }
 
 // openCredentialID recovers the credential sealed in id for rpID. Any
@@ -283,17 +356,28 @@ func parseCompactPayload(p []byte) (*keystore.Credential, error) {
 	}
 	kind, alg, flags := p[0], keystore.Algorithm(int8(p[1])), p[2]
 	rest := p[3:]
+	if kind&credKindWideAlg != 0 {
+		if len(p) < 4 {
+			return nil, errShort
+		}
+		kind, alg, flags, rest = kind&^credKindWideAlg, keystore.Algorithm(int16(binary.BigEndian.Uint16(p[1:3]))), p[3], p[4:]
+	}
 	c := &keystore.Credential{
 		Algorithm: alg, CredProtect: flags & credFlagProtectMask,
 		HMACSecret: flags&credFlagHMACSecret != 0, Discoverable: flags&credFlagDiscover != 0,
+		ThirdPartyPayment: flags&credFlagPayment != 0,
 	}
 	switch kind {
-	case credKindP256, credKindEd25519:
-		if len(rest) < 32 {
+	case credKindP256, credKindEd25519, credKindP384, credKindP521, credKindRSA:
+		n := credKindKeyLen[kind]
+		if len(rest) < n {
 			return nil, errShort
 		}
-		blob := pkcs8Template(kind, rest[:32])
-		c.Provider, c.KeyBlob, rest = keystore.SoftwareProviderName, blob, rest[32:]
+		blob, err := softwareKeyBlob(kind, rest[:n])
+		if err != nil {
+			return nil, err
+		}
+		c.Provider, c.KeyBlob, rest = keystore.SoftwareProviderName, blob, rest[n:]
 	case credKindProvider:
 		if len(rest) < 1 || len(rest) < 1+int(rest[0])+2 {
 			return nil, errShort

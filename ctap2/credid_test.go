@@ -3,6 +3,7 @@ package ctap2
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"testing"
 
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
@@ -40,32 +41,45 @@ func fullCredential(t *testing.T, p keystore.KeyProvider, alg keystore.Algorithm
 	return &keystore.Credential{
 		Algorithm: alg, Provider: p.Name(), KeyBlob: blob, CredProtect: 3, HMACSecret: true,
 		CredRandomWithUV: randomBytes(32), CredRandomWithoutUV: randomBytes(32),
-		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true,
+		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true, ThirdPartyPayment: true,
 	}
 }
 
-// TestCredentialIDVersions (issue 16 point 6): new software IDs are at most
-// 128 bytes and carry every extension's state; IDs of the earlier format
-// still open; any change to an ID, or another RP, is "not ours".
+// TestCredentialIDVersions (issue 16 point 6, issue 13): new software IDs
+// of ES256, EdDSA and ES384 keys are at most 128 bytes, ES512 and RSA ones within
+// maxCredentialIdLength, and carry every extension's state and the key
+// itself; IDs of the earlier format still open; any change to an ID, or
+// another RP, is "not ours".
 func TestCredentialIDVersions(t *testing.T) {
 	wrapKey := randomBytes(32)
 	h := sha256Sum([]byte("example.com"))
-	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgEd25519} {
+	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgEd25519,
+		keystore.AlgES384, keystore.AlgES512, keystore.AlgRS256, keystore.AlgPS256} {
 		c := fullCredential(t, keystore.Software{}, alg)
 		id, err := sealCredentialID(wrapKey, h[:], c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(id) > 128 || id[0] != credIDVersion2 {
-			t.Errorf("alg %d: version %d ID of %d bytes, want version 2 of at most 128", alg, id[0], len(id))
+		limit := 128
+		if alg == keystore.AlgES512 || alg == keystore.AlgRS256 || alg == keystore.AlgPS256 {
+			limit = maxCredentialIDLength // P-521 with a full credBlob is 131 bytes, RSA 322
 		}
+		if len(id) > limit || id[0] != credIDVersion2 {
+			t.Errorf("alg %d: version %d ID of %d bytes, want version 2 of at most %d", alg, id[0], len(id), limit)
+		}
+		t.Logf("alg %d: %d-byte ID with every extension", alg, len(id))
 		got, err := openCredentialID(wrapKey, "example.com", id)
 		if err != nil {
 			t.Fatalf("alg %d: %v", alg, err)
 		}
 		sameCredential(t, got, c)
-		if _, err := (keystore.Software{}).Load(alg, got.KeyBlob); err != nil {
-			t.Errorf("alg %d: key from the ID does not load: %v", alg, err)
+		key, err := (keystore.Software{}).Load(alg, got.KeyBlob)
+		if err != nil {
+			t.Fatalf("alg %d: key from the ID does not load: %v", alg, err)
+		}
+		orig, _ := (keystore.Software{}).Load(alg, c.KeyBlob)
+		if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(orig.Public()) {
+			t.Errorf("alg %d: the ID gives another key", alg)
 		}
 		if _, err := openCredentialID(wrapKey, "other.example", id); err == nil {
 			t.Errorf("alg %d: ID opens for another RP", alg)
@@ -77,6 +91,10 @@ func TestCredentialIDVersions(t *testing.T) {
 				t.Fatalf("alg %d: ID with byte %d changed opens", alg, i)
 			}
 		}
+		if alg != keystore.AlgES256 && alg != keystore.AlgEdDSA && alg != keystore.AlgEd25519 {
+			continue // version 1 IDs were only ever issued for these
+		}
+		c.ThirdPartyPayment = false // version 1 IDs never carried it
 		v1 := sealV1(t, wrapKey, h[:], c)
 		old, err := openCredentialID(wrapKey, "example.com", v1)
 		if err != nil {
@@ -93,7 +111,8 @@ func sameCredential(t *testing.T, got, want *keystore.Credential) {
 	t.Helper()
 	if got.Algorithm != want.Algorithm || got.Provider != want.Provider || got.CredProtect != want.CredProtect ||
 		!got.HMACSecret || len(got.CredRandomWithUV) != 32 || bytes.Equal(got.CredRandomWithUV, got.CredRandomWithoutUV) ||
-		!bytes.Equal(got.CredRandomWithUV, want.CredRandomWithUV) || !bytes.Equal(got.CredBlob, want.CredBlob) || got.Discoverable != want.Discoverable {
+		!bytes.Equal(got.CredRandomWithUV, want.CredRandomWithUV) || !bytes.Equal(got.CredBlob, want.CredBlob) || got.Discoverable != want.Discoverable ||
+		got.ThirdPartyPayment != want.ThirdPartyPayment {
 		t.Errorf("opened %+v, want %+v", got, want)
 	}
 }

@@ -26,6 +26,9 @@ const (
 type credMgmtVolatile struct {
 	rps   []RPEntity
 	creds []*keystore.Credential
+	// persistent is set when the persistent token authorized the
+	// enumeration (persistent.go).
+	persistent bool
 }
 
 type credMgmtParams struct {
@@ -47,6 +50,9 @@ type CredMgmtResponse struct {
 	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
 	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
+	// ThirdPartyPayment (CTAP 2.2 section 6.8, 0x0C) is present, true,
+	// for a credential made with the thirdPartyPayment extension.
+	ThirdPartyPayment bool `cbor:"12,keyasint,omitempty"`
 }
 
 // credentialManagement is authenticatorCredentialManagement (CTAP 2.1
@@ -95,22 +101,33 @@ func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
 	if req.PinUvAuthParam == nil {
 		return nil, ErrPUATRequired
 	}
-	if err := a.verifyTokenWith(req.PinUvAuthProtocol, req.PinUvAuthParam, CredMgmtAuthMessage(sub, req.SubCommandParams), PermCredentialMgmt, "", preview); err != nil {
-		return nil, err
+	msg := CredMgmtAuthMessage(sub, req.SubCommandParams)
+	// The persistent token (pcmr) authorizes the read-only subcommands of
+	// the CTAP 2.2 command; anything else needs an ordinary cm token.
+	persistent := !preview && readOnlyCredMgmt(sub) && a.persistentTokenVerifies(req.PinUvAuthProtocol, req.PinUvAuthParam, msg)
+	if !persistent {
+		if err := a.verifyTokenWith(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermCredentialMgmt, "", preview); err != nil {
+			return nil, err
+		}
 	}
+	a.volatile.cm.persistent = persistent
 	all, err := a.discoverable()
 	if err != nil {
 		return nil, err
 	}
 	switch sub {
 	case CredMgmtGetCredsMetadata:
-		if err := a.tokenUnbound(); err != nil {
+		if err := a.tokenUnbound(); err != nil && !persistent {
 			return nil, err
 		}
-		n, rem := uint64(len(all)), uint64(a.store.RemainingDiscoverable())
+		left, err := a.remainingDiscoverable()
+		if err != nil {
+			return nil, err
+		}
+		n, rem := uint64(len(all)), uint64(left)
 		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
 	case CredMgmtEnumerateRPsBegin:
-		if err := a.tokenUnbound(); err != nil {
+		if err := a.tokenUnbound(); err != nil && !persistent {
 			return nil, err
 		}
 		return a.beginRPs(all)
@@ -134,8 +151,12 @@ func (a *Authenticator) tokenUnbound() error {
 	return nil
 }
 
-// tokenAllowsRP refuses a token bound to another RP.
+// tokenAllowsRP refuses a token bound to another RP; the persistent
+// token is bound to none.
 func (a *Authenticator) tokenAllowsRP(rpID string) error {
+	if a.volatile.cm.persistent {
+		return nil
+	}
 	if t := a.volatile.pin.token.rpID; t != "" && t != rpID {
 		return ErrPINAuthInvalid
 	}
@@ -221,6 +242,8 @@ func credentialResponse(c *keystore.Credential) CredMgmtResponse {
 		PublicKey:    cbor.RawMessage(c.PublicKey),
 		CredProtect:  level,
 		LargeBlobKey: c.LargeBlobKey,
+
+		ThirdPartyPayment: c.ThirdPartyPayment,
 	}
 }
 

@@ -40,6 +40,9 @@ type getAssertionExtensions struct {
 	hmacSalts    []byte // salt1 || optional salt2, decrypted
 	credBlob     bool
 	largeBlobKey bool
+	// payment asks whether the credential is for third-party payment
+	// (CTAP 2.2 section 12.9).
+	payment bool
 }
 
 func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessage) (getAssertionExtensions, error) {
@@ -47,33 +50,15 @@ func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessa
 	for name, raw := range ext {
 		switch name {
 		case "hmac-secret":
-			var in hmacSecretInput
-			if err := Unmarshal(raw, &in); err != nil {
-				return e, err
-			}
-			if in.KeyAgreement == nil || in.SaltEnc == nil || in.SaltAuth == nil {
-				return e, ErrMissingParameter
-			}
-			version := uint64(1)
-			if in.Protocol != nil {
-				version = *in.Protocol
-			}
-			proto, ok := PINProtocolFor(version)
-			if !ok {
-				return e, ErrInvalidParameter
-			}
-			shared, err := SharedSecret(proto, a.volatile.pin.keyAgreement, in.KeyAgreement)
+			r, err := a.parseHMACSecretInput(raw)
 			if err != nil {
 				return e, err
 			}
-			if !proto.Verify(shared, in.SaltEnc, in.SaltAuth) {
-				return e, ErrPINAuthInvalid
+			e.hmacProto, e.hmacShared, e.hmacSalts = r.proto, r.shared, r.salts
+		case "thirdPartyPayment":
+			if err := Unmarshal(raw, &e.payment); err != nil {
+				return e, err
 			}
-			salts, err := proto.Decrypt(shared, in.SaltEnc)
-			if err != nil || (len(salts) != 32 && len(salts) != 64) {
-				return e, ErrInvalidLength
-			}
-			e.hmacProto, e.hmacShared, e.hmacSalts = proto, shared, salts
 		case "credBlob":
 			if err := Unmarshal(raw, &e.credBlob); err != nil {
 				return e, err
@@ -272,19 +257,14 @@ func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHa
 	}
 	outExt := map[string]any{}
 	if ext.hmacSalts != nil && c.HMACSecret {
-		credRandom := c.CredRandomWithoutUV
-		if uv {
-			credRandom = c.CredRandomWithUV
-		}
-		out := hmacSHA256(credRandom, ext.hmacSalts[:32])
-		if len(ext.hmacSalts) == 64 {
-			out = append(out, hmacSHA256(credRandom, ext.hmacSalts[32:])...)
-		}
-		enc, err := ext.hmacProto.Encrypt(ext.hmacShared, out)
+		enc, err := (&hmacSecretRequest{proto: ext.hmacProto, shared: ext.hmacShared, salts: ext.hmacSalts}).output(c, uv)
 		if err != nil {
 			return nil, err
 		}
 		outExt["hmac-secret"] = enc
+	}
+	if ext.payment {
+		outExt["thirdPartyPayment"] = c.ThirdPartyPayment
 	}
 	if ext.credBlob {
 		outExt["credBlob"] = append([]byte{}, c.CredBlob...)

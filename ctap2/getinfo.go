@@ -2,6 +2,7 @@ package ctap2
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -37,6 +38,33 @@ func (a *Authenticator) maxCredentialCountInList() int {
 	return max(1, min(n, maxListLength))
 }
 
+// DefaultAlgorithms are the algorithms a key offers unless configured
+// otherwise: ES256 and EdDSA first, as before, then ES384, ES512, RS256
+// and PS256 (issue 13).
+var DefaultAlgorithms = []keystore.Algorithm{
+	keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgES384, keystore.AlgES512, keystore.AlgRS256, keystore.AlgPS256,
+}
+
+// checkAlgorithms defaults opts.Algorithms and refuses one that the
+// software keys (every credential's fallback) cannot make, or a repeat.
+func checkAlgorithms(opts *Options) error {
+	if len(opts.Algorithms) == 0 {
+		opts.Algorithms = DefaultAlgorithms
+	}
+	seen := map[keystore.Algorithm]bool{}
+	for _, alg := range opts.Algorithms {
+		if !opts.SoftwareKeys.Supports(alg) {
+			return fmt.Errorf("ctap2: algorithm %d is not supported (want some of ES256, EdDSA, ES384, ES512, RS256, PS256)", alg)
+		}
+		if seen[alg] {
+			return fmt.Errorf("ctap2: algorithm %d is listed twice", alg)
+		}
+		seen[alg] = true
+	}
+	opts.Algorithms = append([]keystore.Algorithm(nil), opts.Algorithms...)
+	return nil
+}
+
 // maxSerializedLargeBlobArray is the size of the large-blob store (CTAP 2.1
 // section 6.10; at least 1024).
 const maxSerializedLargeBlobArray = 4096
@@ -56,17 +84,27 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		return nil, err
 	}
 	var algs []CredentialParameter
-	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA} {
-		if a.supportsAlgorithm(alg) {
-			algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
-		}
+	for _, alg := range a.opts.Algorithms {
+		algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
 	}
-	remaining := uint64(a.store.RemainingDiscoverable())
+	rem, err := a.remainingDiscoverable()
+	if err != nil {
+		return nil, err
+	}
+	remaining := uint64(rem)
 	info := &GetInfoResponse{
 		// FIDO_2_1_PRE: the preview credential management command (0x41)
 		// accepts getPinToken tokens, as keys listing it do.
-		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
-		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
+		// No FIDO_2_2 (issue 13): of CTAP 2.2 this key has hmac-secret-mc,
+		// thirdPartyPayment, the persistent token, attestationFormats(+
+		// Preference) and maxPINLength, but not encIdentifier and
+		// encCredStoreState, which go with perCredMgmtRO, nor the CTAP 2.2
+		// reset and PIN-complexity fields; a 2.2 platform reading FIDO_2_2
+		// would assume them. Each 2.2 feature is advertised on its own.
+		Versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
+		// hmac-secret-mc: CTAP 2.2 section 12.7; a CTAP 2.1 platform
+		// skips a name it does not know.
+		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "hmac-secret-mc", "largeBlobKey", "minPinLength", "thirdPartyPayment"},
 		AAGUID:     a.opts.AAGUID[:],
 		Options: map[string]bool{
 			"rk":                    true,
@@ -82,6 +120,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 			"makeCredUvNotRqd":      true,
 			"alwaysUv":              cfg.AlwaysUV,
 			"ep":                    cfg.EnterpriseAttestation,
+			// CTAP 2.2 persistent pinUvAuthToken (persistent.go); a
+			// CTAP 2.1 platform ignores an option it does not know.
+			"perCredMgmtRO": true,
 		},
 		MaxMsgSize:                       uint64(a.opts.MaxMsgSize),
 		PinUvAuthProtocols:               []uint64{2, 1},
@@ -96,6 +137,8 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		MaxCredBlobLength:                maxCredBlobLength,
 		MaxRPIDsForSetMinPINLength:       maxRPIDsForSetMinPINLength,
 		RemainingDiscoverableCredentials: &remaining,
+		AttestationFormats:               a.attestationFormats(),
+		MaxPINLength:                     maxPINBytes, // 63 bytes: 63 code points of ASCII
 	}
 	if a.opts.UserVerifier != nil {
 		// A built-in UV method, configured, that also gives tokens.
@@ -103,7 +146,10 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		info.Options["uvToken"] = true
 		info.PreferredPlatformUvAttempts = 1
 	}
+	a.shapeInfo(info)
 	if cfg.AlwaysUV {
+		// After the profile: alwaysUv turns U2F off whatever key vkey
+		// stands in for (CTAP 2.1 section 7.2).
 		info.Versions = withoutU2F(info.Versions)
 	}
 	return info, nil

@@ -40,11 +40,16 @@ func fullDescriptors(t *testing.T, n, size int, real ...[]byte) []ctap2.Credenti
 // getAssertion that use every limit getInfo states at once, a full list of
 // the longest credential IDs with a 253-byte RP ID, the longest user
 // entity and every extension, fit maxMsgSize and succeed; software
-// credential IDs are at most 128 bytes.
+// ES256 credential IDs are at most 128 bytes, and RS256 ones (the longest,
+// issue 13) within maxCredentialIdLength, so the list limits hold for them.
 func TestEveryLimitAtOnce(t *testing.T) {
 	ctx := context.Background()
-	for _, proto := range []uint64{1, 2} {
-		t.Run(fmt.Sprintf("protocol%d", proto), func(t *testing.T) {
+	for _, tc := range []struct {
+		proto uint64
+		alg   int64
+	}{{1, -7}, {2, -7}, {2, -257}} {
+		proto := tc.proto
+		t.Run(fmt.Sprintf("protocol%d/alg%d", proto, tc.alg), func(t *testing.T) {
 			k := pinKey(t)
 			tok, _ := k.c.PINToken(ctx, proto, flowPIN, ctap2.PermAuthenticatorCfg, "")
 			wantStatus(t, k.c.EnableEnterpriseAttestation(ctx, tok), ctap2.StatusOK)
@@ -64,7 +69,7 @@ func TestEveryLimitAtOnce(t *testing.T) {
 				ClientDataHash:   bytes.Repeat([]byte{1}, 32),
 				RP:               &ctap2.RPEntity{ID: rpID, Name: name},
 				User:             &ctap2.UserEntity{ID: bytes.Repeat([]byte{2}, 64), Name: name, DisplayName: name},
-				PubKeyCredParams: credParams(t, -7, -8, -19),
+				PubKeyCredParams: credParams(t, tc.alg, -8, -19),
 				ExcludeList:      fullDescriptors(t, count, idLen),
 				Extensions: map[string]cbor.RawMessage{
 					"credProtect": mustCBOR(t, 2), "hmac-secret": mustCBOR(t, true), "credBlob": mustCBOR(t, bytes.Repeat([]byte{3}, 32)),
@@ -80,8 +85,8 @@ func TestEveryLimitAtOnce(t *testing.T) {
 				t.Fatalf("makeCredential at every limit: %v", err)
 			}
 			id, _ := att.CredentialID()
-			if len(id) > 128 {
-				t.Errorf("software credential ID of %d bytes, want at most 128", len(id))
+			if (tc.alg == -7 && len(id) > 128) || len(id) > idLen {
+				t.Errorf("software credential ID of %d bytes, want at most 128 for ES256 and %d for any", len(id), idLen)
 			}
 
 			hs, err := k.c.NewHMACSecret(ctx, proto, bytes.Repeat([]byte{4}, 32), bytes.Repeat([]byte{5}, 32))

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -54,8 +55,14 @@ func (a *Authenticator) chooseAlgorithm(params []cbor.RawMessage) (keystore.Algo
 	return chosen, nil
 }
 
+// supportsAlgorithm reports whether alg is one the key offers (getInfo's
+// algorithms). Ed25519 (-19), the fully specified name of EdDSA on
+// Ed25519, is accepted wherever EdDSA is.
 func (a *Authenticator) supportsAlgorithm(alg keystore.Algorithm) bool {
-	return a.opts.SoftwareKeys.Supports(alg) || (a.opts.DeviceKeys != nil && a.opts.DeviceKeys.Supports(alg))
+	if alg == keystore.AlgEd25519 {
+		alg = keystore.AlgEdDSA
+	}
+	return slices.Contains(a.opts.Algorithms, alg)
 }
 
 // providerFor picks the key provider of a new credential: syncable keys are
@@ -88,6 +95,11 @@ type makeCredentialExtensions struct {
 	hasCredBlob  bool
 	largeBlobKey bool
 	minPINLength bool
+	// thirdPartyPayment (CTAP 2.2 section 12.9) marks a payment credential.
+	thirdPartyPayment bool
+	// hmacSecretMC is the hmac-secret-mc input (CTAP 2.2 section 12.7),
+	// checked once the key agreement is known.
+	hmacSecretMC cbor.RawMessage
 }
 
 func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredentialExtensions, error) {
@@ -121,6 +133,12 @@ func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredenti
 			}
 		case "minPinLength":
 			if err := Unmarshal(raw, &e.minPINLength); err != nil {
+				return e, err
+			}
+		case "hmac-secret-mc":
+			e.hmacSecretMC = raw
+		case "thirdPartyPayment":
+			if err := Unmarshal(raw, &e.thirdPartyPayment); err != nil {
 				return e, err
 			}
 		}
@@ -194,6 +212,14 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if err != nil {
 		return nil, err
 	}
+	// hmac-secret-mc (CTAP 2.2 section 12.7) goes with hmac-secret: true;
+	// alone it is ignored, as an extension the key does not process.
+	var hmacMC *hmacSecretRequest
+	if ext.hmacSecretMC != nil && ext.hmacSecret {
+		if hmacMC, err = a.parseHMACSecretInput(ext.hmacSecretMC); err != nil {
+			return nil, err
+		}
+	}
 	rpIDHash := sha256Sum([]byte(req.RP.ID))
 	// Step 12: excludeList.
 	for _, d := range req.ExcludeList {
@@ -228,8 +254,8 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		UserDisplayName: truncateUTF8(req.User.DisplayName, maxEntityStringBytes),
 		Algorithm:       alg, Provider: provider.Name(), KeyBlob: blob,
 		Discoverable: rk, CredProtect: ext.credProtect,
-		BackupEligible: kind == Syncable,
-		Created:        a.opts.Now(),
+		BackupEligible: kind == Syncable, ThirdPartyPayment: ext.thirdPartyPayment,
+		Created: a.opts.Now(),
 	}
 	outExt := map[string]any{}
 	if ext.credProtect != 0 {
@@ -259,6 +285,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if cred.ID, err = sealCredentialID(a.wrapKey, rpIDHash[:], cred); err != nil {
 		return nil, err
 	}
+	if hmacMC != nil { // the CredRandom values exist now
+		if outExt["hmac-secret-mc"], err = hmacMC.output(cred, uv); err != nil {
+			return nil, err
+		}
+	}
 	if cred.PublicKey, err = encodeCOSEKey(alg, key.Public()); err != nil {
 		return nil, err
 	}
@@ -266,6 +297,9 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	// that `vkey backup export` finds them.
 	if rk || cred.BackupEligible {
 		if rk {
+			if err := a.checkProfileCapacity(cred); err != nil {
+				return nil, err
+			}
 			if err := a.replaceUserCredential(cred); err != nil {
 				return nil, err
 			}
@@ -292,7 +326,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		}
 	}
 	ad := authData(rpIDHash[:], flags, count, attestedCredentialData(a.opts.AAGUID, cred.ID, cred.PublicKey), extBytes)
-	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash, ep)
+	format, stmt, err := a.attestationStatement(key, cred, ad, req.ClientDataHash, ep, req.AttestationFormatsPreference)
 	if err != nil {
 		return nil, err
 	}

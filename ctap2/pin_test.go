@@ -240,39 +240,7 @@ func TestHMACSecret(t *testing.T) {
 	}
 	id, _ := att.CredentialID()
 	salt := bytes.Repeat([]byte{3}, 32)
-	get := func(proto uint64, uv bool) []byte {
-		hs, err := k.c.NewHMACSecret(ctx, proto, salt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ga := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
-			AllowList:  []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}},
-			Extensions: map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, hs.Input["hmac-secret"])}}
-		if uv {
-			tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "example.com")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ga.PinUvAuthParam, ga.PinUvAuthProtocol = tok.Param(ga.ClientDataHash), tok.Version()
-		}
-		resp, err := k.c.GetAssertion(ctx, ga)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ext map[string]cbor.RawMessage
-		if err := cbor.Unmarshal(resp.AuthData[37:], &ext); err != nil {
-			t.Fatal(err)
-		}
-		var enc []byte
-		if err := cbor.Unmarshal(ext["hmac-secret"], &enc); err != nil {
-			t.Fatal(err)
-		}
-		out, err := hs.Output(enc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	get := func(proto uint64, uv bool) []byte { return hmacSecretAssertion(t, k, proto, id, uv, salt) }
 	a1, a2 := get(1, false), get(2, false)
 	if !bytes.Equal(a1, a2) || len(a1) != 32 {
 		t.Error("the same salt must give the same output under both protocols")
@@ -281,6 +249,45 @@ func TestHMACSecret(t *testing.T) {
 	if uv := get(2, true); bytes.Equal(uv, a1) {
 		t.Error("with UV the output must come from the other CredRandom")
 	}
+}
+
+// hmacSecretAssertion gets an assertion of credential id at example.com
+// with hmac-secret for salts (with UV from PIN 1234 when uv) and returns
+// the decrypted output.
+func hmacSecretAssertion(t *testing.T, k *testKey, proto uint64, id []byte, uv bool, salts ...[]byte) []byte {
+	t.Helper()
+	ctx := context.Background()
+	hs, err := k.c.NewHMACSecret(ctx, proto, salts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
+		AllowList:  []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}},
+		Extensions: map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, hs.Input["hmac-secret"])}}
+	if uv {
+		tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ga.PinUvAuthParam, ga.PinUvAuthProtocol = tok.Param(ga.ClientDataHash), tok.Version()
+	}
+	resp, err := k.c.GetAssertion(ctx, ga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ext map[string]cbor.RawMessage
+	if err := cbor.Unmarshal(resp.AuthData[37:], &ext); err != nil {
+		t.Fatal(err)
+	}
+	var enc []byte
+	if err := cbor.Unmarshal(ext["hmac-secret"], &enc); err != nil {
+		t.Fatal(err)
+	}
+	out, err := hs.Output(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestCredBlobAndLargeBlobKey(t *testing.T) {

@@ -24,6 +24,7 @@ func (a *Authenticator) reset(ctx context.Context, params []byte) (any, error) {
 	if err := a.ensureIdentity(); err != nil {
 		return nil, err
 	}
+	a.persistentToken = nil
 	powerUp := a.powerUp
 	a.powerCycleLocked()
 	a.powerUp = powerUp

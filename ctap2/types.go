@@ -50,6 +50,9 @@ type MakeCredentialRequest struct {
 	PinUvAuthParam        []byte                     `cbor:"8,keyasint,omitempty"`
 	PinUvAuthProtocol     *uint64                    `cbor:"9,keyasint,omitempty"`
 	EnterpriseAttestation *uint64                    `cbor:"10,keyasint,omitempty"`
+	// AttestationFormatsPreference is the platform's order of preferred
+	// attestation formats (CTAP 2.2 section 6.1, parameter 0x0B).
+	AttestationFormatsPreference []string `cbor:"11,keyasint,omitempty"`
 }
 
 // MakeCredentialResponse is the authenticatorMakeCredential response map.
@@ -104,4 +107,8 @@ type GetInfoResponse struct {
 	MaxRPIDsForSetMinPINLength       uint64                `cbor:"16,keyasint,omitempty"`
 	PreferredPlatformUvAttempts      uint64                `cbor:"17,keyasint,omitempty"`
 	RemainingDiscoverableCredentials *uint64               `cbor:"20,keyasint,omitempty"`
+	// AttestationFormats and MaxPINLength are CTAP 2.2 fields (section
+	// 6.4, keys 0x16 and 0x1D); CTAP 2.1 platforms ignore unknown keys.
+	AttestationFormats []string `cbor:"22,keyasint,omitempty"`
+	MaxPINLength       uint64   `cbor:"29,keyasint,omitempty"`
 }

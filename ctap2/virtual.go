@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -112,7 +113,8 @@ func (a *Authenticator) addCredentialLocked(c VirtualCredential) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidVirtualCredential, err)
 	}
-	if c.Algorithm != 0 && c.Algorithm != alg && !(c.Algorithm == keystore.AlgEd25519 && alg == keystore.AlgEdDSA) {
+	if c.Algorithm != 0 && c.Algorithm != alg && !(c.Algorithm == keystore.AlgEd25519 && alg == keystore.AlgEdDSA) &&
+		!(c.Algorithm == keystore.AlgPS256 && alg == keystore.AlgRS256) {
 		return nil, fmt.Errorf("%w: the private key does not match algorithm %d", ErrInvalidVirtualCredential, c.Algorithm)
 	}
 	if c.Algorithm != 0 {
@@ -184,14 +186,17 @@ func pkcs8Algorithm(der []byte) (keystore.Algorithm, error) {
 	}
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		if k.Curve.Params().Name != "P-256" {
-			return 0, fmt.Errorf("unsupported curve %s (want P-256)", k.Curve.Params().Name)
+		alg, ok := map[string]keystore.Algorithm{"P-256": keystore.AlgES256, "P-384": keystore.AlgES384, "P-521": keystore.AlgES512}[k.Curve.Params().Name]
+		if !ok {
+			return 0, fmt.Errorf("unsupported curve %s (want P-256, P-384 or P-521)", k.Curve.Params().Name)
 		}
-		return keystore.AlgES256, nil
+		return alg, nil
 	case ed25519.PrivateKey:
 		return keystore.AlgEdDSA, nil
+	case *rsa.PrivateKey:
+		return keystore.AlgRS256, nil // RS256 unless the caller names PS256
 	}
-	return 0, fmt.Errorf("unsupported private key type %T (want P-256 or Ed25519)", k)
+	return 0, fmt.Errorf("unsupported private key type %T (want ECDSA, Ed25519 or RSA)", k)
 }
 
 // VirtualCredentials returns every credential the authenticator stores

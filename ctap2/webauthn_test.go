@@ -10,6 +10,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
@@ -19,7 +20,11 @@ import (
 // go-webauthn's verification.
 func register(t *testing.T, k *testKey, rp *webauthntest.RP, u *webauthntest.User, rk bool, alg int64) *webauthn.Credential {
 	t.Helper()
-	cer, err := rp.BeginRegistration(u, webauthn.WithCredentialParameters([]protocol.CredentialParameter{{Type: "public-key", Algorithm: -7}, {Type: "public-key", Algorithm: -8}}))
+	params := []protocol.CredentialParameter{{Type: "public-key", Algorithm: -7}, {Type: "public-key", Algorithm: -8}}
+	if alg != -7 && alg != -8 {
+		params = append(params, protocol.CredentialParameter{Type: "public-key", Algorithm: webauthncose.COSEAlgorithmIdentifier(alg)})
+	}
+	cer, err := rp.BeginRegistration(u, webauthn.WithCredentialParameters(params))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +75,11 @@ func login(t *testing.T, k *testKey, rp *webauthntest.RP, u *webauthntest.User, 
 
 // TestRelyingPartyVerifies has go-webauthn, an independent relying party,
 // verify registrations in every attestation format and assertions, for
-// ES256 and EdDSA, discoverable and not.
+// every algorithm (ES256, EdDSA, ES384, ES512, RS256, PS256: issue 13),
+// discoverable and not.
 func TestRelyingPartyVerifies(t *testing.T) {
 	for _, format := range []ctap2.AttestationFormat{ctap2.AttestationNone, ctap2.AttestationPackedSelf, ctap2.AttestationPacked} {
-		for _, alg := range []int64{-7, -8} {
+		for _, alg := range []int64{-7, -8, -35, -36, -257, -37} {
 			for _, rk := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/alg%d/rk=%v", format, alg, rk), func(t *testing.T) {
 					k := newKey(t, func(o *ctap2.Options) { o.Attestation = format })
@@ -112,6 +118,24 @@ func TestRelyingPartyVerifies(t *testing.T) {
 	}
 }
 
+// attestationX5C is the x5c of the attestation statement go-webauthn kept
+// of a registration; it fails the test when there is none.
+func attestationX5C(t *testing.T, cred *webauthn.Credential) [][]byte {
+	t.Helper()
+	if len(cred.Attestation.Object) == 0 {
+		t.Fatal("go-webauthn did not keep the attestation object")
+	}
+	var obj struct {
+		AttStmt struct {
+			X5C [][]byte `cbor:"x5c"`
+		} `cbor:"attStmt"`
+	}
+	if err := ctap2.Unmarshal(cred.Attestation.Object, &obj); err != nil || len(obj.AttStmt.X5C) == 0 {
+		t.Fatalf("no x5c in attestation object: %v", err)
+	}
+	return obj.AttStmt.X5C
+}
+
 // checkAttestationChain verifies the packed x5c leaf against the
 // installation's attestation root and the WebAuthn section 8.2.1
 // certificate requirements.
@@ -125,18 +149,7 @@ func checkAttestationChain(t *testing.T, k *testKey, cred *webauthn.Credential) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cred.Attestation.Object) == 0 {
-		t.Fatal("go-webauthn did not keep the attestation object")
-	}
-	var obj struct {
-		AttStmt struct {
-			X5C [][]byte `cbor:"x5c"`
-		} `cbor:"attStmt"`
-	}
-	if err := ctap2.Unmarshal(cred.Attestation.Object, &obj); err != nil || len(obj.AttStmt.X5C) == 0 {
-		t.Fatalf("no x5c in attestation object: %v", err)
-	}
-	leaf, err := x509.ParseCertificate(obj.AttStmt.X5C[0])
+	leaf, err := x509.ParseCertificate(attestationX5C(t, cred)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

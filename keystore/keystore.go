@@ -37,11 +37,12 @@ var ErrFull = errors.New("keystore: credential storage full")
 type Key interface {
 	// Algorithm is the COSE algorithm the key signs with.
 	Algorithm() Algorithm
-	// Public returns *ecdsa.PublicKey or ed25519.PublicKey.
+	// Public returns *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey.
 	Public() crypto.PublicKey
 	// Sign signs message as WebAuthn requires for the algorithm: for ES256 an
-	// ASN.1 DER ECDSA signature over SHA-256(message), for EdDSA a raw
-	// Ed25519 signature over message itself.
+	// ASN.1 DER ECDSA signature over SHA-256(message) (SHA-384 for ES384,
+	// SHA-512 for ES512), for RS256 and PS256 an RSA signature over
+	// SHA-256(message), for EdDSA a raw Ed25519 signature over message.
 	Sign(message []byte) ([]byte, error)
 }
 
@@ -101,6 +102,9 @@ type Credential struct {
 	PublicKey []byte `cbor:"19,keyasint,omitempty"`
 	// HMACSecret records that the hmac-secret extension was enabled.
 	HMACSecret bool `cbor:"20,keyasint,omitempty"`
+	// ThirdPartyPayment records that the credential was made for
+	// third-party payment (CTAP 2.2 thirdPartyPayment extension).
+	ThirdPartyPayment bool `cbor:"21,keyasint,omitempty"`
 }
 
 // Clone returns a deep copy of c.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // blobVersion is the first byte of every blob this package makes.
@@ -107,6 +108,45 @@ var signingKeyPrefix = func() []byte {
 	b := tpm2.Marshal(credentialKeyTemplate())
 	return b[:len(b)-2*(2+32)]
 }()
+
+// signingKeyPrefixP384 is signingKeyPrefix of the ES384 (P-384) template.
+var signingKeyPrefixP384 = func() []byte {
+	b := tpm2.Marshal(credentialKeyTemplateFor(keystore.AlgES384))
+	return b[:len(b)-2*(2+48)]
+}()
+
+// signingKeyPublicAlg is signingKeyPublic for either template (ES256 on
+// P-256, ES384 on P-384); it also says which.
+func signingKeyPublicAlg(pubArea []byte) (*ecdsa.PublicKey, keystore.Algorithm, error) {
+	if !bytes.HasPrefix(pubArea, signingKeyPrefixP384) {
+		pub, err := signingKeyPublic(pubArea)
+		return pub, keystore.AlgES256, err
+	}
+	rest := pubArea[len(signingKeyPrefixP384):]
+	var xy [2][]byte
+	for i := range xy {
+		if len(rest) < 2 {
+			return nil, 0, fmt.Errorf("%w: public area truncated", ErrBadBlob)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n > 48 || len(rest) < 2+n {
+			return nil, 0, fmt.Errorf("%w: bad ECC coordinate", ErrBadBlob)
+		}
+		xy[i], rest = rest[2:2+n], rest[2+n:]
+	}
+	if len(rest) != 0 {
+		return nil, 0, fmt.Errorf("%w: %d trailing bytes in public area", ErrBadBlob, len(rest))
+	}
+	raw := make([]byte, 97)
+	raw[0] = 4
+	copy(raw[1+48-len(xy[0]):49], xy[0])
+	copy(raw[49+48-len(xy[1]):], xy[1])
+	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P384(), raw)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: ECC point: %w", ErrBadBlob, err)
+	}
+	return k, keystore.AlgES384, nil
+}
 
 // signingKeyPublic checks that pubArea is a non-exportable ECC P-256 signing
 // key as Generate makes them (the exact template: fixedTPM, fixedParent,

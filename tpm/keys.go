@@ -3,10 +3,10 @@ package tpm
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"slices"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/vkey-dev/vkey/keystore"
@@ -61,6 +61,41 @@ func credentialKeyTemplate() tpm2.TPMTPublic {
 	}
 }
 
+// credentialKeyTemplateFor is the credential key template of alg: ES256
+// on P-256 (credentialKeyTemplate), or ES384, the same on P-384 with
+// ECDSA-SHA384 (issue 13; swtpm and most TPMs offer P-384).
+func credentialKeyTemplateFor(alg keystore.Algorithm) tpm2.TPMTPublic {
+	t := credentialKeyTemplate()
+	if alg != keystore.AlgES384 {
+		return t
+	}
+	t.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+		Scheme: tpm2.TPMTECCScheme{
+			Scheme:  tpm2.TPMAlgECDSA,
+			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA384}),
+		},
+		CurveID: tpm2.TPMECCNistP384,
+		KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+	})
+	t.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 48)},
+		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 48)},
+	})
+	return t
+}
+
+// sigSchemeFor is the TPMT_SIG_SCHEME that signs for alg.
+func sigSchemeFor(alg keystore.Algorithm) tpm2.TPMTSigScheme {
+	if alg != keystore.AlgES384 {
+		return sigSchemeECDSA
+	}
+	return tpm2.TPMTSigScheme{
+		Scheme:  tpm2.TPMAlgECDSA,
+		Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA384}),
+	}
+}
+
 // aikTemplate is the attestation identity key: a restricted ECC P-256
 // ECDSA-SHA256 signing key, derived as a primary key in the endorsement
 // hierarchy, so the same TPM always gives the same AIK without storing it.
@@ -81,13 +116,18 @@ type provider struct{ tp *TPM }
 // Name implements keystore.KeyProvider.
 func (provider) Name() string { return ProviderName }
 
-// Supports implements keystore.KeyProvider: only ES256 (the TPM's ECC P-256).
-func (provider) Supports(alg keystore.Algorithm) bool { return alg == keystore.AlgES256 }
+// Supports implements keystore.KeyProvider: ES256 (the TPM's ECC P-256),
+// and ES384 when the TPM has P-384. RSA keys are not offered: a TPM's
+// wrapped RSA-2048 blob would make credential IDs longer than
+// maxCredentialIdLength, so device-bound RSA credentials are software keys.
+func (p provider) Supports(alg keystore.Algorithm) bool {
+	return alg == keystore.AlgES256 || (alg == keystore.AlgES384 && p.tp.hasP384())
+}
 
 // Generate implements keystore.KeyProvider with TPM2_Create under the SRK.
 func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
-	if alg != keystore.AlgES256 {
-		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 only)", alg)
+	if !p.Supports(alg) {
+		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported (ES256, and ES384 where the TPM has P-384)", alg)
 	}
 	tp := p.tp
 	tp.mu.Lock()
@@ -98,7 +138,7 @@ func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error)
 	}
 	rsp, err := tpm2.Create{
 		ParentHandle: tp.srkAuth(),
-		InPublic:     tpm2.New2B(credentialKeyTemplate()),
+		InPublic:     tpm2.New2B(credentialKeyTemplateFor(alg)),
 	}.Execute(t)
 	if err != nil {
 		return nil, nil, tp.wrap("create credential key", err)
@@ -120,8 +160,8 @@ func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error)
 // made under this TPM's storage key; the TPM itself is used only by Sign and
 // CertifyTPM.
 func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error) {
-	if alg != keystore.AlgES256 {
-		return nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 only)", alg)
+	if alg != keystore.AlgES256 && alg != keystore.AlgES384 {
+		return nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 and ES384 only)", alg)
 	}
 	b, err := parseBlob(data, kindSigningKey)
 	if err != nil {
@@ -136,16 +176,40 @@ func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error
 	if err := tp.checkParent(b); err != nil {
 		return nil, fmt.Errorf("%s: load key: %w", tp.desc, err)
 	}
-	return tp.newKey(b)
+	k, err := tp.newKey(b)
+	if err == nil && k.alg != alg {
+		return nil, fmt.Errorf("%w: a key of algorithm %d, not %d", ErrBadBlob, k.alg, alg)
+	}
+	return k, err
 }
 
 // newKey builds a Key from a checked blob.
 func (tp *TPM) newKey(b *blob) (*Key, error) {
-	pub, err := signingKeyPublic(b.public)
+	pub, alg, err := signingKeyPublicAlg(b.public)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{tp: tp, b: b, pub: pub}, nil
+	return &Key{tp: tp, b: b, pub: pub, alg: alg}, nil
+}
+
+// hasP384 reports whether the TPM implements NIST P-384 (TPM2_GetCapability
+// TPM_CAP_ECC_CURVES), asked once.
+func (tp *TPM) hasP384() bool {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.p384 == nil {
+		has := false
+		if t, err := tp.conn(); err == nil {
+			rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapECCCurves, PropertyCount: 64}.Execute(t)
+			if err == nil {
+				if curves, err := rsp.CapabilityData.Data.ECCCurves(); err == nil {
+					has = slices.Contains(curves.ECCCurves, tpm2.TPMECCNistP384)
+				}
+			}
+		}
+		tp.p384 = &has
+	}
+	return *tp.p384
 }
 
 // Key is a credential key resident in the TPM. It implements keystore.Key
@@ -154,12 +218,13 @@ type Key struct {
 	tp  *TPM
 	b   *blob
 	pub *ecdsa.PublicKey
+	alg keystore.Algorithm
 }
 
 var _ keystore.TPMKey = (*Key)(nil)
 
 // Algorithm implements keystore.Key.
-func (k *Key) Algorithm() keystore.Algorithm { return keystore.AlgES256 }
+func (k *Key) Algorithm() keystore.Algorithm { return k.alg }
 
 // Public implements keystore.Key; it is an *ecdsa.PublicKey.
 func (k *Key) Public() crypto.PublicKey { return k.pub }
@@ -167,10 +232,11 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // PubArea returns the key's TPMT_PUBLIC as the TPM encoded it.
 func (k *Key) PubArea() []byte { return append([]byte(nil), k.b.public...) }
 
-// Sign implements keystore.Key: TPM2_Load, TPM2_Sign of SHA-256(message),
-// TPM2_FlushContext; the result is an ASN.1 DER ECDSA signature.
+// Sign implements keystore.Key: TPM2_Load, TPM2_Sign of SHA-256(message)
+// (SHA-384 for ES384), TPM2_FlushContext; the result is an ASN.1 DER ECDSA
+// signature.
 func (k *Key) Sign(message []byte) ([]byte, error) {
-	digest := sha256.Sum256(message)
+	digest := keystore.Digest(k.alg, message)
 	tp := k.tp
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
@@ -182,8 +248,8 @@ func (k *Key) Sign(message []byte) ([]byte, error) {
 	defer func() { _ = flush(t, lr.ObjectHandle) }()
 	rsp, err := tpm2.Sign{
 		KeyHandle:  tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: lr.Name, Auth: tpm2.PasswordAuth(nil)},
-		Digest:     tpm2.TPM2BDigest{Buffer: digest[:]},
-		InScheme:   sigSchemeECDSA,
+		Digest:     tpm2.TPM2BDigest{Buffer: digest},
+		InScheme:   sigSchemeFor(k.alg),
 		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
 	}.Execute(t)
 	if err != nil {

@@ -62,6 +62,7 @@ type TPM struct {
 	srkPub  tpm2.TPMTPublic
 
 	info *tpmInfo // manufacturer/model/version, read once
+	p384 *bool    // whether the TPM has NIST P-384, asked once
 }
 
 // Open opens a TPM. spec is "" or a device path such as "/dev/tpmrm0" (the

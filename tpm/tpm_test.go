@@ -3,7 +3,9 @@ package tpm
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -435,5 +437,42 @@ func TestRestartAndForeign(t *testing.T) {
 		t.Errorf("Sign with a forged parent name = %v, want ErrBadBlob", err)
 	} else {
 		t.Logf("forged blob: %v", err)
+	}
+}
+
+// TestSwtpmES384 (issue 13): where the TPM has P-384 (swtpm does), the
+// provider makes ES384 keys that sign SHA-384 digests, load from their
+// blob as ES384 (and not as ES256), and flush (many signatures in a row).
+func TestSwtpmES384(t *testing.T) {
+	tp, _ := openSwtpm(t)
+	kp := tp.KeyProvider()
+	if !kp.Supports(keystore.AlgES384) || kp.Supports(keystore.AlgRS256) {
+		t.Fatalf("ES384 %v, RS256 %v: want ES384 only", kp.Supports(keystore.AlgES384), kp.Supports(keystore.AlgRS256))
+	}
+	blob, key, err := kp.Generate(keystore.AlgES384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P384() || key.Algorithm() != keystore.AlgES384 {
+		t.Fatalf("key %T alg %d: want a P-384 ES384 key", key.Public(), key.Algorithm())
+	}
+	loaded, err := kp.Load(keystore.AlgES384, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("authenticatorData || clientDataHash")
+	h := sha512.Sum384(msg)
+	for i := range 5 {
+		sig, err := loaded.Sign(msg)
+		if err != nil {
+			t.Fatalf("Sign #%d: %v", i, err)
+		}
+		if !ecdsa.VerifyASN1(pub, h[:], sig) {
+			t.Fatalf("signature #%d does not verify over SHA-384", i)
+		}
+	}
+	if _, err := kp.Load(keystore.AlgES256, blob); err == nil {
+		t.Error("a P-384 blob loads as ES256")
 	}
 }

@@ -47,6 +47,10 @@ func algorithmName(alg int64) string {
 		return "Ed25519"
 	case -35:
 		return "ES384"
+	case -36:
+		return "ES512"
+	case -37:
+		return "PS256"
 	case -257:
 		return "RS256"
 	}

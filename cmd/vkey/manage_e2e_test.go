@@ -824,6 +824,28 @@ func TestCLIAttestationRoot(t *testing.T) {
 		t.Errorf("--out wrote %q (%v), want what standard output had", b, err)
 	}
 	k.fails(t, nil, exitNoDevice, "vkey run --name nosuch", "attestation", "--name", "nosuch")
+
+	// Issue 13: the MDS3 statement loads in go-webauthn's metadata package
+	// and a relying party checking against it accepts the key.
+	mrp, err := webauthntest.NewWithMetadata("example.com", []byte(k.ok(t, nil, "attestation", "--metadata")))
+	if err != nil {
+		t.Fatalf("vkey attestation --metadata: %v", err)
+	}
+	c, closeC = k.ctapClient(t)
+	defer closeC()
+	cer, err = mrp.BeginRegistration(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err = c.MakeCredential(context.Background(), &ctap2.MakeCredentialRequest{ClientDataHash: cer.ClientDataHash,
+		RP: &ctap2.RPEntity{ID: "example.com"}, User: &ctap2.UserEntity{ID: u.ID, Name: u.Name}, PubKeyCredParams: esParam(-35)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ = att.CredentialID()
+	if _, err := mrp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt); err != nil {
+		t.Errorf("a relying party checking the MDS statement rejected the key: %v", err)
+	}
 }
 
 // transportAddress turns what `vkey run` prints ("LINK (-> /dev/pts/N)")

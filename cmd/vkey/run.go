@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +21,7 @@ import (
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/internal/escape"
+	"github.com/vkey-dev/vkey/keystore"
 	"github.com/vkey-dev/vkey/presence"
 )
 
@@ -40,6 +46,10 @@ type runOptions struct {
 	readyFile      string
 	uv             string
 	epRPIDs        []string
+	algorithms     string
+	aaguid         string
+	attestationCA  string
+	profile        string
 	control        controlOptions
 }
 
@@ -83,6 +93,10 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.readyFile, "ready-file", "", "write the key's location to this file once it is ready (for scripts)")
 	f.StringVar(&o.uv, "uv", "none", "built-in user verification: none, or builtin (its outcome set with `vkey uv` or the control API)")
 	f.StringArrayVar(&o.epRPIDs, "ep-rp-id", nil, "an RP ID given vendor-facilitated enterprise attestation (repeatable; needs `vkey config enterprise-attestation on`)")
+	f.StringVar(&o.algorithms, "algorithms", "", "credential algorithms to offer, in order: a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256 (default all of them, in that order)")
+	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
+	f.StringVar(&o.attestationCA, "attestation-ca", "", "CERT,KEY: PEM files of a CA that issues the packed attestation certificates (default this installation's own CA)")
+	f.StringVar(&o.profile, "profile", "", "stand in for a hardware key's getInfo and limits: "+strings.Join(ctap2.ProfileNames(), ", ")+" (keeps vkey's AAGUID and attestation unless --aaguid or --attestation-ca)")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -112,6 +126,15 @@ func (o *runOptions) validate() error {
 	if o.name == "" || strings.ContainsAny(o.name, "/\x00") {
 		return usageError("--name must be a non-empty name without slashes")
 	}
+	if _, err := parseAlgorithms(o.algorithms); err != nil {
+		return err
+	}
+	if _, err := parseAAGUID(o.aaguid); err != nil {
+		return err
+	}
+	if _, ok := ctap2.ProfileNamed(o.profile); o.profile != "" && !ok {
+		return usageError("unknown --profile %q (want one of %s)", o.profile, strings.Join(ctap2.ProfileNames(), ", "))
+	}
 	return nil
 }
 
@@ -138,6 +161,112 @@ func stateOptions(name, state string, ephemeral bool, passphraseFile string) (vk
 	return o, nil
 }
 
+// parseAlgorithms reads --algorithms: COSE algorithm names (or numbers),
+// comma-separated, each once. Empty means the default.
+func parseAlgorithms(list string) ([]keystore.Algorithm, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []keystore.Algorithm
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		alg, ok := algorithmByName(name)
+		if !ok || !(keystore.Software{}).Supports(alg) || alg == keystore.AlgEd25519 {
+			return nil, usageError("unknown algorithm %q in --algorithms (want a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256)", name)
+		}
+		if slices.Contains(out, alg) {
+			return nil, usageError("algorithm %s is listed twice in --algorithms", name)
+		}
+		out = append(out, alg)
+	}
+	return out, nil
+}
+
+// algorithmByName is the inverse of algorithmName, case-insensitive; it
+// also takes a COSE algorithm number.
+func algorithmByName(name string) (keystore.Algorithm, bool) {
+	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+		return keystore.Algorithm(n), algorithmName(n) != name
+	}
+	for _, alg := range keystore.SoftwareAlgorithms {
+		if strings.EqualFold(algorithmName(int64(alg)), name) {
+			return alg, true
+		}
+	}
+	return 0, false
+}
+
+// readAttestationCA reads --attestation-ca CERT,KEY: a PEM certificate
+// and a PEM private key (PKCS#8, SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA
+// PRIVATE KEY"). Empty means the installation's own CA.
+func readAttestationCA(spec string) (*ctap2.AttestationCA, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	certFile, keyFile, ok := strings.Cut(spec, ",")
+	if !ok || certFile == "" || keyFile == "" {
+		return nil, usageError("--attestation-ca wants CERT,KEY (two PEM files), not %q", spec)
+	}
+	cert, err := readPEM(certFile, "CERTIFICATE")
+	if err != nil {
+		return nil, err
+	}
+	key, err := readPEM(keyFile, "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	var k any
+	switch key.Type {
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(key.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(key.Bytes)
+	default:
+		k, err = x509.ParsePKCS8PrivateKey(key.Bytes)
+	}
+	var pkcs8 []byte
+	if err == nil {
+		pkcs8, err = x509.MarshalPKCS8PrivateKey(k)
+	}
+	if err != nil {
+		return nil, usageError("--attestation-ca: %s holds no usable private key: %v", keyFile, err)
+	}
+	return &ctap2.AttestationCA{Cert: cert.Bytes, Key: pkcs8}, nil
+}
+
+// readPEM reads the first PEM block of one of the given types from file.
+func readPEM(file string, types ...string) (*pem.Block, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageError("--attestation-ca: %v", err)
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, usageError("--attestation-ca: %s holds no PEM %s", file, strings.Join(types, " or "))
+		}
+		if slices.Contains(types, b.Type) {
+			return b, nil
+		}
+	}
+}
+
+// parseAAGUID reads --aaguid, a UUID in its usual 8-4-4-4-12 hex form.
+// Empty means vkey's own.
+func parseAAGUID(s string) ([16]byte, error) {
+	var out [16]byte
+	if s == "" {
+		return out, nil
+	}
+	hexDigits := strings.ReplaceAll(s, "-", "")
+	b, err := hex.DecodeString(hexDigits)
+	if err != nil || len(b) != 16 || len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return out, usageError("--aaguid %q is not a UUID (want the form 766b6579-2d76-6972-7475-616c2d6b6579)", s)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
 func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
@@ -145,6 +274,10 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	mode, err := presence.ParseMode(o.presence)
 	if err != nil {
 		return withExitCode(exitUsage, err)
+	}
+	attCA, err := readAttestationCA(o.attestationCA)
+	if err != nil {
+		return err
 	}
 	level := slog.LevelWarn
 	if o.verbose {
@@ -172,6 +305,10 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	opts.BuiltInUV = o.uv == "builtin"
 	opts.Attestation, opts.Passkeys = ctap2.AttestationFormat(o.attestation), ctap2.PasskeyKind(o.passkeys)
 	opts.EnterpriseRPIDs = o.epRPIDs
+	opts.Algorithms, _ = parseAlgorithms(o.algorithms) // checked by validate
+	opts.AAGUID, _ = parseAAGUID(o.aaguid)
+	opts.Profile, _ = ctap2.ProfileNamed(o.profile) // nil without --profile
+	opts.AttestationCA = attCA
 	opts.Transport, opts.PTYLink = vkey.Transport(o.transport), o.link
 	opts.UDPAddr, opts.UDPAllowRemote = o.udpAddr, o.udpRemote
 	opts.VendorID, opts.ProductID = o.vendorID, o.productID

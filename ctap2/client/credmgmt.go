@@ -121,6 +121,8 @@ type Credential struct {
 	PublicKey    cbor.RawMessage
 	CredProtect  uint64
 	LargeBlobKey []byte
+	// ThirdPartyPayment is the CTAP 2.2 field (0x0C) of a payment credential.
+	ThirdPartyPayment bool
 }
 
 // Algorithm is the COSE algorithm (alg, label 3) of the credential's public
@@ -153,7 +155,7 @@ func (m *CredMgmt) Credentials(ctx context.Context, rp RP) ([]Credential, error)
 		}
 		out = append(out, Credential{
 			RPID: rp.ID, User: *resp.User, ID: resp.CredentialID.ID, PublicKey: resp.PublicKey,
-			CredProtect: resp.CredProtect, LargeBlobKey: resp.LargeBlobKey,
+			CredProtect: resp.CredProtect, LargeBlobKey: resp.LargeBlobKey, ThirdPartyPayment: resp.ThirdPartyPayment,
 		})
 		if i+1 >= total {
 			return out, nil

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+// TestE2EAlgorithmsAndAAGUIDFlags (issue 13): `vkey run --algorithms` and
+// `--aaguid` change what libfido2 reads from getInfo, and an algorithm
+// left out is refused (fido2-cred -M es256 against an RS256-only key).
+func TestE2EAlgorithmsAndAAGUIDFlags(t *testing.T) {
+	needTool(t, "fido2-token", "fido2-cred", "fido2-assert")
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto",
+		"--algorithms", "rs256,ES384", "--aaguid", "cb69481e-8ff7-4039-93ec-0a2729a154a8")
+	info, err := tool(t, "", "fido2-token", "-I", k.Where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, "algorithms: rs256 (public-key), es384 (public-key)") ||
+		!strings.Contains(info, "aaguid: cb69481e8ff7403993ec0a2729a154a8") {
+		t.Errorf("fido2-token -I does not show the flags' algorithms and AAGUID:\n%s", info)
+	}
+	id, pub := fido2Register(t, k.Where, "example.com", "rs256")
+	fido2Assert(t, k.Where, "example.com", id, pub, "rs256")
+	in := randomB64(32) + "\nexample.com\nalice\n" + randomB64(16) + "\n"
+	if _, err := tool(t, in, "fido2-cred", "-M", k.Where, "es256"); err == nil || !strings.Contains(err.Error(), "FIDO_ERR_UNSUPPORTED_ALGORITHM") {
+		t.Errorf("fido2-cred -M es256 against an RS256/ES384 key: %v, want FIDO_ERR_UNSUPPORTED_ALGORITHM", err)
+	}
+}
+
+// TestRunFlagErrors: a bad --algorithms or --aaguid is a usage error that
+// says what is wanted.
+func TestRunFlagErrors(t *testing.T) {
+	for _, tc := range []struct{ algs, aaguid, want string }{
+		{"ES256,ES999", "", "unknown algorithm"},
+		{"ES256,es256", "", "listed twice"},
+		{"-19", "", "unknown algorithm"},
+		{"", "not-a-uuid", "is not a UUID"},
+		{"", "cb69481e8ff7403993ec0a2729a154a8", "is not a UUID"},
+	} {
+		o := &runOptions{transport: "auto", keys: "auto", uv: "none", name: "x", algorithms: tc.algs, aaguid: tc.aaguid}
+		if err := o.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--algorithms %q --aaguid %q: %v, want %q", tc.algs, tc.aaguid, err, tc.want)
+		}
+	}
+	got, err := parseAlgorithms(" PS256, es512 ,EdDSA,-7")
+	if err != nil || len(got) != 4 || got[0] != -37 || got[1] != -36 || got[2] != -8 || got[3] != -7 {
+		t.Errorf("parseAlgorithms: %v %v", got, err)
+	}
+}
+
+// TestE2EAttestationCAFlag (issue 13): with `--attestation-ca CERT,KEY`
+// (a SEC 1 PEM key), the packed x5c of a registration chains to the
+// user's CA.
+func TestE2EAttestationCAFlag(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Team attestation root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), 0o600)
+
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--attestation-ca", certFile+","+keyFile)
+	c := dial(t, k.Where)
+	att, err := c.MakeCredential(context.Background(), &ctap2.MakeCredentialRequest{
+		ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+		User: &ctap2.UserEntity{ID: []byte{1}, Name: "alice"}, PubKeyCredParams: esParams(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmt struct {
+		X5C [][]byte `cbor:"x5c"`
+	}
+	if err := ctap2.Unmarshal(att.AttStmt, &stmt); err != nil || len(stmt.X5C) != 1 {
+		t.Fatalf("attStmt x5c: %v (%d certificates)", err, len(stmt.X5C))
+	}
+	leaf, err := x509.ParseCertificate(stmt.X5C[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("attestation does not chain to the --attestation-ca root: %v", err)
+	}
+}
+
+// TestE2EProfile (issue 13): `vkey run --profile yubikey5-fw5.4` shows
+// libfido2 the YubiKey's figures, keeps vkey's AAGUID, refuses the 26th
+// discoverable credential with CTAP2_ERR_KEY_STORE_FULL and a message
+// longer than its 1200-byte maxMsgSize with the CTAPHID error
+// ERR_INVALID_LEN (CTAP 2.1 section 11.2, CTAPHID_ERROR), as that key does.
+func TestE2EProfile(t *testing.T) {
+	needTool(t, "fido2-token")
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--profile", "yubikey5-fw5.4")
+	info, err := tool(t, "", "fido2-token", "-I", k.Where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
+		"algorithms: es256 (public-key), eddsa (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
+		"maxmsgsiz: 1200\n", "maxcredcntlst: 8\n", "maxcredlen: 128\n", "aaguid: 766b65792d7669727475616c2d6b6579\n", "fwversion: 0x50403\n"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("fido2-token -I lacks %q:\n%s", want, info)
+		}
+	}
+	c := dial(t, k.Where)
+	ctx := context.Background()
+	mc := func(user byte, exclude int) error {
+		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+			User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
+		for range exclude {
+			req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, 128)})
+		}
+		_, err := c.MakeCredential(ctx, req)
+		return err
+	}
+	for i := range 25 {
+		if err := mc(byte(i), 0); err != nil {
+			t.Fatalf("credential %d: %v", i+1, err)
+		}
+	}
+	var st ctap2.Status
+	if err := mc(99, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+		t.Errorf("26th discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
+	}
+	if err := mc(1, 6); err != nil {
+		t.Errorf("an exclude list within maxMsgSize: %v", err)
+	}
+	if err := mc(1, 9); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+		t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
+	}
+}

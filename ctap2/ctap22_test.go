@@ -1,0 +1,332 @@
+package ctap2_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
+)
+
+// mcExtensions decodes the extension outputs of a makeCredential's authData.
+func mcExtensions(t *testing.T, att *client.Attestation) map[string]cbor.RawMessage {
+	t.Helper()
+	id, err := att.CredentialID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.AuthData[32]&0x80 == 0 {
+		return nil
+	}
+	dec := cbor.NewDecoder(bytes.NewReader(att.AuthData[37+16+2+len(id):]))
+	var key map[any]any
+	if err := dec.Decode(&key); err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]cbor.RawMessage
+	if err := dec.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestHMACSecretMC (CTAP 2.2 section 12.7): hmac-secret-mc gives at
+// makeCredential, under both PIN protocols, with and without UV, for
+// discoverable and non-discoverable credentials, the outputs a later
+// getAssertion's hmac-secret gives for the same salts (what WebAuthn's PRF
+// extension needs at registration); a saltAuth that does not verify is
+// CTAP2_ERR_PIN_AUTH_INVALID; without hmac-secret: true it is ignored.
+func TestHMACSecretMC(t *testing.T) {
+	ctx := context.Background()
+	salt1, salt2 := bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 32)
+	for _, proto := range []uint64{1, 2} {
+		for _, uv := range []bool{false, true} {
+			for _, rk := range []bool{false, true} {
+				t.Run(fmt.Sprintf("protocol%d/uv=%v/rk=%v", proto, uv, rk), func(t *testing.T) {
+					k := newKey(t)
+					if uv {
+						wantStatus(t, k.c.SetPIN(ctx, proto, "1234"), ctap2.StatusOK)
+					}
+					hs, err := k.c.NewHMACSecret(ctx, proto, salt1, salt2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req := mcRequest(t, "example.com", []byte{1}, rk)
+					req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, hs.Input["hmac-secret"])}
+					if uv {
+						tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermMakeCredential|ctap2.PermGetAssertion, "example.com")
+						if err != nil {
+							t.Fatal(err)
+						}
+						req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+					}
+					att, err := k.c.MakeCredential(ctx, req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ext := mcExtensions(t, att)
+					var enc []byte
+					if err := cbor.Unmarshal(ext["hmac-secret-mc"], &enc); err != nil {
+						t.Fatalf("no hmac-secret-mc output (%v): %v", ext, err)
+					}
+					atMC, err := hs.Output(enc)
+					if err != nil || len(atMC) != 64 {
+						t.Fatalf("hmac-secret-mc output of %d bytes: %v", len(atMC), err)
+					}
+
+					id, _ := att.CredentialID()
+					if atGA := hmacSecretAssertion(t, k, proto, id, uv, salt1, salt2); !bytes.Equal(atGA, atMC) {
+						t.Errorf("getAssertion gives %x, makeCredential gave %x", atGA, atMC)
+					}
+				})
+			}
+		}
+	}
+
+	k := newKey(t)
+	hs, err := k.c.NewHMACSecret(ctx, 2, salt1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := hs.Input["hmac-secret"].(map[int]any)
+	bad := map[int]any{}
+	for key, v := range in {
+		bad[key] = v
+	}
+	bad[3] = bytes.Repeat([]byte{0}, len(in[3].([]byte)))
+	req := mcRequest(t, "example.com", []byte{1}, false)
+	req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, bad)}
+	_, err = k.c.MakeCredential(ctx, req)
+	wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+	if k.up.n.Load() != 0 {
+		t.Error("a bad saltAuth asked for a touch")
+	}
+
+	req.Extensions = map[string]cbor.RawMessage{"hmac-secret-mc": mustCBOR(t, in)}
+	att, err := k.c.MakeCredential(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mcExtensions(t, att)["hmac-secret-mc"]; ok {
+		t.Error("hmac-secret-mc without hmac-secret: true gave an output")
+	}
+	info, _ := k.c.GetInfo(ctx)
+	if !slices.Contains(info.Extensions, "hmac-secret-mc") {
+		t.Errorf("getInfo extensions %v lack hmac-secret-mc", info.Extensions)
+	}
+}
+
+// TestAttestationFormatsPreference (CTAP 2.2 sections 6.1.2 and 6.4):
+// getInfo lists the formats the key gives, the configured one first, and
+// maxPINLength; makeCredential's attestationFormatsPreference picks the
+// first listed format the key can give for the credential, else the
+// configured one; a request without it (a CTAP 2.1 platform) gets the
+// configured format as before.
+func TestAttestationFormatsPreference(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t, func(o *ctap2.Options) { o.Attestation = ctap2.AttestationNone })
+	info, err := k.c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(info.AttestationFormats, []string{"none", "packed"}) || info.MaxPINLength != 63 {
+		t.Errorf("attestationFormats %v, maxPINLength %d: want [none packed] and 63", info.AttestationFormats, info.MaxPINLength)
+	}
+	for _, tc := range []struct {
+		pref []string
+		want string
+		x5c  bool
+	}{
+		{nil, "none", false},
+		{[]string{"tpm", "packed", "none"}, "packed", true}, // no TPM key: tpm is skipped
+		{[]string{"fido-u2f", "none"}, "none", false},
+		{[]string{"apple"}, "none", false},
+	} {
+		req := mcRequest(t, "example.com", []byte{1}, false)
+		req.AttestationFormatsPreference = tc.pref
+		att, err := k.c.MakeCredential(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stmt map[string]cbor.RawMessage
+		_ = cbor.Unmarshal(att.AttStmt, &stmt)
+		if _, hasX5C := stmt["x5c"]; att.Format != tc.want || hasX5C != tc.x5c {
+			t.Errorf("preference %v: format %q (x5c %v), want %q (x5c %v)", tc.pref, att.Format, hasX5C, tc.want, tc.x5c)
+		}
+	}
+}
+
+// TestThirdPartyPayment (CTAP 2.2 section 12.9): a credential made with
+// thirdPartyPayment: true says so at getAssertion (thirdPartyPayment: true
+// in the extension outputs when asked) and in credential management
+// (0x0C), discoverable or not; another says false; a getAssertion that
+// does not ask (a CTAP 2.1 platform) gets no output.
+func TestThirdPartyPayment(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t)
+	ids := map[bool][]byte{}
+	for _, pay := range []bool{true, false} {
+		for _, rk := range []bool{false, true} {
+			req := mcRequest(t, fmt.Sprintf("pay%v.example", pay), []byte{1}, rk)
+			if pay {
+				req.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+			}
+			att, err := k.c.MakeCredential(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := att.CredentialID()
+			for _, ask := range []bool{true, false} {
+				ga := &ctap2.GetAssertionRequest{RPID: req.RP.ID, ClientDataHash: make([]byte, 32),
+					AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}}
+				if ask {
+					ga.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+				}
+				resp, err := k.c.GetAssertion(ctx, ga)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ext map[string]bool
+				if resp.AuthData[32]&0x80 != 0 {
+					_ = cbor.Unmarshal(resp.AuthData[37:], &ext)
+				}
+				got, present := ext["thirdPartyPayment"]
+				if present != ask || got != (pay && ask) {
+					t.Errorf("payment %v rk %v asked %v: output %v (present %v)", pay, rk, ask, got, present)
+				}
+			}
+			if rk {
+				ids[pay] = id
+			}
+		}
+	}
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	tok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermCredentialMgmt, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := k.c.CredentialManagement(tok, false)
+	for _, pay := range []bool{true, false} {
+		h := sha256.Sum256([]byte(fmt.Sprintf("pay%v.example", pay)))
+		creds, err := cm.Credentials(ctx, client.RP{ID: fmt.Sprintf("pay%v.example", pay), IDHash: h[:]})
+		if err != nil || len(creds) != 1 {
+			t.Fatalf("enumerate: %v (%d)", err, len(creds))
+		}
+		if creds[0].ThirdPartyPayment != pay || !bytes.Equal(creds[0].ID, ids[pay]) {
+			t.Errorf("credential management thirdPartyPayment %v, want %v", creds[0].ThirdPartyPayment, pay)
+		}
+	}
+}
+
+// TestProfile (issue 13, `vkey run --profile yubikey5-fw5.4`): getInfo
+// has the profile's versions, extensions, options, algorithms and limits;
+// the 26th discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as on the
+// key, while replacing a stored one still works; a request past its
+// maxMsgSize is refused (by CTAPHID, see cmd/vkey's TestE2EProfile).
+func TestProfile(t *testing.T) {
+	ctx := context.Background()
+	p, ok := ctap2.ProfileNamed("yubikey5-fw5.4")
+	if !ok {
+		t.Fatal("no yubikey5-fw5.4 profile")
+	}
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	info, err := k.c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var algs []int64
+	for _, a := range info.Algorithms {
+		algs = append(algs, a.Alg)
+	}
+	var opts []string
+	for name := range info.Options {
+		opts = append(opts, name)
+	}
+	slices.Sort(opts)
+	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
+		!slices.Equal(algs, []int64{-7, -8}) || !slices.Equal(opts, []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}) ||
+		info.MaxMsgSize != 1200 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 128 ||
+		info.RemainingDiscoverableCredentials != nil || info.AttestationFormats != nil || info.MaxSerializedLargeBlobArray != 0 ||
+		!bytes.Equal(info.AAGUID, ctap2.DefaultAAGUID[:]) {
+		t.Errorf("getInfo %+v does not have the profile's shape", info)
+	}
+	for i := range 25 {
+		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+			t.Fatalf("discoverable credential %d: %v", i+1, err)
+		}
+	}
+	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{3}, true)); err != nil {
+		t.Errorf("replacing a stored credential at capacity: %v", err)
+	}
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false)); err != nil {
+		t.Errorf("a non-discoverable credential at capacity: %v", err)
+	}
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false, -35)); err == nil {
+		t.Error("ES384, which the profile does not offer, was accepted")
+	}
+}
+
+// TestPersistentToken (CTAP 2.2, pcmr and perCredMgmtRO): getInfo lists
+// perCredMgmtRO; a token asked for with pcmr alone, under either protocol,
+// reads credential metadata, RPs and credentials, also after a power cycle
+// and after an ordinary token was issued; it cannot delete or update a
+// credential nor serve the preview command (CTAP2_ERR_PIN_AUTH_INVALID);
+// pcmr with another permission is CTAP1_ERR_INVALID_PARAMETER; a PIN
+// change invalidates it.
+func TestPersistentToken(t *testing.T) {
+	ctx := context.Background()
+	for _, proto := range []uint64{1, 2} {
+		t.Run(fmt.Sprintf("protocol%d", proto), func(t *testing.T) {
+			k := newKey(t)
+			info, _ := k.c.GetInfo(ctx)
+			if !info.Options["perCredMgmtRO"] {
+				t.Error("getInfo lacks perCredMgmtRO")
+			}
+			wantStatus(t, k.c.SetPIN(ctx, proto, "1234"), ctap2.StatusOK)
+			att, err := k.c.MakeCredential(ctx, func() *ctap2.MakeCredentialRequest {
+				req := mcRequest(t, "example.com", []byte{1}, true)
+				tok, _ := k.c.PINToken(ctx, proto, "1234", ctap2.PermMakeCredential, "example.com")
+				req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+				return req
+			}())
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := att.CredentialID()
+
+			_, err = k.c.PINToken(ctx, proto, "1234", ctap2.PermPersistentCredMgmtRO|ctap2.PermCredentialMgmt, "")
+			wantStatus(t, err, ctap2.ErrInvalidParameter)
+			ptok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermPersistentCredMgmtRO, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "other.example"); err != nil {
+				t.Fatal(err) // an ordinary token, bound to another RP, beside it
+			}
+			k.a.PowerCycle()
+			cm := k.c.CredentialManagement(ptok, false)
+			if n, _, err := cm.Metadata(ctx); err != nil || n != 1 {
+				t.Fatalf("metadata with the persistent token: %d, %v", n, err)
+			}
+			creds, err := cm.All(ctx)
+			if err != nil || len(creds) != 1 || !bytes.Equal(creds[0].ID, id) {
+				t.Fatalf("enumeration with the persistent token: %v (%d)", err, len(creds))
+			}
+			wantStatus(t, cm.Delete(ctx, id), ctap2.ErrPINAuthInvalid)
+			wantStatus(t, cm.UpdateUser(ctx, id, ctap2.UserEntity{ID: []byte{1}, Name: "x"}), ctap2.ErrPINAuthInvalid)
+			_, _, err = k.c.CredentialManagement(ptok, true).Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+
+			wantStatus(t, k.c.ChangePIN(ctx, proto, "1234", "5678"), ctap2.StatusOK)
+			_, _, err = cm.Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+		})
+	}
+}

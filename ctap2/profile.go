@@ -1,0 +1,164 @@
+package ctap2
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+
+	"github.com/vkey-dev/vkey/keystore"
+)
+
+// Profile is the observable shape of a hardware key that vkey stands in
+// for (`vkey run --profile NAME`): what its getInfo says and the limits
+// it enforces. vkey's own AAGUID and attestation stay unless configured
+// otherwise; behaviour a getInfo does not describe stays vkey's.
+type Profile struct {
+	// Name is what --profile takes; Description names the key and
+	// firmware; Source says where the figures come from.
+	Name, Description, Source string
+	// Versions, Extensions and Transports are getInfo's lists.
+	Versions, Extensions, Transports []string
+	// Options are the getInfo options the key lists; the values of
+	// clientPin, alwaysUv and ep follow vkey's state, the rest are vkey's.
+	Options []string
+	// Algorithms are the credential algorithms, in the key's order.
+	Algorithms []keystore.Algorithm
+	// MaxMsgSize, MaxCredentialCountInList and MaxCredentialIDLength are
+	// getInfo's limits; MaxMsgSize is enforced by CTAPHID (a longer
+	// message is CTAP1_ERR_INVALID_LENGTH).
+	MaxMsgSize, MaxCredentialCountInList, MaxCredentialIDLength int
+	// Discoverable is how many discoverable credentials fit: one more is
+	// CTAP2_ERR_KEY_STORE_FULL (CTAP 2.1 section 6.1.2 step 17).
+	Discoverable int
+	// RemainingInGetInfo says whether getInfo reports
+	// remainingDiscoverableCredentials (0x14, CTAP 2.1 keys).
+	RemainingInGetInfo bool
+	// FirmwareVersion is getInfo's firmwareVersion (0 for none).
+	FirmwareVersion uint64
+}
+
+// Profiles are the keys `vkey run --profile` can stand in for.
+var Profiles = []Profile{
+	{
+		Name:        "yubikey5-fw5.4",
+		Description: "YubiKey 5 NFC, firmware 5.4.3 (CTAP 2.0 with the 2.1 preview)",
+		// getInfo as `fido2-token -I` printed it in libfido2 issue 686
+		// (github.com/Yubico/libfido2/issues/686); 25 discoverable
+		// credentials as Yubico documents for firmware 5.0-5.6 and as
+		// solokeys/solo1 issue 156 quotes.
+		Source:     "https://github.com/Yubico/libfido2/issues/686 (fido2-token -I); 25 discoverable credentials: Yubico's YubiKey 5 specifications, https://github.com/solokeys/solo1/issues/156",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"},
+		Extensions: []string{"credProtect", "hmac-secret"},
+		Transports: []string{"nfc", "usb"},
+		Options:    []string{"rk", "up", "plat", "clientPin", "credentialMgmtPreview"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA},
+		MaxMsgSize: 1200, MaxCredentialCountInList: 8, MaxCredentialIDLength: 128,
+		Discoverable: 25, FirmwareVersion: 0x50403,
+	},
+}
+
+// ProfileNamed finds a profile by name.
+func ProfileNamed(name string) (*Profile, bool) {
+	for i := range Profiles {
+		if Profiles[i].Name == name {
+			p := Profiles[i]
+			return &p, true
+		}
+	}
+	return nil, false
+}
+
+// ProfileNames lists the profiles' names, sorted.
+func ProfileNames() []string {
+	var out []string
+	for _, p := range Profiles {
+		out = append(out, p.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// applyProfile fills opts from its profile where the caller left a
+// default.
+func applyProfile(opts *Options) {
+	p := opts.Profile
+	if p == nil {
+		return
+	}
+	if len(opts.Algorithms) == 0 {
+		opts.Algorithms = p.Algorithms
+	}
+	if opts.MaxMsgSize <= 0 {
+		opts.MaxMsgSize = p.MaxMsgSize
+	}
+	if opts.FirmwareVersion == 0 {
+		opts.FirmwareVersion = p.FirmwareVersion
+	}
+}
+
+// shapeInfo makes info what the profile's key reports.
+func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
+	p := a.opts.Profile
+	if p == nil {
+		return
+	}
+	info.Versions, info.Extensions, info.Transports = p.Versions, p.Extensions, p.Transports
+	for name := range info.Options {
+		if !slices.Contains(p.Options, name) {
+			delete(info.Options, name)
+		}
+	}
+	info.MaxCredentialCountInList, info.MaxCredentialIDLength = uint64(p.MaxCredentialCountInList), uint64(p.MaxCredentialIDLength)
+	if !slices.Contains(p.Options, "largeBlobs") {
+		info.MaxSerializedLargeBlobArray = 0
+	}
+	if !slices.Contains(p.Extensions, "credBlob") {
+		info.MaxCredBlobLength = 0
+	}
+	if !slices.Contains(p.Options, "setMinPINLength") {
+		info.MaxRPIDsForSetMinPINLength = 0
+	}
+	if !p.RemainingInGetInfo {
+		info.RemainingDiscoverableCredentials = nil
+	}
+	info.AttestationFormats, info.MaxPINLength = nil, 0 // CTAP 2.2 fields
+}
+
+// remainingDiscoverable is how many more discoverable credentials fit:
+// the store's room, capped by the profile's capacity.
+func (a *Authenticator) remainingDiscoverable() (int, error) {
+	rem := a.store.RemainingDiscoverable()
+	if p := a.opts.Profile; p != nil && p.Discoverable > 0 {
+		all, err := a.discoverable()
+		if err != nil {
+			return 0, err
+		}
+		rem = min(rem, max(0, p.Discoverable-len(all)))
+	}
+	return rem, nil
+}
+
+// checkProfileCapacity refuses a new discoverable credential past the
+// profile's capacity with CTAP2_ERR_KEY_STORE_FULL, what the key answers
+// (CTAP 2.1 section 6.1.2 step 17); one that replaces a stored credential
+// of the same RP and user takes no more room.
+func (a *Authenticator) checkProfileCapacity(cred *keystore.Credential) error {
+	p := a.opts.Profile
+	if p == nil || p.Discoverable <= 0 {
+		return nil
+	}
+	all, err := a.discoverable()
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, c := range all {
+		if c.RPID != cred.RPID || !bytes.Equal(c.UserID, cred.UserID) {
+			n++
+		}
+	}
+	if n >= p.Discoverable {
+		return ErrKeyStoreFull
+	}
+	return nil
+}
