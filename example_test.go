@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
@@ -25,12 +24,11 @@ import (
 
 // registration is a makeCredential request for a discoverable credential.
 func registration(rpID, user string) *ctap2.MakeCredentialRequest {
-	alg, _ := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: -7})
 	return &ctap2.MakeCredentialRequest{
 		ClientDataHash:   make([]byte, 32),
 		RP:               &ctap2.RPEntity{ID: rpID},
 		User:             &ctap2.UserEntity{ID: []byte(user), Name: user},
-		PubKeyCredParams: []cbor.RawMessage{alg},
+		PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}},
 		Options:          map[string]bool{"rk": true},
 	}
 }

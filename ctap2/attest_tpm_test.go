@@ -68,13 +68,8 @@ func newTPMAuthenticatorLog(tb testing.TB, tp *tpm.TPM, store keystore.Store, lo
 	return a
 }
 
-func es256Params(tb testing.TB) []cbor.RawMessage {
-	tb.Helper()
-	p, err := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: int64(keystore.AlgES256)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return []cbor.RawMessage{p}
+func es256Params(testing.TB) []ctap2.CredentialParameter {
+	return []ctap2.CredentialParameter{{Type: "public-key", Alg: int64(keystore.AlgES256)}}
 }
 
 // tpmStatement is the tpm attestation statement (WebAuthn section 8.3).

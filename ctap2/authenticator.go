@@ -3,6 +3,21 @@
 // and U2F/CTAP1 messages as a FIDO2 roaming security key would, over the
 // interfaces of package keystore. It knows nothing of transports: package hid
 // carries its messages.
+//
+// The authenticator side: New, Options and Authenticator (HandleCBOR,
+// HandleMSG, PowerCycle, and the virtual-credential methods the control API
+// uses), the Presence and UserVerifier it asks, attestation, and the
+// Observer that is told what commands did as typed Events
+// (CredentialCreated, PresenceRequested, ...).
+//
+// Shared with the platform side (package ctap2/client, the CLI, tests): the
+// command codes and subcommands, Status and its codes, the request and
+// response types (MakeCredentialRequest, GetAssertionResponse,
+// GetInfoResponse, CredentialParameter, ...) with their CTAP2 CBOR form
+// (Marshal, Unmarshal), the PIN/UV auth protocols (PINProtocol,
+// SharedSecret, Permission), the large-blob array format and U2F's APDU
+// parsing. They are the wire format, which both sides must agree on; the
+// platform's rules (which protocol, which token) live in ctap2/client.
 package ctap2
 
 import (

@@ -94,6 +94,10 @@ func TestMakeCredentialErrors(t *testing.T) {
 		{name: "options wrong type", edit: func(m map[int]any) { m[7] = map[string]any{"rk": 1} }, want: ctap2.ErrCBORUnexpectedType},
 		{name: "param missing alg", edit: func(m map[int]any) { m[4] = []any{map[string]any{"type": "public-key"}} }, want: ctap2.ErrMissingParameter},
 		{name: "param alg wrong type", edit: func(m map[int]any) { m[4] = []any{map[string]any{"type": "public-key", "alg": "ES256"}} }, want: ctap2.ErrCBORUnexpectedType},
+		{name: "param not a map", edit: func(m map[int]any) { m[4] = []any{5} }, want: ctap2.ErrCBORUnexpectedType},
+		{name: "malformed param after a usable one", edit: func(m map[int]any) {
+			m[4] = []any{map[string]any{"type": "public-key", "alg": -7}, map[string]any{"alg": -8}}
+		}, want: ctap2.ErrMissingParameter},
 		{name: "unsupported algorithm", edit: func(m map[int]any) { m[4] = []any{map[string]any{"type": "public-key", "alg": -47}} }, want: ctap2.ErrUnsupportedAlgorithm}, // ES256K
 		{name: "unknown type skipped", edit: func(m map[int]any) {
 			m[4] = []any{map[string]any{"type": "x", "alg": -7}, map[string]any{"type": "public-key", "alg": -8}}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/keystore"
@@ -78,10 +77,10 @@ func mustCBOR(t testing.TB, v any) []byte {
 	return b
 }
 
-func credParams(t testing.TB, algs ...int64) []cbor.RawMessage {
-	var out []cbor.RawMessage
+func credParams(_ testing.TB, algs ...int64) []ctap2.CredentialParameter {
+	var out []ctap2.CredentialParameter
 	for _, alg := range algs {
-		out = append(out, mustCBOR(t, ctap2.CredentialParameter{Type: "public-key", Alg: alg}))
+		out = append(out, ctap2.CredentialParameter{Type: "public-key", Alg: alg})
 	}
 	return out
 }

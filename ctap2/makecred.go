@@ -29,24 +29,17 @@ func decodeParams(params []byte, v any) error {
 
 // chooseAlgorithm walks pubKeyCredParams in the client's order of preference
 // (CTAP 2.1 section 6.1.2 step 3).
-func (a *Authenticator) chooseAlgorithm(params []cbor.RawMessage) (keystore.Algorithm, error) {
+func (a *Authenticator) chooseAlgorithm(params []CredentialParameter) (keystore.Algorithm, error) {
 	if params == nil {
 		return 0, ErrMissingParameter
 	}
 	var chosen keystore.Algorithm
-	for _, raw := range params {
-		var p struct {
-			Type *string `cbor:"type"`
-			Alg  *int64  `cbor:"alg"`
+	for _, p := range params {
+		if p.invalid != nil {
+			return 0, p.invalid
 		}
-		if err := Unmarshal(raw, &p); err != nil {
-			return 0, err
-		}
-		if p.Type == nil || p.Alg == nil {
-			return 0, ErrMissingParameter
-		}
-		if chosen == 0 && *p.Type == publicKeyType && a.supportsAlgorithm(keystore.Algorithm(*p.Alg)) {
-			chosen = keystore.Algorithm(*p.Alg)
+		if chosen == 0 && p.Type == publicKeyType && a.supportsAlgorithm(keystore.Algorithm(p.Alg)) {
+			chosen = keystore.Algorithm(p.Alg)
 		}
 	}
 	if chosen == 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/keystore"
@@ -92,15 +91,12 @@ func BenchmarkTPMGetAssertion(b *testing.B) {
 // returns its ID.
 func benchMakeCredential(b *testing.B, a *Authenticator, rpID string, cdh []byte) []byte {
 	b.Helper()
-	alg, err := Marshal(CredentialParameter{Type: publicKeyType, Alg: int64(keystore.AlgES256)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	alg := CredentialParameter{Type: publicKeyType, Alg: int64(keystore.AlgES256)}
 	body, err := Marshal(MakeCredentialRequest{
 		ClientDataHash:   cdh,
 		RP:               &RPEntity{ID: rpID},
 		User:             &UserEntity{ID: []byte("bench user")},
-		PubKeyCredParams: []cbor.RawMessage{alg},
+		PubKeyCredParams: []CredentialParameter{alg},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -23,6 +23,30 @@ type UserEntity struct {
 type CredentialParameter struct {
 	Type string `cbor:"type"`
 	Alg  int64  `cbor:"alg"`
+
+	// invalid is why a decoded entry is unusable (a member missing or of
+	// the wrong type): the authenticator reports it only when it walks
+	// the list (CTAP 2.1 section 6.1.2 step 3), after the checks before.
+	invalid error
+}
+
+// UnmarshalCBOR decodes one entry of pubKeyCredParams, keeping a malformed
+// entry for the authenticator to refuse in its turn.
+func (p *CredentialParameter) UnmarshalCBOR(data []byte) error {
+	var raw struct {
+		Type *string `cbor:"type"`
+		Alg  *int64  `cbor:"alg"`
+	}
+	*p = CredentialParameter{}
+	switch err := Unmarshal(data, &raw); {
+	case err != nil:
+		p.invalid = err
+	case raw.Type == nil || raw.Alg == nil:
+		p.invalid = ErrMissingParameter
+	default:
+		p.Type, p.Alg = *raw.Type, *raw.Alg
+	}
+	return nil
 }
 
 // CredentialDescriptor is PublicKeyCredentialDescriptor.
@@ -43,7 +67,7 @@ type MakeCredentialRequest struct {
 	ClientDataHash        []byte                     `cbor:"1,keyasint"`
 	RP                    *RPEntity                  `cbor:"2,keyasint"`
 	User                  *UserEntity                `cbor:"3,keyasint"`
-	PubKeyCredParams      []cbor.RawMessage          `cbor:"4,keyasint"`
+	PubKeyCredParams      []CredentialParameter      `cbor:"4,keyasint"`
 	ExcludeList           []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
 	Extensions            map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
 	Options               map[string]bool            `cbor:"7,keyasint,omitempty"`

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
@@ -337,12 +336,8 @@ func TestE2ECrashLoop(t *testing.T) {
 	t.Logf("crash loop: %d SIGKILLs, %d answered operations, %d credentials, all present with growing counters", killed, ops, len(answered))
 }
 
-func esParams(t testing.TB) []cbor.RawMessage {
-	b, err := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: -7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []cbor.RawMessage{b}
+func esParams(testing.TB) []ctap2.CredentialParameter {
+	return []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}}
 }
 
 // TestE2EBackupMovesSyncablePasskeys: a syncable passkey registered on one

@@ -260,9 +260,8 @@ func (n *normaliser) walk(key string, v any) any {
 	return v
 }
 
-func esParam(alg int64) []cbor.RawMessage {
-	b, _ := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: alg})
-	return []cbor.RawMessage{b}
+func esParam(alg int64) []ctap2.CredentialParameter {
+	return []ctap2.CredentialParameter{{Type: "public-key", Alg: alg}}
 }
 
 // register makes a credential with the platform client (on a key without

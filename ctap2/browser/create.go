@@ -71,16 +71,12 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 	if len(params) == 0 {
 		params = defaultCredParams
 	}
-	var algs []cbor.RawMessage
+	var algs []ctap2.CredentialParameter
 	for _, p := range params {
 		if p.Type != "public-key" || !s.supportsAlgorithm(p.Alg) {
 			continue
 		}
-		raw, err := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: p.Alg})
-		if err != nil {
-			return nil, err
-		}
-		algs = append(algs, raw)
+		algs = append(algs, ctap2.CredentialParameter{Type: "public-key", Alg: p.Alg})
 	}
 	if len(algs) == 0 {
 		return nil, domError(NotSupportedError, nil, "the authenticator supports none of the algorithms of pubKeyCredParams")

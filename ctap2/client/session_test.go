@@ -78,7 +78,6 @@ func TestSessionRules(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alg, _ := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: -7})
 	var ids [][]byte
 	for i, withKey := range []bool{true, false} {
 		tok, err := client.New(client.Direct{A: a}).PINToken(ctx, 2, "1234", ctap2.PermMakeCredential, "example.com")
@@ -86,7 +85,7 @@ func TestSessionRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-			User: &ctap2.UserEntity{ID: []byte{byte(i)}, Name: "alice"}, PubKeyCredParams: []cbor.RawMessage{alg},
+			User: &ctap2.UserEntity{ID: []byte{byte(i)}, Name: "alice"}, PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}},
 			Options: map[string]bool{"rk": true}}
 		if withKey {
 			req.Extensions = map[string]cbor.RawMessage{"largeBlobKey": {0xf5}}

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
@@ -224,9 +223,8 @@ func startRegistration(f *fixture, rk bool) <-chan error {
 	return done
 }
 
-func mustParams() []cbor.RawMessage {
-	b, _ := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: -7})
-	return []cbor.RawMessage{b}
+func mustParams() []ctap2.CredentialParameter {
+	return []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}}
 }
 
 // waitPending waits for the presenceRequested event.

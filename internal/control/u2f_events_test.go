@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
@@ -143,7 +142,7 @@ func TestU2FCancelThroughWrapper(t *testing.T) {
 	}
 	_, err = client.New(other).MakeCredential(ctx(t), &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32),
 		RP: &ctap2.RPEntity{ID: "example.com"}, User: &ctap2.UserEntity{ID: []byte("u")},
-		PubKeyCredParams: []cbor.RawMessage{mustCBOR(t, map[string]any{"type": "public-key", "alg": -7})}})
+		PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}}})
 	if !errors.Is(err, ctap2.ErrChannelBusy) {
 		t.Errorf("makeCredential during a U2F question: %v, want CTAP1_ERR_CHANNEL_BUSY", err)
 	}
@@ -165,13 +164,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func mustCBOR(t *testing.T, v any) cbor.RawMessage {
-	t.Helper()
-	b, err := ctap2.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

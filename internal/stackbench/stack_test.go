@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
@@ -52,10 +51,9 @@ func benchCTAPHID(b *testing.B, wrap func(hid.Port) hid.Port) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	param, _ := ctap2.Marshal(ctap2.CredentialParameter{Type: "public-key", Alg: -7})
 	att, err := client.New(client.Direct{A: a}).MakeCredential(ctx, &ctap2.MakeCredentialRequest{
 		ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-		User: &ctap2.UserEntity{ID: []byte{1}}, PubKeyCredParams: []cbor.RawMessage{param},
+		User: &ctap2.UserEntity{ID: []byte{1}}, PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}},
 	})
 	if err != nil {
 		b.Fatal(err)
