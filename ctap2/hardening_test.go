@@ -241,15 +241,7 @@ func TestU2FRefusesCTAP2Credentials(t *testing.T) {
 		if protect != 0 {
 			req.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, protect)}
 		}
-		att, err := k.c.MakeCredential(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := att.CredentialID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
+		return k.register(t, req)
 	}
 	authenticate := func(p1 byte, id []byte) []byte {
 		data := append(append(append([]byte(nil), chal[:]...), app[:]...), byte(len(id)))

@@ -62,6 +62,20 @@ func newKey(t testing.TB, mutate ...func(*ctap2.Options)) *testKey {
 	return k
 }
 
+// register makes a credential with req and returns its ID.
+func (k *testKey) register(t testing.TB, req *ctap2.MakeCredentialRequest) []byte {
+	t.Helper()
+	att, err := k.c.MakeCredential(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := att.CredentialID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // raw sends a command with raw CBOR parameters and returns the status.
 func (k *testKey) raw(cmd byte, params []byte) (ctap2.Status, []byte) {
 	out := k.a.HandleCBOR(context.Background(), append([]byte{cmd}, params...))

@@ -76,15 +76,7 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 		}
 		req := mcRequest(t, "example.com", []byte{user}, true)
 		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
-		att, err := k.c.MakeCredential(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := att.CredentialID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
+		return k.register(t, req)
 	}
 	id1 := mc(1)
 	es := rec.take()

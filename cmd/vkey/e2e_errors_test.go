@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vkey-dev/vkey/internal/e2e"
 )
 
 // TestE2EUserErrors: what a user can get wrong ends in one sentence that
@@ -40,7 +42,7 @@ func TestE2EUserErrors(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, e2eBinary(t), tc.args...)
+			cmd := exec.CommandContext(ctx, e2e.Binary(t), tc.args...)
 			cmd.Env = k.Env
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/e2e"
 )
 
 // TestE2EKeepaliveWhileWaitingForTouch speaks raw CTAPHID over UDP to a key
@@ -72,7 +73,7 @@ func TestE2EKeepaliveWhileWaitingForTouch(t *testing.T) {
 			upNeeded++
 		}
 	}
-	cmd := exec.Command(e2eBinary(t), "touch")
+	cmd := exec.Command(e2e.Binary(t), "touch")
 	cmd.Env = k.Env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("vkey touch: %v\n%s", err, out)

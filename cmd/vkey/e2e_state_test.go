@@ -13,13 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/e2e"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -60,8 +60,7 @@ func authDataCounter(t testing.TB, b64AuthData string) uint32 {
 
 func stopKey(t testing.TB, k *e2eKey) {
 	t.Helper()
-	_ = k.Cmd.Process.Signal(syscall.SIGTERM)
-	_, _ = k.Cmd.Process.Wait()
+	k.Stop()
 }
 
 // TestE2ERestartKeepsCredentials: register with fido2-cred, restart vkey on
@@ -119,7 +118,7 @@ func TestE2ESecretsNotInPlaintext(t *testing.T) {
 	h := sha256.Sum256([]byte("731946"))
 	secrets := map[string][]byte{"PIN": []byte("731946"), "PIN hash": h[:16]}
 	// The syncable credential's private key: export it and look for it.
-	bin := e2eBinary(t)
+	bin := e2e.Binary(t)
 	exported := filepath.Join(t.TempDir(), "backup")
 	cmd := exec.Command(bin, "backup", "export", "--state", state, "--out", exported)
 	cmd.Env = append(os.Environ(), "VKEY_BACKUP_PASSPHRASE=correct horse")
@@ -155,7 +154,7 @@ func TestE2ELockAndTamper(t *testing.T) {
 	pass := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pass, []byte("first passphrase\n"), 0o600)
 	k := startKey(t, "--state", state, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--passphrase-file", pass)
-	bin := e2eBinary(t)
+	bin := e2e.Binary(t)
 	// The other runs have a runtime folder and a name of their own: a key
 	// already running on the machine (or the first one here) must not
 	// answer for them.
@@ -282,7 +281,7 @@ func TestE2ECrashLoop(t *testing.T) {
 		// as soon as the process is gone.
 		alive, dead := context.WithCancel(context.Background())
 		exited := make(chan struct{})
-		go func() { _, _ = k.Cmd.Process.Wait(); dead(); close(exited) }()
+		go func() { <-k.Exited(); dead(); close(exited) }()
 		timer := time.AfterFunc(time.Duration(rng.IntN(30))*time.Millisecond, func() { _ = k.Cmd.Process.Kill() })
 		var opErr error
 		for i := 0; ; i++ {
@@ -375,7 +374,7 @@ func TestE2EBackupMovesSyncablePasskeys(t *testing.T) {
 	}
 	stopKey(t, a)
 
-	bin := e2eBinary(t)
+	bin := e2e.Binary(t)
 	backup := filepath.Join(t.TempDir(), "passkeys.vkeybackup")
 	vkey := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)

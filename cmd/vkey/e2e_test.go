@@ -11,95 +11,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vkey-dev/vkey/internal/procout"
+	"github.com/vkey-dev/vkey/internal/e2e"
 )
 
 // The end-to-end tests run the real vkey binary as a child process and drive
 // it with clients nobody on this project wrote: libfido2's fido2-token,
 // fido2-cred and fido2-assert, OpenSSH's ssh-keygen, and python3-fido2.
 
-var e2eBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
+// e2eKey is a running `vkey run` (the harness of internal/e2e).
+type e2eKey = e2e.Key
 
-// e2eBinary builds vkey once per test process.
-func e2eBinary(t testing.TB) string {
-	t.Helper()
-	e2eBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vkey-e2e-bin")
-		if err != nil {
-			e2eBuild.err = err
-			return
-		}
-		e2eBuild.path = filepath.Join(dir, "vkey")
-		out, err := exec.Command("go", "build", "-o", e2eBuild.path, ".").CombinedOutput()
-		if err != nil {
-			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if e2eBuild.err != nil {
-		t.Fatal(e2eBuild.err)
-	}
-	return e2eBuild.path
-}
-
-// e2eKey is a running `vkey run`.
-type e2eKey struct {
-	Where string // pty path or udp:HOST:PORT
-	// Env is the environment the key runs in: a CLI command given it finds
-	// the key's control socket.
-	Env    []string
-	Cmd    *exec.Cmd
-	Stderr *procout.Buffer // its stdout and stderr
-}
-
-// startKey runs `vkey run` with args and waits until it is ready.
-func startKey(t testing.TB, args ...string) *e2eKey {
-	t.Helper()
-	bin := e2eBinary(t)
-	dir := t.TempDir()
-	ready := filepath.Join(dir, "ready")
-	args = append([]string{"run", "--ready-file", ready}, args...)
-	cmd := exec.Command(bin, args...)
-	var stderr procout.Buffer
-	cmd.Stderr, cmd.Stdout = &stderr, &stderr
-	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	k := &e2eKey{Cmd: cmd, Stderr: &stderr, Env: cmd.Env}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("vkey output:\n%s", stderr.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(ready); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			k.Where = strings.TrimSpace(string(b))
-			return k
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("vkey did not become ready:\n%s", stderr.String())
-	return nil
-}
+// startKey runs `vkey run` with args (default name, isolated runtime
+// folder and state) and waits until it is ready.
+func startKey(t testing.TB, args ...string) *e2eKey { return e2e.Start(t, "", args...) }
 
 // needTool skips the test when an independent client is not installed
 // (make deps installs them).

@@ -29,7 +29,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/procout"
+	"github.com/vkey-dev/vkey/internal/e2e"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -40,70 +40,18 @@ import (
 
 var updateGolden = flag.Bool("update-golden", false, "rewrite cmd/vkey/testdata/golden from the CLI tests' output")
 
-// mkey is a running `vkey run` with its own runtime folder.
-type mkey struct {
-	name    string
-	where   string
-	runtime string
-	cmd     *exec.Cmd
-	out     *procout.Buffer
-}
+// mkey is a running `vkey run` with its own name, runtime folder and
+// state (the harness of internal/e2e), and the CLI calls that reach it.
+type mkey struct{ *e2e.Key }
 
 // startManagedKey runs `vkey run --name NAME args...` in a fresh runtime
 // folder (so its control socket is the only one) and waits for it.
 func startManagedKey(t *testing.T, name string, args ...string) *mkey {
 	t.Helper()
-	bin := e2eBinary(t)
-	runtime, err := os.MkdirTemp("", "vkrt") // short: unix socket paths are limited to 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(runtime) })
-	ready := filepath.Join(runtime, "ready")
-	k := &mkey{name: name, runtime: runtime, out: &procout.Buffer{}}
-	k.cmd = exec.Command(bin, append([]string{"run", "--name", name, "--ready-file", ready}, args...)...)
-	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
-	k.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtime, "XDG_DATA_HOME="+filepath.Join(runtime, "data"))
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		k.stop()
-		if t.Failed() {
-			t.Logf("vkey run output:\n%s", k.out.String())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, err := os.ReadFile(ready); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			k.where = transportAddress(strings.TrimSpace(string(b)))
-			return k
-		}
-		if k.cmd.ProcessState != nil {
-			break
-		}
-	}
-	t.Fatalf("vkey run did not become ready:\n%s", k.out.String())
-	return nil
+	return &mkey{e2e.Start(t, name, args...)}
 }
 
-func (k *mkey) stop() {
-	if k.cmd.Process == nil || k.cmd.ProcessState != nil {
-		return
-	}
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = k.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = k.cmd.Process.Kill()
-		<-done
-	}
-}
-
-func (k *mkey) socket() string { return filepath.Join(k.runtime, "vkey", k.name+".sock") }
-
-func (k *mkey) api() *control.Client { return control.NewUnixClient(k.socket()) }
+func (k *mkey) api() *control.Client { return control.NewUnixClient(k.Socket()) }
 
 // cliResult is what one vkey command did.
 type cliResult struct {
@@ -117,8 +65,8 @@ func (k *mkey) vk(t *testing.T, env []string, stdin string, args ...string) cliR
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBinary(t), args...)
-	cmd.Env = append(append(os.Environ(), "XDG_RUNTIME_DIR="+k.runtime, "XDG_DATA_HOME="+filepath.Join(k.runtime, "data")), env...)
+	cmd := exec.CommandContext(ctx, e2e.Binary(t), args...)
+	cmd.Env = append(append(os.Environ(), "XDG_RUNTIME_DIR="+k.Runtime, "XDG_DATA_HOME="+filepath.Join(k.Runtime, "data")), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
 	var out, errb bytes.Buffer
@@ -160,7 +108,7 @@ func (k *mkey) ctapClient(t *testing.T) (*client.Client, func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := hid.Dial(ctx, k.where)
+	c, err := hid.Dial(ctx, k.Where)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,11 +189,11 @@ func (n *normaliser) walk(key string, v any) any {
 		case "credentialId":
 			return n.id(x)
 		case "device", "transport":
-			if x == n.k.where {
+			if x == n.k.Where {
 				return "DEVICE"
 			}
 		case "socket":
-			if x == n.k.socket() {
+			if x == n.k.Socket() {
 				return "SOCKET"
 			}
 		case "file":
@@ -330,15 +278,15 @@ func testManagement(t *testing.T, k *mkey) {
 
 	// Discovery and getInfo.
 	golden(t, "devices", k.ok(t, nil, "devices", "--json"), norm)
-	if out := k.ok(t, nil, "devices"); !strings.Contains(out, "vkey  "+k.where) || !strings.Contains(out, "KIND") {
+	if out := k.ok(t, nil, "devices"); !strings.Contains(out, "vkey  "+k.Where) || !strings.Contains(out, "KIND") {
 		t.Errorf("devices table:\n%s", out)
 	}
 	golden(t, "info", k.ok(t, nil, "info", "--json"), norm)
-	if out := k.ok(t, nil, "info", "--device", k.name); !strings.Contains(out, "aaguid:") || !strings.Contains(out, "766b6579-2d76-6972-7475-616c2d6b6579") {
+	if out := k.ok(t, nil, "info", "--device", k.Name); !strings.Contains(out, "aaguid:") || !strings.Contains(out, "766b6579-2d76-6972-7475-616c2d6b6579") {
 		t.Errorf("info table:\n%s", out)
 	}
-	if out := k.ok(t, nil, "info", "--json", "--device", k.where); decodeInfo(t, out).Device != k.where {
-		t.Errorf("info --device %s:\n%s", k.where, out)
+	if out := k.ok(t, nil, "info", "--json", "--device", k.Where); decodeInfo(t, out).Device != k.Where {
+		t.Errorf("info --device %s:\n%s", k.Where, out)
 	}
 	golden(t, "pin-retries-unset", k.ok(t, nil, "pin", "retries", "--json"), norm)
 	k.fails(t, nil, 1, "this key has no PIN", "creds", "list")
@@ -460,7 +408,7 @@ func testManagement(t *testing.T, k *mkey) {
 
 // TestCLICompletionAndMan: shell completion and man pages are generated.
 func TestCLICompletionAndMan(t *testing.T) {
-	k := &mkey{runtime: t.TempDir()}
+	k := &mkey{&e2e.Key{Runtime: t.TempDir()}}
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		if out := k.ok(t, nil, "completion", sh); !strings.Contains(out, "vkey") || len(out) < 500 {
 			t.Errorf("completion %s: %d bytes", sh, len(out))
@@ -576,7 +524,7 @@ func TestControlAPICredentialUsable(t *testing.T) {
 
 	// libfido2 asserts with it and verifies the signature with the key we made.
 	pub := pemPublicKey(t, priv)
-	out := fido2Assert(t, k.where, "example.com", base64.StdEncoding.EncodeToString(id), pub, "es256")
+	out := fido2Assert(t, k.Where, "example.com", base64.StdEncoding.EncodeToString(id), pub, "es256")
 	if n := authDataCounter(t, out[2]); n <= 10 {
 		t.Errorf("fido2-assert counter %d, want > 10", n)
 	}
@@ -631,7 +579,7 @@ func TestControlAPICredentialUsable(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := fmt.Sprintf("%s\nexample.com\n%s\n", randomB64(32), base64.StdEncoding.EncodeToString(id))
-	if out, err := tool(t, in, "fido2-assert", "-G", k.where); err == nil || !strings.Contains(err.Error(), "FIDO_ERR_NO_CREDENTIALS") {
+	if out, err := tool(t, in, "fido2-assert", "-G", k.Where); err == nil || !strings.Contains(err.Error(), "FIDO_ERR_NO_CREDENTIALS") {
 		t.Errorf("fido2-assert with a removed credential: %v\n%s", err, out)
 	}
 	if _, err := assert(); !errors.Is(err, ctap2.ErrNoCredentials) {
@@ -645,7 +593,7 @@ func TestControlAPICredentialUsable(t *testing.T) {
 func TestCLICredsAgreeWithFido2Token(t *testing.T) {
 	needTool(t, "fido2-token", "fido2-cred")
 	k := startManagedKey(t, "agree", "--ephemeral", "--transport", "pty", "--presence", "auto")
-	dev := k.where
+	dev := k.Where
 	if _, err := tool(t, "1234\n1234\n", "fido2-token", "-S", dev); err != nil {
 		t.Fatal(err)
 	}
@@ -753,7 +701,7 @@ func TestCLIBackupReport(t *testing.T) {
 	bp := []string{"VKEY_BACKUP_PASSPHRASE=backup passphrase"}
 	file := filepath.Join(root, "passkeys.backup")
 	a.fails(t, bp, 1, "in use by process", "backup", "export", "--state", stateA, "--passphrase-file", passA, "--out", file)
-	a.stop()
+	a.Stop()
 	norm := newNormaliser(a)
 	golden(t, "backup-export", a.ok(t, bp, "backup", "export", "--state", stateA, "--passphrase-file", passA, "--out", file, "--json"), norm)
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
@@ -761,7 +709,7 @@ func TestCLIBackupReport(t *testing.T) {
 	}
 
 	b := startManagedKey(t, "b", "--state", stateB, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto")
-	b.stop()
+	b.Stop()
 	b.fails(t, []string{"VKEY_BACKUP_PASSPHRASE=wrong"}, 1, "wrong passphrase", "backup", "import", "--state", stateB, file)
 	golden(t, "backup-import", b.ok(t, bp, "backup", "import", "--state", stateB, file, "--json"), norm)
 	if out := b.ok(t, bp, "backup", "import", "--state", stateB, file); !strings.Contains(out, "0 added, 2 skipped, 0 refused") {
@@ -845,13 +793,4 @@ func TestCLIAttestationRoot(t *testing.T) {
 	if _, err := mrp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt); err != nil {
 		t.Errorf("a relying party checking the MDS statement rejected the key: %v", err)
 	}
-}
-
-// transportAddress turns what `vkey run` prints ("LINK (-> /dev/pts/N)")
-// into an address hid.Dial accepts.
-func transportAddress(where string) string {
-	if i := strings.Index(where, " (-> "); i >= 0 {
-		return where[:i]
-	}
-	return where
 }
