@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5s
 RUNFLAGS    ?=
 
-.PHONY: all build run deps test unit race fuzz vmtest bench lint man clean
+.PHONY: all build run deps test unit race libfido2 fuzz vmtest bench lint man clean
 
 all: build
 
@@ -24,7 +24,7 @@ deps:
 	@bash .ci/deps
 
 ## test: everything CI runs.
-test: deps lint unit race fuzz vmtest
+test: deps lint unit race libfido2 fuzz vmtest
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -32,6 +32,13 @@ unit:
 ## race: the packages that run goroutines of their own, under the race detector.
 race:
 	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./internal/presence ./internal/procout
+
+## libfido2: go-libfido2 (cgo, libfido2-dev) drives a running vkey as an independent client.
+libfido2:
+	@if [ -f /usr/include/fido.h ] && command -v gcc >/dev/null 2>&1; then \
+	  CGO_ENABLED=1 $(GO) vet -tags libfido2 ./internal/libfido2test && \
+	  CGO_ENABLED=1 $(GO) test -count=1 -timeout 5m -tags libfido2 ./internal/libfido2test; \
+	else echo "vkey: skipping the go-libfido2 tests: they need gcc and libfido2-dev (make deps installs them)"; fi
 
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
