@@ -101,7 +101,9 @@ func NewDesktop(ctx context.Context, opts DesktopOptions) (*Desktop, error) {
 			return nil, err
 		}
 	}
-	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	// No dbus.WithContext: it would close the connection when ctx ends,
+	// and ctx only bounds this setup.
+	conn, err := dbus.Connect(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrNoSessionBus, addr, err)
 	}
