@@ -60,8 +60,10 @@ libfido2:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
 
+## vmtest: the kernel path and the browsers in qemu guests, one package at a
+## time (-p 1): one qemu at a time.
 vmtest: build
-	VKEY_VM=1 $(GO) test -count=1 -timeout 10m -run '^TestVM' ./cmd/vkey ./internal/vmtest
+	VKEY_VM=1 $(GO) test -p 1 -count=1 -timeout 30m -run '^TestVM' ./cmd/vkey ./internal/vmtest ./internal/browsertest
 
 ## bench: the speed goals, as Go benchmarks.
 bench:
