@@ -27,9 +27,14 @@ var build struct {
 }
 
 // Binary builds github.com/vkey-dev/vkey/cmd/vkey once per test process
-// (CGO_ENABLED=0, as it is shipped) and returns its path.
+// (CGO_ENABLED=0, as it is shipped) and returns its path. With VKEY_BIN
+// set, it returns that binary instead (a test binary run where there is no
+// Go toolchain, such as the VM guest).
 func Binary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("VKEY_BIN"); bin != "" {
+		return bin
+	}
 	build.once.Do(func() {
 		dir, err := os.MkdirTemp("", "vkey-keyproc")
 		if err != nil {

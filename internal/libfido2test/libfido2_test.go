@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
+	"os"
 	"slices"
 	"testing"
 
@@ -23,16 +24,44 @@ import (
 // The tests run `vkey run --transport pty --presence auto --ephemeral` and
 // open the pty with go-libfido2, as they would a /dev/hidrawN: libfido2
 // falls back to 64-byte reports when the report-descriptor ioctl fails.
+// With VKEY_LIBFIDO2_TRANSPORT=uhid (the VM guest, internal/browsertest)
+// the key is a real hidraw device that go-libfido2 finds by its own
+// enumeration (DeviceLocations).
 
 // device starts a fresh key and returns go-libfido2's handle on it.
 func device(t *testing.T) (*libfido2.Device, string) {
 	t.Helper()
-	k := keyproc.Start(t, keyproc.Options{}, "--transport", "pty", "--presence", "auto", "--ephemeral", "--name", "lf2")
-	d, err := libfido2.NewDevice(k.Where)
-	if err != nil {
-		t.Fatalf("libfido2.NewDevice(%s): %v", k.Where, err)
+	transport := "pty"
+	if os.Getenv("VKEY_LIBFIDO2_TRANSPORT") == "uhid" {
+		transport = "uhid"
 	}
-	return d, k.Where
+	k := keyproc.Start(t, keyproc.Options{}, "--transport", transport, "--presence", "auto", "--ephemeral", "--name", "lf2")
+	path := k.Where
+	if transport == "uhid" {
+		path = enumerate(t, k.Where)
+	}
+	d, err := libfido2.NewDevice(path)
+	if err != nil {
+		t.Fatalf("libfido2.NewDevice(%s): %v", path, err)
+	}
+	return d, path
+}
+
+// enumerate finds the key among the FIDO devices libfido2 lists, by the
+// path the key reported and its USB IDs.
+func enumerate(t *testing.T, want string) string {
+	t.Helper()
+	locs, err := libfido2.DeviceLocations()
+	if err != nil {
+		t.Fatalf("DeviceLocations: %v", err)
+	}
+	for _, l := range locs {
+		if l.Path == want && uint16(l.VendorID) == 0x1209 && uint16(l.ProductID) == 0x7679 {
+			return l.Path
+		}
+	}
+	t.Fatalf("libfido2 does not list %s among %d devices", want, len(locs))
+	return ""
 }
 
 func random(t *testing.T, n int) []byte {
