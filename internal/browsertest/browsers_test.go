@@ -30,6 +30,9 @@ type browserCase struct {
 	needs   []string // other host programs it needs
 	steps   []string // the steps whose reports must say ok
 	shell   bool     // run by the guest script itself, without a browser
+	// libfido2: the case runs internal/libfido2test's test binary, built
+	// here with cgo; it is skipped when that build fails.
+	libfido2 bool
 	// known, when set, names a known defect: the case runs and its
 	// outcome is reported, but a failure does not fail the test.
 	known string
@@ -42,6 +45,8 @@ var cases = []browserCase{
 		steps: []string{"devices", "list", "serials", "vkey-devices", "own-credentials"}},
 	{name: "pam-u2f", browser: "pamu2fcfg", needs: []string{"pamtester"}, shell: true,
 		steps: []string{"register", "authenticate", "denied"}},
+	{name: "libfido2", browser: "gcc", shell: true, libfido2: true,
+		steps: []string{"Info", "PIN", "MakeAndGet", "HMACSecret", "CredentialManagement", "LargeBlobs", "Reset"}},
 	// Chromium makes a discoverable credential, and evaluates PRF, only
 	// with user verification: on a key without a PIN it asks to set one
 	// (kClientPinSetup), which headless Chromium cannot show. Both are
@@ -94,6 +99,21 @@ func TestVMBrowsers(t *testing.T) {
 		}
 		run = append(run, c)
 	}
+	share := shareDir(t)
+	for i := 0; i < len(run); i++ {
+		if !run[i].libfido2 {
+			continue
+		}
+		// The test binary, with VKEY_BIN pointing at the guest's vkey.
+		cmd := exec.Command("go", "test", "-c", "-tags", "libfido2", "-o", filepath.Join(share, "libfido2test.test"),
+			"github.com/vkey-dev/vkey/internal/libfido2test")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("libfido2: skipped, its tests do not build here (they need gcc and libfido2-dev): %v\n%s", err, out)
+			run = slices.Delete(run, i, i+1)
+			i--
+		}
+	}
 	if len(run) == 0 {
 		t.Skip("skipping the browser test: neither chromium nor firefox-esr is installed (make deps installs them)")
 	}
@@ -105,14 +125,13 @@ func TestVMBrowsers(t *testing.T) {
 	budget := time.Minute
 	for _, c := range run {
 		if c.shell {
-			budget += 3 * time.Minute // each step bounded by a 60 s timeout
+			budget += 4 * time.Minute // each step bounded by a 60 s timeout, libfido2's by 240 s
 		} else {
 			budget += caseTime + 15*time.Second
 		}
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), budget)
 	defer cancel()
-	share := shareDir(t)
 	if err := copyGuestFiles(share, keyproc.Binary(t), run, caseTime); err != nil {
 		t.Fatal(err)
 	}

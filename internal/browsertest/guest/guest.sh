@@ -264,6 +264,21 @@ case_two_keys() {
 	for _ in $(seq 100); do [ -e /dev/hidraw0 ] || break; sleep 0.05; done
 }
 
+# go-libfido2's tests (internal/libfido2test, built by the Go test with
+# cgo), each against a fresh key on uhid that go-libfido2 finds by its own
+# enumeration.
+case_libfido2() {
+	(cd /tmp && VKEY_BIN="$S/vkey" VKEY_LIBFIDO2_TRANSPORT=uhid timeout 240 \
+		"$S/libfido2test.test" -test.v -test.count=1 > "$OUT/libfido2.log" 2>&1)
+	for t in Info PIN MakeAndGet HMACSecret CredentialManagement LargeBlobs Reset; do
+		if grep -q "^--- PASS: TestLibfido2$t " "$OUT/libfido2.log"; then
+			report libfido2 "$t" true ""
+		else
+			report libfido2 "$t" false "see libfido2.log"
+		fi
+	done
+}
+
 say "guest ready"
 while read -r c; do
 	[ -n "$c" ] || continue
