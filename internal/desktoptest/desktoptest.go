@@ -90,6 +90,17 @@ type Server struct {
 	mu     sync.Mutex
 	nextID uint32
 	closed []uint32
+	// answerFirst, when set, is an action the server invokes before
+	// Notify returns, so the signal reaches the client before the ID does.
+	answerFirst string
+}
+
+// AnswerBeforeReply makes the server invoke action on each later
+// notification before its Notify call returns ("" stops it).
+func (s *Server) AnswerBeforeReply(action string) {
+	s.mu.Lock()
+	s.answerFirst = action
+	s.mu.Unlock()
 }
 
 // NewServer connects to the bus at addr and owns the service name.
@@ -121,8 +132,12 @@ func (s *Server) Notify(app string, replaces uint32, icon, summary, body string,
 	s.mu.Lock()
 	s.nextID++
 	id := s.nextID
+	first := s.answerFirst
 	s.mu.Unlock()
 	s.Shown <- Notification{ID: id, App: app, Summary: summary, Body: body, Actions: actions, Timeout: timeout}
+	if first != "" {
+		_ = s.conn.Emit(Path, Iface+".ActionInvoked", id, first)
+	}
 	return id, nil
 }
 

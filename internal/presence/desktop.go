@@ -151,6 +151,10 @@ func (d *Desktop) Ask(ctx context.Context, req ctap2.PresenceRequest) error {
 		"urgency":  dbus.MakeVariant(byte(2)), // critical: stays until answered
 		"category": dbus.MakeVariant("device"),
 	}
+	// A notification service that does not answer must not hold the
+	// request: the key still waits for a touch from elsewhere.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var id uint32
 	err := d.conn.Object(notifyService, notifyPath).CallWithContext(ctx, notifyIface+".Notify", 0,
 		"vkey", uint32(0), "security-high", "Security key: touch requested", body,
@@ -205,7 +209,12 @@ func (d *Desktop) handle(sig *dbus.Signal) {
 	}
 	d.mu.Lock()
 	if id != d.current {
-		if d.current == 0 && len(d.early) < 16 {
+		if d.current == 0 {
+			// Keep the latest few: other applications' notifications
+			// close while vkey is idle, and their signals come here too.
+			if len(d.early) == 16 {
+				d.early = d.early[1:]
+			}
 			d.early = append(d.early, sig)
 		}
 		d.mu.Unlock()

@@ -120,6 +120,19 @@ func TestDesktopPresence(t *testing.T) {
 			t.Error("the notification stayed up after the request was answered by vkey touch")
 		}
 	})
+	t.Run("answered before the ID arrives", func(t *testing.T) {
+		// Other applications' notifications close while the key is idle.
+		for i := uint32(1000); i < 1040; i++ {
+			srv.Close(t, i, desktoptest.ClosedExpired)
+		}
+		srv.AnswerBeforeReply("approve")
+		defer srv.AnswerBeforeReply("")
+		done := request(b, ctap2.PresenceRequest{Command: "getAssertion", RPID: "example.org"})
+		srv.Next(t)
+		if err := waitAnswer(t, done); err != nil {
+			t.Fatalf("an Approve that overtook Notify's reply gave %v", err)
+		}
+	})
 	t.Run("spoofed signal", func(t *testing.T) {
 		// Another client of the bus emits a look-alike ActionInvoked.
 		other, err := dbus.Connect(addr)
