@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/procout"
 )
 
@@ -23,31 +23,11 @@ import (
 // it with clients nobody on this project wrote: libfido2's fido2-token,
 // fido2-cred and fido2-assert, OpenSSH's ssh-keygen, and python3-fido2.
 
-var e2eBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// e2eBinary builds vkey once per test process.
+// e2eBinary builds vkey once per test process (internal/keyproc: the same
+// static binary the other packages' tests run).
 func e2eBinary(t testing.TB) string {
 	t.Helper()
-	e2eBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vkey-e2e-bin")
-		if err != nil {
-			e2eBuild.err = err
-			return
-		}
-		e2eBuild.path = filepath.Join(dir, "vkey")
-		out, err := exec.Command("go", "build", "-o", e2eBuild.path, ".").CombinedOutput()
-		if err != nil {
-			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if e2eBuild.err != nil {
-		t.Fatal(e2eBuild.err)
-	}
-	return e2eBuild.path
+	return keyproc.Binary(t)
 }
 
 // e2eKey is a running `vkey run`.

@@ -69,7 +69,8 @@ report per datagram, the convention of firmware simulators). "auto" uses uhid
 when /dev/uhid is usable and a pty otherwise.
 
 Presence (the touch): auto approves every request (CI), prompt asks on this
-terminal, touch waits for "vkey touch" from another terminal, deny refuses.
+terminal, touch waits for "vkey touch" from another terminal, desktop asks
+through the desktop's notifications (session D-Bus), deny refuses.
 In every mode SIGUSR1 approves the pending request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -81,7 +82,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path (only a pty symlink already there is replaced)")
 	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on (loopback: every local user can use the key)")
 	f.BoolVar(&o.udpRemote, "udp-allow-remote", false, "with --transport udp: allow a --udp-addr that is not loopback (every host that reaches it can use the key)")
-	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch or deny")
+	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch, desktop or deny")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
 	f.StringVar(&o.name, "name", defaultName, "name of this key (device name, state and control socket)")
@@ -251,7 +252,12 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	mode, err := presence.ParseMode(o.presence)
+	desktop := o.presence == "desktop" // a Touch broker that also asks the desktop
+	modeName := o.presence
+	if desktop {
+		modeName = string(presence.Touch)
+	}
+	mode, err := presence.ParseMode(modeName)
 	if err != nil {
 		return withExitCode(exitUsage, err)
 	}
@@ -292,6 +298,8 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer store.Close()
 
 	hub := control.NewHub() // events of the control API
+	// desk asks the desktop's notification service (--presence desktop).
+	var desk *presence.Desktop
 	var broker *presence.Broker
 	broker = presence.New(presence.Options{
 		Mode:     mode,
@@ -301,9 +309,20 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 			hub.PresenceRequested(req)
 			// The mode now, not at start: the control API switches it.
 			announceTouch(stderr, broker.Mode(), req)
+			desktopAsk(ctx, desk, req, stderr)
 		},
-		OnAnswer: hub.PresenceAnswered,
+		OnAnswer: func(req ctap2.PresenceRequest, err error) {
+			hub.PresenceAnswered(req, err)
+			if desk != nil {
+				desk.Done()
+			}
+		},
 	})
+	if desktop {
+		if desk = openDesktop(ctx, broker, stderr); desk != nil {
+			defer desk.Close()
+		}
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -362,7 +381,11 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		Authenticator: a, Presence: broker, UV: uv, Hub: hub, Logger: logger}, logger)
 	controlListeners = nil // served: stopControl closes them
 	defer stopControl()
-	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, mode)
+	shown := string(mode)
+	if desk != nil {
+		shown = "desktop"
+	}
+	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, where, shown)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(where+"\n"), 0o600); err != nil {
 			return fmt.Errorf("writing --ready-file: %w", err)
