@@ -10,8 +10,25 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # in Go 1.27). 25000 runs take about 5 s per target on a CI machine.
 FUZZTIME    ?= 25000x
 RUNFLAGS    ?=
+# make install: where Debian puts each part (PREFIX=/usr for a package).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man/man1
+SYSTEMDUSERDIR ?= $(PREFIX)/lib/systemd/user
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# udev reads /usr/lib/udev/rules.d (packages) and /etc/udev/rules.d (local
+# admin), never /usr/local.
+ifeq ($(PREFIX),/usr)
+UDEVRULESDIR ?= /usr/lib/udev/rules.d
+else
+UDEVRULESDIR ?= /etc/udev/rules.d
+endif
+DEBVERSION  ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//;s/-/+/g' || true)
 
-.PHONY: all build run deps test unit race fuzz vmtest bench lint man clean
+.PHONY: all build run deps test unit race libfido2 fuzz vmtest bench lint man install deb packagetest clean
 
 all: build
 
@@ -28,7 +45,7 @@ deps:
 	@bash .ci/deps-node
 
 ## test: everything CI runs.
-test: deps lint unit race fuzz vmtest
+test: deps lint unit race libfido2 packagetest fuzz vmtest
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -37,11 +54,20 @@ unit:
 race:
 	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./internal/presence ./internal/procout
 
+## libfido2: go-libfido2 (cgo, libfido2-dev) drives a running vkey as an independent client.
+libfido2:
+	@if [ -f /usr/include/fido.h ] && command -v gcc >/dev/null 2>&1; then \
+	  CGO_ENABLED=1 $(GO) vet -tags libfido2 ./internal/libfido2test && \
+	  CGO_ENABLED=1 $(GO) test -count=1 -timeout 5m -tags libfido2 ./internal/libfido2test; \
+	else echo "vkey: skipping the go-libfido2 tests: they need gcc and libfido2-dev (make deps installs them)"; fi
+
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
 
+## vmtest: the kernel path and the browsers in qemu guests, one package at a
+## time (-p 1): one qemu at a time.
 vmtest: build
-	VKEY_VM=1 $(GO) test -count=1 -timeout 10m -run '^TestVM' ./cmd/vkey ./internal/vmtest
+	VKEY_VM=1 $(GO) test -p 1 -count=1 -timeout 30m -run '^TestVM' ./cmd/vkey ./internal/vmtest ./internal/browsertest
 
 ## bench: the speed goals, as Go benchmarks.
 bench:
@@ -56,6 +82,33 @@ lint:
 
 man: build
 	./$(BIN) man --dir docs/man
+
+## install: the binary, udev rules, systemd user unit, man pages and shell
+## completions, under DESTDIR and PREFIX (default /usr/local).
+install:
+	CGO_ENABLED=0 $(GO) build -trimpath -o build/install/vkey ./cmd/vkey
+	rm -rf build/install/man && build/install/vkey man --dir build/install/man >/dev/null
+	install -Dm0755 build/install/vkey $(DESTDIR)$(BINDIR)/vkey
+	install -d $(DESTDIR)$(MANDIR)
+	for f in build/install/man/*.1; do gzip -9n -c $$f > $(DESTDIR)$(MANDIR)/$$(basename $$f).gz; done
+	build/install/vkey udev-rules > build/install/70-vkey.rules
+	install -Dm0644 build/install/70-vkey.rules $(DESTDIR)$(UDEVRULESDIR)/70-vkey.rules
+	build/install/vkey systemd-unit --bin $(BINDIR)/vkey > build/install/vkey.service
+	install -Dm0644 build/install/vkey.service $(DESTDIR)$(SYSTEMDUSERDIR)/vkey.service
+	build/install/vkey completion bash > build/install/vkey.bash
+	build/install/vkey completion zsh > build/install/_vkey
+	build/install/vkey completion fish > build/install/vkey.fish
+	install -Dm0644 build/install/vkey.bash $(DESTDIR)$(BASHCOMPDIR)/vkey
+	install -Dm0644 build/install/_vkey $(DESTDIR)$(ZSHCOMPDIR)/_vkey
+	install -Dm0644 build/install/vkey.fish $(DESTDIR)$(FISHCOMPDIR)/vkey.fish
+
+## deb: a Debian package built with dpkg-deb, in build/.
+deb:
+	@DEBVERSION="$(DEBVERSION)" GO="$(GO)" bash .ci/deb
+
+## packagetest: make deb, install it into a scratch root with dpkg, run its vkey doctor.
+packagetest:
+	@GO="$(GO)" bash .ci/packagetest
 
 clean:
 	rm -rf bin build

@@ -173,6 +173,15 @@ func (a *Authenticator) flushEvents(ctx context.Context) {
 // PresenceWaiting calls.
 type waitingKey struct{}
 
+// WithPresenceWaiting returns ctx carrying waiting, which PresenceWaiting
+// calls (once) when a Presence given ctx waits for the user. The
+// authenticator uses it to tell its Observer; a program that calls a
+// Presence itself can too.
+func WithPresenceWaiting(ctx context.Context, waiting func()) context.Context {
+	var once sync.Once
+	return context.WithValue(ctx, waitingKey{}, func() { once.Do(waiting) })
+}
+
 // PresenceWaiting tells the authenticator that the presence request whose
 // context is ctx now waits for the user and can be answered: the
 // Observer sees PresenceRequested. A Presence that waits for a person calls
@@ -186,12 +195,9 @@ func PresenceWaiting(ctx context.Context) {
 // askPresence asks opts.Presence, telling the observer when the request
 // waits and how it ended. The caller holds none of the locks.
 func (a *Authenticator) askPresence(ctx context.Context, req PresenceRequest) error {
-	var once sync.Once
-	wctx := context.WithValue(ctx, waitingKey{}, func() {
-		once.Do(func() {
-			a.emit(PresenceRequested{Request: req})
-			a.flushEvents(ctx)
-		})
+	wctx := WithPresenceWaiting(ctx, func() {
+		a.emit(PresenceRequested{Request: req})
+		a.flushEvents(ctx)
 	})
 	err := a.opts.Presence.Request(wctx, req)
 	if errors.Is(err, ErrPresenceTimeout) {

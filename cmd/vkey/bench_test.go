@@ -12,14 +12,14 @@ import (
 
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // BenchmarkRunStartup measures how long `vkey run --ephemeral --transport
 // pty` takes from exec until it has answered a getInfo over its pty (goal:
 // under 50 ms).
 func BenchmarkRunStartup(b *testing.B) {
-	bin := e2e.Binary(b)
+	bin := keyproc.Binary(b)
 	dir := b.TempDir()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // TestE2EUserErrors: what a user can get wrong ends in one sentence that
@@ -42,7 +42,7 @@ func TestE2EUserErrors(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, e2e.Binary(t), tc.args...)
+			cmd := exec.CommandContext(ctx, keyproc.Binary(t), tc.args...)
 			cmd.Env = k.Env
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError

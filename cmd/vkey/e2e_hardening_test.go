@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // TestE2ETouchLineAfterModeSwitch: a key started with automatic presence
@@ -39,14 +39,14 @@ func TestE2ETouchLineAfterModeSwitch(t *testing.T) {
 	waitPending(t, k)
 	want := `vkey: touch requested (makeCredential for evil.example\x0d\x1b[2Kaccounts.google.com)`
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(k.Out.String(), want) {
+	for !strings.Contains(k.Output.String(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no escaped touch line %q in:\n%q", want, k.Out.String())
+			t.Fatalf("no escaped touch line %q in:\n%q", want, k.Output.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if strings.Contains(k.Out.String(), "\x1b") {
-		t.Errorf("a terminal escape reached the output: %q", k.Out.String())
+	if strings.Contains(k.Output.String(), "\x1b") {
+		t.Errorf("a terminal escape reached the output: %q", k.Output.String())
 	}
 	k.ok(t, nil, "touch")
 	if err := <-done; err != nil {
@@ -86,7 +86,7 @@ func TestE2EPlantedRuntimeFolder(t *testing.T) {
 		{"run", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--name", "planted"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		cmd := exec.CommandContext(ctx, e2e.Binary(t), args...)
+		cmd := exec.CommandContext(ctx, keyproc.Binary(t), args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		cancel()
@@ -124,7 +124,7 @@ func TestE2EBackupExportFailureChangesNothing(t *testing.T) {
 		return resp.AuthData[32]&0x10 != 0
 	}
 	vkey := func(args ...string) (string, error) {
-		cmd := exec.Command(e2e.Binary(t), append([]string{"backup", "export", "--state", state}, args...)...)
+		cmd := exec.Command(keyproc.Binary(t), append([]string{"backup", "export", "--state", state}, args...)...)
 		cmd.Env = append(os.Environ(), "VKEY_BACKUP_PASSPHRASE=correct horse battery")
 		out, err := cmd.CombinedOutput()
 		return string(out), err

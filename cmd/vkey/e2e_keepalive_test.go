@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // TestE2EKeepaliveWhileWaitingForTouch speaks raw CTAPHID over UDP to a key
@@ -73,7 +73,7 @@ func TestE2EKeepaliveWhileWaitingForTouch(t *testing.T) {
 			upNeeded++
 		}
 	}
-	cmd := exec.Command(e2e.Binary(t), "touch")
+	cmd := exec.Command(keyproc.Binary(t), "touch")
 	cmd.Env = k.Env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("vkey touch: %v\n%s", err, out)

@@ -19,7 +19,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -118,7 +118,7 @@ func TestE2ESecretsNotInPlaintext(t *testing.T) {
 	h := sha256.Sum256([]byte("731946"))
 	secrets := map[string][]byte{"PIN": []byte("731946"), "PIN hash": h[:16]}
 	// The syncable credential's private key: export it and look for it.
-	bin := e2e.Binary(t)
+	bin := keyproc.Binary(t)
 	exported := filepath.Join(t.TempDir(), "backup")
 	cmd := exec.Command(bin, "backup", "export", "--state", state, "--out", exported)
 	cmd.Env = append(os.Environ(), "VKEY_BACKUP_PASSPHRASE=correct horse")
@@ -154,7 +154,7 @@ func TestE2ELockAndTamper(t *testing.T) {
 	pass := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pass, []byte("first passphrase\n"), 0o600)
 	k := startKey(t, "--state", state, "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto", "--passphrase-file", pass)
-	bin := e2e.Binary(t)
+	bin := keyproc.Binary(t)
 	// The other runs have a runtime folder and a name of their own: a key
 	// already running on the machine (or the first one here) must not
 	// answer for them.
@@ -374,7 +374,7 @@ func TestE2EBackupMovesSyncablePasskeys(t *testing.T) {
 	}
 	stopKey(t, a)
 
-	bin := e2e.Binary(t)
+	bin := keyproc.Binary(t)
 	backup := filepath.Join(t.TempDir(), "passkeys.vkeybackup")
 	vkey := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)

@@ -15,19 +15,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // The end-to-end tests run the real vkey binary as a child process and drive
 // it with clients nobody on this project wrote: libfido2's fido2-token,
 // fido2-cred and fido2-assert, OpenSSH's ssh-keygen, and python3-fido2.
 
-// e2eKey is a running `vkey run` (the harness of internal/e2e).
-type e2eKey = e2e.Key
+// e2eKey is a running `vkey run` (the harness of internal/keyproc).
+type e2eKey = keyproc.Key
 
 // startKey runs `vkey run` with args (default name, isolated runtime
 // folder and state) and waits until it is ready.
-func startKey(t testing.TB, args ...string) *e2eKey { return e2e.Start(t, "", args...) }
+func startKey(t testing.TB, args ...string) *e2eKey {
+	return keyproc.Start(t, keyproc.Options{}, args...)
+}
 
 // needTool skips the test when an independent client is not installed
 // (make deps installs them).

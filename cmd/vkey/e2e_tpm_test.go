@@ -22,8 +22,8 @@ func TestE2ETPMKeysAndSealedState(t *testing.T) {
 	args := []string{"--state", state, "--keys", "tpm", "--tpm", tpm.Spec(), "--attestation", "tpm",
 		"--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto"}
 	k := startKey(t, args...)
-	if !strings.Contains(k.Out.String(), "master key from the key sealed by the TPM") {
-		t.Errorf("vkey run should say the state is sealed by the TPM:\n%s", k.Out.String())
+	if !strings.Contains(k.Output.String(), "master key from the key sealed by the TPM") {
+		t.Errorf("vkey run should say the state is sealed by the TPM:\n%s", k.Output.String())
 	}
 	c := dial(t, k.Where)
 	ctx := context.Background()

@@ -8,7 +8,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -21,7 +21,7 @@ func TestE2EBuiltInUV(t *testing.T) {
 	ctx := context.Background()
 	vkeyUV := func(arg string) {
 		t.Helper()
-		cmd := exec.Command(e2e.Binary(t), "uv", arg)
+		cmd := exec.Command(keyproc.Binary(t), "uv", arg)
 		cmd.Env = k.Env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("vkey uv %s: %v\n%s", arg, err, out)

@@ -64,6 +64,7 @@ the other commands manage a key (virtual or hardware) over CTAP2.
 		newRunCommand(),
 		newDoctorCommand(),
 		newUdevRulesCommand(),
+		newSystemdUnitCommand(),
 		newTouchCommand(),
 		newUVCommand(),
 		newAttestationCommand(),

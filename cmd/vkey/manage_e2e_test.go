@@ -29,7 +29,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/internal/control"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -42,13 +42,13 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite cmd/vkey/testdata/
 
 // mkey is a running `vkey run` with its own name, runtime folder and
 // state (the harness of internal/e2e), and the CLI calls that reach it.
-type mkey struct{ *e2e.Key }
+type mkey struct{ *keyproc.Key }
 
 // startManagedKey runs `vkey run --name NAME args...` in a fresh runtime
 // folder (so its control socket is the only one) and waits for it.
 func startManagedKey(t *testing.T, name string, args ...string) *mkey {
 	t.Helper()
-	return &mkey{e2e.Start(t, name, args...)}
+	return &mkey{keyproc.Start(t, keyproc.Options{Name: name}, args...)}
 }
 
 func (k *mkey) api() *control.Client { return control.NewUnixClient(k.Socket()) }
@@ -65,7 +65,7 @@ func (k *mkey) vk(t *testing.T, env []string, stdin string, args ...string) cliR
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e2e.Binary(t), args...)
+	cmd := exec.CommandContext(ctx, keyproc.Binary(t), args...)
 	cmd.Env = append(append(os.Environ(), "XDG_RUNTIME_DIR="+k.Runtime, "XDG_DATA_HOME="+filepath.Join(k.Runtime, "data")), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
@@ -408,7 +408,7 @@ func testManagement(t *testing.T, k *mkey) {
 
 // TestCLICompletionAndMan: shell completion and man pages are generated.
 func TestCLICompletionAndMan(t *testing.T) {
-	k := &mkey{&e2e.Key{Runtime: t.TempDir()}}
+	k := &mkey{&keyproc.Key{Runtime: t.TempDir()}}
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		if out := k.ok(t, nil, "completion", sh); !strings.Contains(out, "vkey") || len(out) < 500 {
 			t.Errorf("completion %s: %d bytes", sh, len(out))

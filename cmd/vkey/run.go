@@ -66,7 +66,8 @@ report per datagram, the convention of firmware simulators). "auto" uses uhid
 when /dev/uhid is usable and a pty otherwise.
 
 Presence (the touch): auto approves every request (CI), prompt asks on this
-terminal, touch waits for "vkey touch" from another terminal, deny refuses.
+terminal, touch waits for "vkey touch" from another terminal, desktop asks
+through the desktop's notifications (session D-Bus), deny refuses.
 In every mode SIGUSR1 approves the pending request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +79,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.link, "link", "", "with --transport pty: keep a symlink to the pty at this path (only a pty symlink already there is replaced)")
 	f.StringVar(&o.udpAddr, "udp-addr", "127.0.0.1:8111", "with --transport udp: the address to listen on (loopback: every local user can use the key)")
 	f.BoolVar(&o.udpRemote, "udp-allow-remote", false, "with --transport udp: allow a --udp-addr that is not loopback (every host that reaches it can use the key)")
-	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch or deny")
+	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch, desktop or deny")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
 	f.StringVar(&o.name, "name", defaultName, "name of this key (device name, state and control socket)")
@@ -271,7 +272,12 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	mode, err := presence.ParseMode(o.presence)
+	desktop := o.presence == "desktop" // a Touch broker that also asks the desktop
+	modeName := o.presence
+	if desktop {
+		modeName = string(presence.Touch)
+	}
+	mode, err := presence.ParseMode(modeName)
 	if err != nil {
 		return withExitCode(exitUsage, err)
 	}
@@ -316,10 +322,20 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	opts.Logger = logger
 	opts.Notify = func(note string) { fmt.Fprintf(stderr, "vkey: %s\n", note) }
 	var running atomic.Pointer[vkey.Key]
-	opts.Observer = ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
-		if e, ok := e.(ctap2.PresenceRequested); ok && running.Load() != nil {
-			// The mode now, not at start: the control API switches it.
-			announceTouch(stderr, running.Load().Presence.Mode(), e.Request)
+	// desk asks the desktop's notification service (--presence desktop).
+	var desk atomic.Pointer[presence.Desktop]
+	opts.Observer = ctap2.ObserverFunc(func(ctx context.Context, e ctap2.Event) {
+		switch e := e.(type) {
+		case ctap2.PresenceRequested:
+			if k := running.Load(); k != nil {
+				// The mode now, not at start: the control API switches it.
+				announceTouch(stderr, k.Presence.Mode(), e.Request)
+			}
+			desktopAsk(ctx, desk.Load(), e.Request, stderr)
+		case ctap2.PresenceAnswered, ctap2.PresenceTimedOut:
+			if d := desk.Load(); d != nil {
+				d.Done()
+			}
 		}
 	})
 	k, err := vkey.New(ctx, opts)
@@ -331,6 +347,12 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	running.Store(k)
+	if desktop {
+		if d := openDesktop(ctx, k.Presence, stderr); d != nil {
+			defer d.Close()
+			desk.Store(d)
+		}
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -340,7 +362,11 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, k.Where, mode)
+	shown := string(mode)
+	if desk.Load() != nil {
+		shown = "desktop"
+	}
+	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, k.Where, shown)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(k.Where+"\n"), 0o600); err != nil {
 			k.Close()

@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/vmtest"
 )
 
@@ -21,42 +21,10 @@ import (
 // unmodified tools enumerate it and complete a registration and an
 // assertion through it. They run only with VKEY_VM=1 (make vmtest).
 
-// vmBuild holds the static vkey binary, built once per test process.
-var vmBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // vmBinary builds vkey with CGO_ENABLED=0: the guest has no libc for it.
 func vmBinary(t *testing.T) string {
 	t.Helper()
-	vmBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vkey-vm-bin")
-		if err != nil {
-			vmBuild.err = err
-			return
-		}
-		vmBuild.path = filepath.Join(dir, "vkey")
-		cmd := exec.Command("go", "build", "-o", vmBuild.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			vmBuild.err = &buildError{err: err, out: string(out)}
-		}
-	})
-	if vmBuild.err != nil {
-		t.Fatal(vmBuild.err)
-	}
-	return vmBuild.path
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string {
-	return "CGO_ENABLED=0 go build ./cmd/vkey: " + e.err.Error() + "\n" + e.out
+	return keyproc.Binary(t)
 }
 
 // vmScript is the guest's test, run by /init after hid, hid-generic and uhid

@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
-	"github.com/vkey-dev/vkey/internal/e2e"
+	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -20,7 +20,7 @@ import (
 // stdout and the exit status.
 func webauthnCLI(t *testing.T, env []string, options []byte, args ...string) ([]byte, int) {
 	t.Helper()
-	cmd := exec.Command(e2e.Binary(t), append([]string{"webauthn"}, args...)...)
+	cmd := exec.Command(keyproc.Binary(t), append([]string{"webauthn"}, args...)...)
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(options)
 	var stderr bytes.Buffer
@@ -211,7 +211,7 @@ func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 // says.
 func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
 	t.Helper()
-	cmd.Env = append(os.Environ(), "VKEY_BIN="+e2e.Binary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "VKEY_BIN="+keyproc.Binary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s failed: %v\n%s", rp, err, out)

@@ -163,9 +163,8 @@ func TestClientDataJSON(t *testing.T) {
 }
 
 func TestWrappedOptionsAndAlgorithms(t *testing.T) {
-	// A key without RSA (since issue 13 a vkey offers RS256 by default).
-	f := newFixture(t, vkey.Options{Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA}}, "")
-	wrapped := `{"publicKey":` + strings.Replace(string(creation("")), `{"type":"public-key","alg":-7}`, `{"type":"public-key","alg":-257},{"type":"public-key","alg":-8}`, 1) + `}`
+	f := newFixture(t, vkey.Options{}, "")
+	wrapped := `{"publicKey":` + strings.Replace(string(creation("")), `{"type":"public-key","alg":-7}`, `{"type":"public-key","alg":-65535},{"type":"public-key","alg":-8}`, 1) + `}`
 	resp, err := f.c.Create(context.Background(), []byte(wrapped), origin)
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +175,11 @@ func TestWrappedOptionsAndAlgorithms(t *testing.T) {
 	if resp.AuthenticatorAttachment != "cross-platform" || resp.Type != "public-key" || resp.ID != b64(resp.RawID) {
 		t.Errorf("response %+v", resp)
 	}
-	rsaOnly := strings.Replace(string(creation("")), `"alg":-7`, `"alg":-257`, 1)
-	_, err = f.c.Create(context.Background(), []byte(rsaOnly), origin)
+	// RS1 (-65535): registered in COSE, offered by no vkey.
+	rs1Only := strings.Replace(string(creation("")), `"alg":-7`, `"alg":-65535`, 1)
+	_, err = f.c.Create(context.Background(), []byte(rs1Only), origin)
 	if browser.ErrorName(err) != browser.NotSupportedError {
-		t.Fatalf("RS256 only: %v, want NotSupportedError", err)
+		t.Fatalf("RS1 only: %v, want NotSupportedError", err)
 	}
 	_, err = f.c.Create(context.Background(), []byte(`{"rp":{"name":"x"},"challenge":"AA"}`), origin)
 	if browser.ErrorName(err) != browser.TypeError {

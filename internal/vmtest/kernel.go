@@ -29,12 +29,21 @@ type KernelFiles struct {
 	Vmlinux string
 	// Modules are hid.ko, hid-generic.ko and uhid.ko, in the order to load them.
 	Modules []string
+	// HostRootModules are the modules a guest that mounts the host's root
+	// over 9p with a writable overlay needs (see HostRootInit), in load order.
+	HostRootModules []string
 }
 
 // guestModules are the modules the guest loads, in load order: hidraw is
 // inside hid.ko; without hid-generic no driver binds and no hidraw node
 // appears.
 var guestModules = []string{"hid.ko", "hid-generic.ko", "uhid.ko"}
+
+// hostRootModules are virtio-mmio, 9p over virtio and overlayfs, in load
+// order: what a guest needs to run the host's own programs (browsers) from
+// its root filesystem shared read-only (../shared/vm/browsers.md).
+var hostRootModules = []string{"virtio_ring.ko", "virtio.ko", "virtio_mmio.ko", "9pnet.ko",
+	"9pnet_virtio.ko", "netfs.ko", "fscache.ko", "9p.ko", "overlay.ko"}
 
 // Kernel returns Debian's current amd64 kernel, unpacked into cacheDir. The
 // package is the one linux-image-amd64 depends on (apt-cache depends), fetched
@@ -112,7 +121,10 @@ func loadKernel(dir, pkg string) (*KernelFiles, error) {
 	for _, m := range guestModules {
 		k.Modules = append(k.Modules, filepath.Join(dir, m))
 	}
-	for _, f := range append([]string{k.Vmlinuz, k.Vmlinux}, k.Modules...) {
+	for _, m := range hostRootModules {
+		k.HostRootModules = append(k.HostRootModules, filepath.Join(dir, m))
+	}
+	for _, f := range append(append([]string{k.Vmlinuz, k.Vmlinux}, k.Modules...), k.HostRootModules...) {
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("vmtest: cached kernel incomplete: %w", err)
 		}
@@ -216,7 +228,7 @@ func unpackDeb(ctx context.Context, deb, out string) (string, error) {
 	if terr != nil {
 		return "", terr
 	}
-	for _, want := range append([]string{"vmlinuz"}, guestModules...) {
+	for _, want := range append(append([]string{"vmlinuz"}, guestModules...), hostRootModules...) {
 		if !found[want] {
 			return "", fmt.Errorf("vmtest: %s has no %s", filepath.Base(deb), want)
 		}
@@ -224,8 +236,8 @@ func unpackDeb(ctx context.Context, deb, out string) (string, error) {
 	return release, nil
 }
 
-// extractKernelTar copies ./boot/vmlinuz-* and the guest modules (plain or
-// .ko.xz) from a kernel package's data tar into out.
+// extractKernelTar copies ./boot/vmlinuz-* and the guest and host-root
+// modules (plain or .ko.xz) from a kernel package's data tar into out.
 func extractKernelTar(ctx context.Context, r io.Reader, out string) (string, map[string]bool, error) {
 	found := map[string]bool{}
 	release := ""
@@ -255,6 +267,16 @@ func extractKernelTar(ctx context.Context, r io.Reader, out string) (string, map
 			}
 			for _, m := range guestModules {
 				if base == m && strings.HasSuffix(path.Dir(name), "/kernel/drivers/hid") {
+					dest = m
+				}
+			}
+		case strings.Contains(name, "/kernel/"):
+			base := path.Base(name)
+			if strings.HasSuffix(base, ".xz") {
+				base, compressed = strings.TrimSuffix(base, ".xz"), true
+			}
+			for _, m := range hostRootModules {
+				if base == m {
 					dest = m
 				}
 			}

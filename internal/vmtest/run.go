@@ -33,6 +33,16 @@ type RunOptions struct {
 	Append string
 	// Console, if set, receives the guest's console as it is produced.
 	Console io.Writer
+	// CPU replaces the CPU model (default "qemu64,+rdrand").
+	CPU string
+	// SMP is the number of virtual CPUs (default 1).
+	SMP int
+	// HostRoot shares the host's / read-only with the guest over
+	// virtio-9p, mount tag "hostroot" (see HostRootInit).
+	HostRoot bool
+	// Share, if set, is a host folder the guest can read and write over
+	// virtio-9p, mount tag "share" (HostRootInit mounts it at /vkeyshare).
+	Share string
 }
 
 // Result is the outcome of a guest that ran its /init to the end.
@@ -63,6 +73,12 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if opts.MemoryMB == 0 {
 		opts.MemoryMB = 512
 	}
+	if opts.CPU == "" {
+		opts.CPU = "qemu64,+rdrand"
+	}
+	if opts.SMP == 0 {
+		opts.SMP = 1
+	}
 	// A short directory: a unix socket path must stay under 108 bytes.
 	work, err := os.MkdirTemp("", "vkvm")
 	if err != nil {
@@ -80,8 +96,8 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 		cmdline += fmt.Sprintf(" tsc_early_khz=%d tsc=reliable", khz)
 	}
 	args := []string{
-		"-machine", "microvm", "-accel", "tcg", "-cpu", "qemu64,+rdrand",
-		"-m", strconv.Itoa(opts.MemoryMB), "-smp", "1",
+		"-machine", "microvm", "-accel", "tcg", "-cpu", opts.CPU,
+		"-m", strconv.Itoa(opts.MemoryMB), "-smp", strconv.Itoa(opts.SMP),
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
 		"-kernel", opts.Kernel, "-initrd", opts.Initrd,
@@ -98,6 +114,19 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 			"-device", "tpm-tis,tpmdev=tpm0")
 		// microvm has no ACPI TPM table: probe tpm_tis by force, polling.
 		cmdline += " tpm_tis.force=1 tpm_tis.interrupts=0"
+	}
+	if opts.HostRoot {
+		args = append(args,
+			"-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+			"-device", "virtio-9p-device,fsdev=hostroot,mount_tag=hostroot")
+	}
+	if opts.Share != "" {
+		if strings.Contains(opts.Share, ",") {
+			return nil, fmt.Errorf("vmtest: a shared folder's path cannot hold a comma: %s", opts.Share)
+		}
+		args = append(args,
+			"-fsdev", "local,id=share,path="+opts.Share+",security_model=none,multidevs=remap",
+			"-device", "virtio-9p-device,fsdev=share,mount_tag=share")
 	}
 	if opts.Append != "" {
 		cmdline += " " + opts.Append

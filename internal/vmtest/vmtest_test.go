@@ -249,6 +249,7 @@ func TestExtractKernel(t *testing.T) {
 	addFile("./lib/modules/6.1.0-99-amd64/kernel/drivers/hid/hid.ko", []byte("hid"))
 	addFile("./lib/modules/6.1.0-99-amd64/kernel/drivers/hid/hid-generic.ko", []byte("generic"))
 	addFile("./lib/modules/6.1.0-99-amd64/kernel/drivers/hid/usbhid/usbhid.ko", []byte("usb"))
+	addFile("./lib/modules/6.1.0-99-amd64/kernel/fs/overlayfs/overlay.ko", []byte("overlay"))
 	xzMod := exec.Command("xz", "-c", "--check=crc32")
 	xzMod.Stdin = strings.NewReader("uhid module")
 	compressed, err := xzMod.Output()
@@ -274,6 +275,9 @@ func TestExtractKernel(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "uhid.ko")); string(b) != "uhid module" {
 		t.Errorf("uhid.ko.xz decompressed to %q", b)
+	}
+	if !found["overlay.ko"] {
+		t.Error("the host-root module overlay.ko was not extracted")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "usbhid.ko")); err == nil {
 		t.Error("extracted a module the guest does not load")
