@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey"
+	"github.com/vkey-dev/vkey/hid"
 	"github.com/vkey-dev/vkey/tpm"
 )
 
@@ -55,17 +55,11 @@ func doctor(w io.Writer) int {
 
 // hidrawAccess checks that every existing FIDO hidraw node can be opened.
 func hidrawAccess() error {
-	nodes, _ := filepath.Glob("/sys/class/hidraw/hidraw*")
 	var denied []string
-	for _, n := range nodes {
-		desc, err := os.ReadFile(filepath.Join(n, "device", "report_descriptor"))
-		if err != nil || !isFIDODescriptor(desc) {
-			continue
-		}
-		dev := "/dev/" + filepath.Base(n)
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	for _, d := range hid.FIDODevices() {
+		f, err := os.OpenFile(d.Path, os.O_RDWR, 0)
 		if err != nil {
-			denied = append(denied, dev)
+			denied = append(denied, d.Path)
 			continue
 		}
 		f.Close()
@@ -74,10 +68,4 @@ func hidrawAccess() error {
 		return fmt.Errorf("cannot open %s", strings.Join(denied, ", "))
 	}
 	return nil
-}
-
-// isFIDODescriptor reports whether a HID report descriptor declares the
-// FIDO usage page 0xF1D0 (CTAP 2.1 section 11.2.8.1).
-func isFIDODescriptor(desc []byte) bool {
-	return strings.Contains(string(desc), "\x06\xd0\xf1")
 }

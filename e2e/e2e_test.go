@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -215,7 +215,7 @@ func pythonScript(t *testing.T, name string, args ...string) {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
 	}
 	k := startKey(t, append([]string{"--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto"}, args...)...)
-	script, _ := filepath.Abs("../../testdata/python/" + name)
+	script, _ := filepath.Abs("../testdata/python/" + name)
 	cmd := exec.Command("/usr/bin/python3", script)
 	cmd.Env = append(os.Environ(), "VKEY_UDP="+strings.TrimPrefix(k.Where, "udp:"), "PYTHONPATH="+filepath.Dir(script))
 	out, err := cmd.CombinedOutput()

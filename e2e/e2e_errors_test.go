@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -55,32 +55,5 @@ func TestE2EUserErrors(t *testing.T) {
 				t.Errorf("error %q, want one line naming %q", last, tc.want)
 			}
 		})
-	}
-}
-
-// TestDoctorAndUdevRules: doctor prints a fix for every failed check; the
-// udev rules cover /dev/uhid and FIDO hidraw nodes for the logged-in user.
-func TestDoctorAndUdevRules(t *testing.T) {
-	var b strings.Builder
-	problems := doctor(&b)
-	out := b.String()
-	if strings.Count(out, "FAIL") != problems || strings.Count(out, "fix: ") != problems {
-		t.Errorf("%d problems, output:\n%s", problems, out)
-	}
-	for _, check := range []string{"uhid kernel module", "/dev/uhid writable", "FIDO hidraw nodes", "TPM 2.0"} {
-		if !strings.Contains(out, check) {
-			t.Errorf("doctor does not check %q:\n%s", check, out)
-		}
-	}
-	if _, err := os.Stat("/dev/uhid"); err != nil && !strings.Contains(out, "sudo modprobe uhid") {
-		t.Errorf("without /dev/uhid doctor must say how to load it:\n%s", out)
-	}
-	for _, want := range []string{`KERNEL=="uhid"`, `TAG+="uaccess"`, `KERNEL=="hidraw*"`, "06d0f1"} {
-		if !strings.Contains(udevRules, want) {
-			t.Errorf("udev rules lack %s", want)
-		}
-	}
-	if !isFIDODescriptor([]byte{0x06, 0xd0, 0xf1, 0x09, 0x01}) || isFIDODescriptor([]byte{0x05, 0x01, 0x09, 0x06}) {
-		t.Error("FIDO report descriptor detection")
 	}
 }

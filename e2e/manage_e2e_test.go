@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ import (
 // of their --json output, the control API driven as a CI harness would,
 // and agreement with libfido2's tools and go-webauthn.
 
-var updateGolden = flag.Bool("update-golden", false, "rewrite cmd/vkey/testdata/golden from the CLI tests' output")
+var updateGolden = flag.Bool("update-golden", false, "rewrite e2e/testdata/golden from the CLI tests' output")
 
 // mkey is a running `vkey run` with its own name, runtime folder and
 // state (the harness of internal/e2e), and the CLI calls that reach it.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -39,27 +39,6 @@ func TestE2EAlgorithmsAndAAGUIDFlags(t *testing.T) {
 	in := randomB64(32) + "\nexample.com\nalice\n" + randomB64(16) + "\n"
 	if _, err := tool(t, in, "fido2-cred", "-M", k.Where, "es256"); err == nil || !strings.Contains(err.Error(), "FIDO_ERR_UNSUPPORTED_ALGORITHM") {
 		t.Errorf("fido2-cred -M es256 against an RS256/ES384 key: %v, want FIDO_ERR_UNSUPPORTED_ALGORITHM", err)
-	}
-}
-
-// TestRunFlagErrors: a bad --algorithms or --aaguid is a usage error that
-// says what is wanted.
-func TestRunFlagErrors(t *testing.T) {
-	for _, tc := range []struct{ algs, aaguid, want string }{
-		{"ES256,ES999", "", "unknown algorithm"},
-		{"ES256,es256", "", "listed twice"},
-		{"-19", "", "unknown algorithm"},
-		{"", "not-a-uuid", "is not a UUID"},
-		{"", "cb69481e8ff7403993ec0a2729a154a8", "is not a UUID"},
-	} {
-		o := &runOptions{transport: "auto", keys: "auto", uv: "none", name: "x", algorithms: tc.algs, aaguid: tc.aaguid}
-		if err := o.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("--algorithms %q --aaguid %q: %v, want %q", tc.algs, tc.aaguid, err, tc.want)
-		}
-	}
-	got, err := parseAlgorithms(" PS256, es512 ,EdDSA,-7")
-	if err != nil || len(got) != 4 || got[0] != -37 || got[1] != -36 || got[2] != -8 || got[3] != -7 {
-		t.Errorf("parseAlgorithms: %v %v", got, err)
 	}
 }
 

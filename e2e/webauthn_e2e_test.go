@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -202,7 +202,7 @@ func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
 	}
-	script, _ := filepath.Abs("../../testdata/python/webauthn_cli.py")
+	script, _ := filepath.Abs("../testdata/python/webauthn_cli.py")
 	runRPScript(t, "python3-fido2", exec.Command("/usr/bin/python3", script))
 }
 
@@ -226,7 +226,7 @@ func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
 // browser's error names (testdata/node/webauthn_cli.mjs).
 func TestE2EWebAuthnSimpleWebAuthn(t *testing.T) {
 	needTool(t, "node")
-	dir, _ := filepath.Abs("../../testdata/node")
+	dir, _ := filepath.Abs("../testdata/node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@simplewebauthn", "server")); err != nil {
 		t.Skip("@simplewebauthn/server is not installed (make deps installs it into testdata/node)")
 	}
