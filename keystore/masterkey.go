@@ -522,7 +522,7 @@ func ChooseMasterKey(ctx context.Context, dir string, prefs MasterKeyPrefs) (*Ma
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, StateFileName)); err == nil {
+	if HasState(dir) {
 		return nil, fmt.Errorf("the state in %s has no %s record: cannot tell which master key protects it", dir, MasterKeySourceFileName)
 	}
 	mk := &MasterKey{Created: true}
