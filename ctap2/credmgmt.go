@@ -3,6 +3,7 @@ package ctap2
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -84,25 +85,38 @@ func (a *Authenticator) credentialManagement(ctx context.Context, params []byte)
 	if err := a.verifyToken(req.PinUvAuthProtocol, req.PinUvAuthParam, CredMgmtAuthMessage(sub, req.SubCommandParams), PermCredentialMgmt, ""); err != nil {
 		return nil, err
 	}
-	all, err := a.discoverable()
-	if err != nil {
-		return nil, err
-	}
 	switch sub {
 	case CredMgmtGetCredsMetadata:
 		if err := a.tokenUnbound(); err != nil {
 			return nil, err
 		}
-		n, rem := uint64(len(all)), uint64(a.store.RemainingDiscoverable())
+		count, err := a.store.DiscoverableCount()
+		if err != nil {
+			return nil, fmt.Errorf("counting credentials: %w", err)
+		}
+		// RemainingDiscoverable is never negative: a state holding more
+		// than its limit reports 0, never a wrapped count.
+		n, rem := uint64(count), uint64(max(a.store.RemainingDiscoverable(), 0))
 		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
 	case CredMgmtEnumerateRPsBegin:
 		if err := a.tokenUnbound(); err != nil {
+			return nil, err
+		}
+		all, err := a.discoverable()
+		if err != nil {
 			return nil, err
 		}
 		return a.beginRPs(all)
 	case CredMgmtEnumerateCredentialsBegin:
 		if p.RPIDHash == nil {
 			return nil, ErrMissingParameter
+		}
+		var all []*keystore.Credential
+		if len(p.RPIDHash) == sha256.Size {
+			var err error
+			if all, err = a.store.DiscoverableCredentials(p.RPIDHash); err != nil {
+				return nil, fmt.Errorf("listing credentials: %w", err)
+			}
 		}
 		return a.beginCredentials(all, p.RPIDHash)
 	case CredMgmtDeleteCredential:

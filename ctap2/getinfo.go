@@ -34,7 +34,8 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 			algs = append(algs, CredentialParameter{Type: publicKeyType, Alg: int64(alg)})
 		}
 	}
-	remaining := uint64(a.store.RemainingDiscoverable())
+	// Never negative: a state over its limit has 0 left, not 2^64 - k.
+	remaining := uint64(max(a.store.RemainingDiscoverable(), 0))
 	info := &GetInfoResponse{
 		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},

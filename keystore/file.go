@@ -921,6 +921,9 @@ func (f *File) counterTx(tx *bolt.Tx, ck []byte) (counterRecord, error) {
 func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) error {
 	ck := f.credKey(c.ID)
 	old, err := f.credentialTx(tx, ck[:])
+	if err == nil && old.Discoverable {
+		limit = false // not a new discoverable credential
+	}
 	switch {
 	case err == nil:
 		if old.Discoverable {
@@ -1026,7 +1029,9 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 			replaced = append(replaced, old.ID)
 			keys = append(keys, [credKeySize]byte(ck))
 		}
-		return f.putCredentialTx(tx, c, true)
+		// A replacement does not grow the store: it fits even in a store
+		// holding more than its limit.
+		return f.putCredentialTx(tx, c, len(replaced) == 0)
 	})
 	if err != nil {
 		return nil, err

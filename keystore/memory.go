@@ -128,12 +128,19 @@ func (m *Memory) removeLocked(old *Credential) {
 }
 
 func (m *Memory) putLocked(c *Credential) error {
-	id := string(c.ID)
-	old, exists := m.creds[id]
+	old, exists := m.creds[string(c.ID)]
 	wasDiscoverable := exists && old.Discoverable
 	if c.Discoverable && !wasDiscoverable && m.maxDiscoverable >= 0 && m.ndisc >= m.maxDiscoverable {
 		return ErrFull
 	}
+	m.putUnlimitedLocked(c)
+	return nil
+}
+
+// putUnlimitedLocked stores c without looking at the limit.
+func (m *Memory) putUnlimitedLocked(c *Credential) {
+	id := string(c.ID)
+	old, exists := m.creds[id]
 	if exists {
 		if old.Discoverable {
 			m.removeLocked(old)
@@ -151,7 +158,6 @@ func (m *Memory) putLocked(c *Credential) error {
 		ctr.deleted = false
 	}
 	m.creds[id] = c.Clone()
-	return nil
 }
 
 // PutCredential implements Store.
@@ -180,19 +186,17 @@ func (m *Memory) PutDiscoverable(c *Credential) ([][]byte, error) {
 			victims = append(victims, old)
 		}
 	}
-	// Check the limit as it will be once the victims are gone, and change
-	// nothing if the new credential does not fit.
-	if old, exists := m.creds[string(c.ID)]; !(exists && old.Discoverable) && m.maxDiscoverable >= 0 && m.ndisc-len(victims) >= m.maxDiscoverable {
-		return nil, ErrFull
+	if len(victims) == 0 {
+		return nil, m.putLocked(c)
 	}
+	// A replacement does not grow the store: it fits even in a store
+	// holding more than its limit.
 	var replaced [][]byte
 	for _, old := range victims {
 		m.removeLocked(old)
 		replaced = append(replaced, append([]byte(nil), old.ID...))
 	}
-	if err := m.putLocked(c); err != nil {
-		return nil, err
-	}
+	m.putUnlimitedLocked(c)
 	return replaced, nil
 }
 
