@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,6 +216,49 @@ type File struct {
 	// credential's own, or global for credentials not in the store.
 	counters map[[credKeySize]byte]*counter
 	global   *counter
+
+	// cache holds recently read credentials, by ID, decrypted: reads
+	// (getAssertion with an allowList) cost what they do in memory.
+	cache credCache
+}
+
+// credCacheSize bounds the credentials File keeps decrypted in memory.
+const credCacheSize = 256
+
+// credCache is a small cache of stored credentials. A write to the
+// credentials clears it (bumping gen) after its commit; a reader adds
+// what it read only if no write happened since it started, so the cache
+// never holds a value older than the store.
+type credCache struct {
+	mu    sync.Mutex
+	gen   uint64
+	creds map[string]*Credential
+}
+
+func (c *credCache) get(id []byte) (*Credential, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds[string(id)].Clone(), c.gen
+}
+
+func (c *credCache) add(gen uint64, cred *Credential) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.creds == nil || len(c.creds) >= credCacheSize {
+		c.creds = make(map[string]*Credential, credCacheSize)
+	}
+	c.creds[string(cred.ID)] = cred.Clone()
+}
+
+// invalidate is called after every committed change to credentials.
+func (c *credCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.creds = nil
 }
 
 var _ Store = (*File)(nil)
@@ -439,8 +483,9 @@ func openLocked(dir string, lock *os.File, opts FileOptions) (*File, error) {
 
 func boltOptions() *bolt.Options {
 	return &bolt.Options{
-		Timeout:      time.Second, // our own lock is already held
-		FreelistType: bolt.FreelistMapType,
+		Timeout:        time.Second, // our own lock is already held
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
 	}
 }
 
@@ -609,7 +654,7 @@ func (f *File) migrate(legacy string) error {
 		byHash := map[[32]byte][]byte{}
 		for _, c := range doc.Credentials {
 			byHash[sha256.Sum256(c.ID)] = c.ID
-			if err := f.putCredentialTx(tx, c, false); err != nil {
+			if _, err := f.putCredentialTx(tx, c, false); err != nil {
 				return err
 			}
 		}
@@ -814,6 +859,8 @@ func (f *File) update(fn func(tx *bolt.Tx) error) (err error) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverDamage(&err)
+	// Whatever the outcome, a write may have changed credentials.
+	defer f.cache.invalidate()
 	err = f.db.Update(fn)
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
@@ -918,7 +965,8 @@ func (f *File) counterTx(tx *bolt.Tx, ck []byte) (counterRecord, error) {
 
 // putCredentialTx stores c; with limit, a new discoverable credential that
 // does not fit is refused with ErrFull.
-func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) error {
+// It reports whether c got a fresh counter.
+func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) (fresh bool, err error) {
 	ck := f.credKey(c.ID)
 	old, err := f.credentialTx(tx, ck[:])
 	if err == nil && old.Discoverable {
@@ -928,46 +976,139 @@ func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) error {
 	case err == nil:
 		if old.Discoverable {
 			if err := f.removeTx(tx, ck[:], old); err != nil {
-				return err
+				return false, err
 			}
 		} else if err := tx.Bucket(bucketCreds).Delete(ck[:]); err != nil {
-			return err
+			return false, err
 		}
 	case !errors.Is(err, errAbsent):
-		return err
+		return false, err
 	}
 	if c.Discoverable {
 		n, err := f.metaUint(tx, metaNDisc)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if limit && f.maxDiscoverable >= 0 && n >= uint64(f.maxDiscoverable) {
-			return ErrFull
+			return false, ErrFull
 		}
 		rp, user := f.indexKeys(c, ck[:])
 		if err := tx.Bucket(bucketRP).Put(rp, nil); err != nil {
-			return err
+			return false, err
 		}
 		if err := tx.Bucket(bucketUser).Put(user, nil); err != nil {
-			return err
+			return false, err
 		}
 		if err := f.putMetaUint(tx, metaNDisc, n+1); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// A credential stored again (a restore) keeps its counter but is no
-	// longer deleted.
-	rec, err := f.counterTx(tx, ck[:])
-	if err != nil {
-		return err
-	}
-	if rec.deleted {
+	// longer deleted. A new one gets its first counter reservation in the
+	// same transaction, so that makeCredential commits once.
+	if b := tx.Bucket(bucketCounters).Get(ck[:]); b == nil {
+		if err := f.put(tx, bucketCounters, ck[:], counterRecord{ceiling: f.block}.encode()); err != nil {
+			return false, err
+		}
+		fresh = true
+	} else if rec, err := f.counterTx(tx, ck[:]); err != nil {
+		return false, err
+	} else if rec.deleted {
 		rec.deleted = false
 		if err := f.put(tx, bucketCounters, ck[:], rec.encode()); err != nil {
+			return false, err
+		}
+	}
+	return fresh, f.putCBOR(tx, bucketCreds, ck[:], c)
+}
+
+// PutCredentials stores many credentials in one transaction, as
+// PutCredential would one by one (ErrFull, and nothing stored, if the
+// discoverable ones do not fit). It is for building large states at once:
+// conversions, tests and benchmarks. New credentials are written in key
+// order, bucket by bucket, which bbolt appends instead of inserting.
+func (f *File) PutCredentials(cs []*Credential) error {
+	for _, c := range cs {
+		if err := checkCredential(c); err != nil {
 			return err
 		}
 	}
-	return f.putCBOR(tx, bucketCreds, ck[:], c)
+	type kv struct{ k, v []byte }
+	err := f.update(func(tx *bolt.Tx) error {
+		n, err := f.metaUint(tx, metaNDisc)
+		if err != nil {
+			return err
+		}
+		lists := map[string][]kv{}
+		add := func(bucket, k, plain []byte) error {
+			if plain == nil {
+				lists[string(bucket)] = append(lists[string(bucket)], kv{k, nil})
+				return nil
+			}
+			out := make([]byte, gcmNonceSize, gcmNonceSize+len(plain)+f.aead.Overhead())
+			if _, err := rand.Read(out); err != nil {
+				return err
+			}
+			lists[string(bucket)] = append(lists[string(bucket)], kv{k, f.aead.Seal(out, out[:gcmNonceSize], plain, recordAD(bucket, k))})
+			return nil
+		}
+		seen := map[[credKeySize]byte]bool{}
+		for _, c := range cs {
+			ck := f.credKey(c.ID)
+			if seen[ck] || tx.Bucket(bucketCreds).Get(ck[:]) != nil || tx.Bucket(bucketCounters).Get(ck[:]) != nil {
+				// Present already (or twice here): the general path, after.
+				continue
+			}
+			seen[ck] = true
+			b, err := storeEnc.Marshal(c)
+			if err != nil {
+				return fmt.Errorf("keystore: encode: %w", err)
+			}
+			if err := add(bucketCreds, ck[:], b); err != nil {
+				return err
+			}
+			if err := add(bucketCounters, ck[:], counterRecord{ceiling: f.block}.encode()); err != nil {
+				return err
+			}
+			if c.Discoverable {
+				if f.maxDiscoverable >= 0 && n >= uint64(f.maxDiscoverable) {
+					return ErrFull
+				}
+				n++
+				rp, user := f.indexKeys(c, ck[:])
+				_ = add(bucketRP, rp, nil)
+				_ = add(bucketUser, user, nil)
+			}
+		}
+		for name, l := range lists {
+			slices.SortFunc(l, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+			bk := tx.Bucket([]byte(name))
+			for _, e := range l {
+				if err := bk.Put(e.k, e.v); err != nil {
+					return err
+				}
+			}
+		}
+		if err := f.putMetaUint(tx, metaNDisc, n); err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if ck := f.credKey(c.ID); !seen[ck] {
+				if _, err := f.putCredentialTx(tx, c, true); err != nil {
+					return err
+				}
+			} else {
+				delete(seen, ck) // a second copy of the same ID: general path
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, c := range cs {
+			f.forgetCounter(f.credKey(c.ID))
+		}
+	}
+	return err
 }
 
 func checkCredential(c *Credential) error {
@@ -985,11 +1126,30 @@ func (f *File) PutCredential(c *Credential) error {
 	if err := checkCredential(c); err != nil {
 		return err
 	}
-	err := f.update(func(tx *bolt.Tx) error { return f.putCredentialTx(tx, c, true) })
+	var fresh bool
+	err := f.update(func(tx *bolt.Tx) (err error) {
+		fresh, err = f.putCredentialTx(tx, c, true)
+		return err
+	})
 	if err == nil {
-		f.forgetCounter(f.credKey(c.ID))
+		f.stored(f.credKey(c.ID), fresh)
 	}
 	return err
+}
+
+// stored updates the counter cache after a credential was stored: a fresh
+// one starts at 0 below the reservation made with it; any other reads
+// what the store says at its next use.
+func (f *File) stored(ck [credKeySize]byte, fresh bool) {
+	f.leaseMu.Lock()
+	defer f.leaseMu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fresh {
+		f.counters[ck] = &counter{reserved: f.block, block: f.block}
+	} else {
+		delete(f.counters, ck)
+	}
 }
 
 // PutDiscoverable implements Store.
@@ -1002,6 +1162,7 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 	}
 	var replaced [][]byte
 	var keys [][credKeySize]byte
+	var fresh bool
 	err := f.update(func(tx *bolt.Tx) error {
 		replaced, keys = nil, nil
 		h := sha256.Sum256([]byte(c.RPID))
@@ -1031,14 +1192,17 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 		}
 		// A replacement does not grow the store: it fits even in a store
 		// holding more than its limit.
-		return f.putCredentialTx(tx, c, len(replaced) == 0)
+		var err error
+		fresh, err = f.putCredentialTx(tx, c, len(replaced) == 0)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range append(keys, f.credKey(c.ID)) {
+	for _, k := range keys {
 		f.forgetCounter(k)
 	}
+	f.stored(f.credKey(c.ID), fresh)
 	return replaced, nil
 }
 
@@ -1047,8 +1211,11 @@ func (f *File) Credential(id []byte) (*Credential, error) {
 	if id == nil {
 		return nil, errors.New("keystore: nil credential ID")
 	}
+	c, gen := f.cache.get(id)
+	if c != nil {
+		return c, nil
+	}
 	ck := f.credKey(id)
-	var c *Credential
 	err := f.view(func(tx *bolt.Tx) error {
 		var err error
 		c, err = f.credentialTx(tx, ck[:])
@@ -1067,6 +1234,7 @@ func (f *File) Credential(id []byte) (*Credential, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.cache.add(gen, c)
 	return c, nil
 }
 
