@@ -483,9 +483,8 @@ func openLocked(dir string, lock *os.File, opts FileOptions) (*File, error) {
 
 func boltOptions() *bolt.Options {
 	return &bolt.Options{
-		Timeout:        time.Second, // our own lock is already held
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
+		Timeout:      time.Second, // our own lock is already held
+		FreelistType: bolt.FreelistMapType,
 	}
 }
 
@@ -509,6 +508,9 @@ func (f *File) openDB() error {
 	// Never write to a state before the master key has been checked: look
 	// at it read-only first.
 	before, _ := readHead(f.path)
+	if err := checkFreelistSynced(before); err != nil {
+		return &CorruptError{Path: f.path, Err: err}
+	}
 	db, err := f.boltOpen(true)
 	if err != nil {
 		return err
@@ -571,6 +573,22 @@ func readHead(path string) ([]byte, error) {
 	b := make([]byte, 2*os.Getpagesize())
 	n, _ := fh.Read(b)
 	return b[:n], nil
+}
+
+// checkFreelistSynced refuses meta pages that say the freelist was not
+// written: this store always writes it, and without it bbolt rebuilds it by
+// walking every page in a goroutine that panics on a damaged one.
+func checkFreelistSynced(head []byte) error {
+	// Each meta page: 16-byte page header, then magic, version, page size,
+	// flags (4 bytes each), the root bucket (16), the freelist page id (8).
+	const off = 16 + 4*4 + 16
+	ps := os.Getpagesize()
+	for _, at := range []int{0, ps} {
+		if len(head) >= at+off+8 && binary.LittleEndian.Uint64(head[at+off:]) == math.MaxUint64 {
+			return errors.New("store written without a freelist")
+		}
+	}
+	return nil
 }
 
 // checkTx checks that the store is one this code understands and that the
