@@ -24,6 +24,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // File names inside a state folder.
@@ -554,7 +555,7 @@ func (f *File) boltOpen(readOnly bool) (db *bolt.DB, err error) {
 	}()
 	db, err = bolt.Open(f.path, 0o600, opts)
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, &LockedError{Dir: f.dir}
 	case err != nil:
 		return nil, &CorruptError{Path: f.path, Err: err}
@@ -865,7 +866,7 @@ func (f *File) view(fn func(tx *bolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverDamage(&err)
 	err = f.db.View(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
@@ -880,7 +881,7 @@ func (f *File) update(fn func(tx *bolt.Tx) error) (err error) {
 	// Whatever the outcome, a write may have changed credentials.
 	defer f.cache.invalidate()
 	err = f.db.Update(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
