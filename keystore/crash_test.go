@@ -87,18 +87,9 @@ func TestFileCrashKill(t *testing.T) {
 	ops := 0
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for k := 0; k < kills; k++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFileCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir+";"+hex.EncodeToString(key))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		must(t, err)
-		must(t, cmd.Start())
-		r := bufio.NewReader(out)
 		// Kill after a random number of answered lines, plus a random pause
 		// so the kill lands anywhere in a write.
 		wantLines := 1 + rng.IntN(40)
-		lines := 0
 		firstInRun := map[string]bool{}
 		check := func(line string) {
 			line = strings.TrimSuffix(line, "\n")
@@ -121,29 +112,8 @@ func TestFileCrashKill(t *testing.T) {
 			}
 			ops++
 		}
-		for lines < wantLines {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
-			}
-			check(line)
-			lines++
-		}
-		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
-		must(t, cmd.Process.Signal(syscall.SIGKILL))
-		// Every complete line the child wrote before dying was answered.
-		rest, _ := io.ReadAll(r)
-		for _, line := range strings.SplitAfter(string(rest), "\n") {
-			if strings.HasSuffix(line, "\n") {
-				check(line)
-			}
-		}
-		err = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("child was not killed: %v; stderr: %s", err, stderr.String())
-		}
+		runAndKill(t, "TestFileCrashChild", crashChildEnv+"="+dir+";"+hex.EncodeToString(key), wantLines,
+			time.Duration(rng.IntN(2000))*time.Microsecond, check)
 
 		f, err := OpenFile(dir, FileOptions{MasterKey: key})
 		if err != nil {
@@ -217,33 +187,11 @@ func TestReplaceCrashKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	rpHash := CounterKey([]byte("example.com")) // SHA-256
 	for k := 0; k < kills; k++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestReplaceCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), replaceChildEnv+"="+dir+";"+hex.EncodeToString(key))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		must(t, err)
-		must(t, cmd.Start())
-		r := bufio.NewReader(out)
 		var last string
-		for n := 1 + rng.IntN(20); n > 0; n-- {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
-			}
-			last = strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "R ")
-		}
-		time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
-		must(t, cmd.Process.Signal(syscall.SIGKILL))
-		rest, _ := io.ReadAll(r)
-		for _, line := range strings.SplitAfter(string(rest), "\n") {
-			if strings.HasSuffix(line, "\n") {
+		runAndKill(t, "TestReplaceCrashChild", replaceChildEnv+"="+dir+";"+hex.EncodeToString(key), 1+rng.IntN(20),
+			time.Duration(rng.IntN(3000))*time.Microsecond, func(line string) {
 				last = strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "R ")
-			}
-		}
-		_ = cmd.Wait()
+			})
 		pid, i := 0, 0
 		fmt.Sscanf(last, "rep-%d-%d", &pid, &i)
 		next := fmt.Sprintf("rep-%d-%d", pid, i+1)
@@ -267,4 +215,41 @@ func ids(cs []*Credential) []string {
 		out = append(out, string(c.ID))
 	}
 	return out
+}
+
+// runAndKill re-executes the test binary as a child running test (with
+// env set), hands each line it answers to onLine, kills it with SIGKILL
+// after lines lines and a pause, and hands on the complete lines it wrote
+// before dying: each was answered.
+func runAndKill(t *testing.T, test, env string, lines int, pause time.Duration, onLine func(string)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	r := bufio.NewReader(out)
+	for ; lines > 0; lines-- {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
+		}
+		onLine(line)
+	}
+	time.Sleep(pause)
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	rest, _ := io.ReadAll(r)
+	for _, line := range strings.SplitAfter(string(rest), "\n") {
+		if strings.HasSuffix(line, "\n") {
+			onLine(line)
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("child was not killed: %v; stderr: %s", err, stderr.String())
+	}
 }
