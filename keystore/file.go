@@ -1403,6 +1403,33 @@ func (f *File) NextSignCount(id []byte) (uint32, error) {
 		return v, nil
 	}
 	f.mu.Unlock()
+	// Not a stored credential in use (or its reservation is used up): look
+	// without writing whether it is stored; the global counter of the
+	// others needs no write either while its reservation lasts.
+	var stored, deleted bool
+	err := f.view(func(tx *bolt.Tx) error {
+		if stored = tx.Bucket(bucketCreds).Get(ck[:]) != nil; stored {
+			return nil
+		}
+		rec, err := f.counterTx(tx, ck[:])
+		deleted = rec.deleted
+		return err
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case deleted:
+		return 0, ErrDeleted
+	case !stored:
+		f.mu.Lock()
+		if g := f.global; g != nil && g.value < g.reserved {
+			g.value++
+			v := g.value
+			f.mu.Unlock()
+			return v, nil
+		}
+		f.mu.Unlock()
+	}
 	return f.nextSlow(ck)
 }
 
@@ -1465,9 +1492,10 @@ func (f *File) nextSlow(ck [credKeySize]byte) (uint32, error) {
 		}
 	}
 	if global {
-		f.global = c
+		f.global = c // IDs not stored are not cached one by one
+	} else {
+		f.counters[ck] = c
 	}
-	f.counters[ck] = c
 	c.value++
 	return c.value, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func testKey(t testing.TB) []byte {
@@ -500,4 +502,36 @@ func (f *File) crashClose() {
 	_ = f.db.Close()
 	_ = syscall.Flock(int(f.lock.Fd()), syscall.LOCK_UN)
 	_ = f.lock.Close()
+}
+
+// TestFileUnstoredLeaveNothing: counting signatures for 5,000 credentials
+// that are not stored (non-discoverable device-bound ones, U2F key handles)
+// adds no record to the store: they share the global counter, whose
+// values never repeat (issue 14).
+func TestFileUnstoredLeaveNothing(t *testing.T) {
+	f := openT(t, t.TempDir(), testKey(t))
+	defer f.Close()
+	records := func() int {
+		n := 0
+		must(t, f.db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+				n += b.Stats().KeyN
+				return nil
+			})
+		}))
+		return n
+	}
+	before := records()
+	var last uint32
+	for i := range 5000 {
+		n, err := f.NextSignCount([]byte(fmt.Sprintf("unstored-%d", i)))
+		must(t, err)
+		if n <= last {
+			t.Fatalf("global counter went from %d to %d", last, n)
+		}
+		last = n
+	}
+	if after := records(); after != before+1 { // the global counter's record
+		t.Fatalf("%d records before, %d after", before, after)
+	}
 }
