@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"os"
 	"path/filepath"
@@ -203,6 +204,7 @@ type File struct {
 	db              *bolt.DB
 	aead            cipher.AEAD
 	macKey          []byte
+	macs            sync.Pool // of hash.Hash: HMAC-SHA-256 under macKey
 	lock            *os.File
 	maxDiscoverable int
 	block           uint32
@@ -214,13 +216,20 @@ type File struct {
 	mu sync.Mutex
 	// counters caches the counter in use for a credential key: the
 	// credential's own, or global for credentials not in the store.
-	counters map[[credKeySize]byte]*counter
+	// Both are keyed by credential ID, so that the common case costs no MAC.
+	counters map[string]*counter
 	global   *counter
+	// unstored remembers, up to unstoredCacheSize, IDs known not to be
+	// stored, whose signatures the global counter counts.
+	unstored map[string]struct{}
 
 	// cache holds recently read credentials, by ID, decrypted: reads
 	// (getAssertion with an allowList) cost what they do in memory.
 	cache credCache
 }
+
+// unstoredCacheSize bounds File.unstored.
+const unstoredCacheSize = 4096
 
 // credCacheSize bounds the credentials File keeps decrypted in memory.
 const credCacheSize = 256
@@ -448,7 +457,7 @@ func openLocked(dir string, lock *os.File, opts FileOptions) (*File, error) {
 		lock:            lock,
 		maxDiscoverable: opts.MaxDiscoverable,
 		block:           opts.ReserveBlock,
-		counters:        map[[credKeySize]byte]*counter{},
+		counters:        map[string]*counter{},
 	}
 	if f.maxDiscoverable == 0 {
 		f.maxDiscoverable = DefaultMaxDiscoverable
@@ -763,12 +772,21 @@ func deriveMACKey(master []byte) []byte {
 }
 
 func (f *File) mac(parts ...[]byte) [32]byte {
-	m := hmac.New(sha256.New, f.macKey)
+	m, _ := f.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, f.macKey)
+	}
+	m.Reset()
+	var n [4]byte
 	for _, p := range parts {
-		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
 		m.Write(p)
 	}
-	return [32]byte(m.Sum(nil))
+	var out [32]byte
+	m.Sum(out[:0])
+	f.macs.Put(m)
+	return out
 }
 
 func (f *File) credKey(id []byte) [credKeySize]byte { return f.mac([]byte("id"), id) }

@@ -241,7 +241,7 @@ func (f *File) PutCredentials(cs []*Credential) error {
 	})
 	if err == nil {
 		for _, c := range cs {
-			f.forgetCounter(f.credKey(c.ID))
+			f.forgetCounter(c.ID)
 		}
 	}
 	return err
@@ -268,7 +268,7 @@ func (f *File) PutCredential(c *Credential) error {
 		return err
 	})
 	if err == nil {
-		f.stored(f.credKey(c.ID), fresh)
+		f.stored(c.ID, fresh)
 	}
 	return err
 }
@@ -276,15 +276,16 @@ func (f *File) PutCredential(c *Credential) error {
 // stored updates the counter cache after a credential was stored: a fresh
 // one starts at 0 below the reservation made with it; any other reads
 // what the store says at its next use.
-func (f *File) stored(ck [credKeySize]byte, fresh bool) {
+func (f *File) stored(id []byte, fresh bool) {
 	f.leaseMu.Lock()
 	defer f.leaseMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	delete(f.unstored, string(id))
 	if fresh {
-		f.counters[ck] = &counter{reserved: f.block, block: f.block}
+		f.counters[string(id)] = &counter{reserved: f.block, block: f.block}
 	} else {
-		delete(f.counters, ck)
+		delete(f.counters, string(id))
 	}
 }
 
@@ -297,7 +298,7 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 		return nil, errors.New("keystore: PutDiscoverable of a non-discoverable credential")
 	}
 	var replaced [][]byte
-	var keys [][credKeySize]byte
+	var keys [][]byte
 	var fresh bool
 	err := f.update(func(tx *bolt.Tx) error {
 		replaced, keys = nil, nil
@@ -324,7 +325,7 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 				return err
 			}
 			replaced = append(replaced, old.ID)
-			keys = append(keys, [credKeySize]byte(ck))
+			keys = append(keys, old.ID)
 		}
 		// A replacement does not grow the store: it fits even in a store
 		// holding more than its limit.
@@ -338,7 +339,7 @@ func (f *File) PutDiscoverable(c *Credential) ([][]byte, error) {
 	for _, k := range keys {
 		f.forgetCounter(k)
 	}
-	f.stored(f.credKey(c.ID), fresh)
+	f.stored(c.ID, fresh)
 	return replaced, nil
 }
 
@@ -454,7 +455,7 @@ func (f *File) DeleteCredential(id []byte) error {
 		return f.removeTx(tx, ck[:], old)
 	})
 	if err == nil {
-		f.forgetCounter(ck)
+		f.forgetCounter(id)
 	}
 	return err
 }
@@ -486,14 +487,23 @@ func (f *File) MaxDiscoverable() int {
 	return f.maxDiscoverable
 }
 
-// forgetCounter drops the cached counter of a credential key, so that the
+// forgetCounter drops the cached counter of a credential ID, so that the
 // next use reads what the store now says.
-func (f *File) forgetCounter(ck [credKeySize]byte) {
+func (f *File) forgetCounter(id []byte) {
 	f.leaseMu.Lock() // after a reservation in flight has cached its counter
 	defer f.leaseMu.Unlock()
 	f.mu.Lock()
-	delete(f.counters, ck)
+	delete(f.counters, string(id))
+	delete(f.unstored, string(id))
 	f.mu.Unlock()
+}
+
+// rememberUnstored notes, with f.mu held, that id is not stored.
+func (f *File) rememberUnstored(id []byte) {
+	if f.unstored == nil || len(f.unstored) >= unstoredCacheSize {
+		f.unstored = make(map[string]struct{}, unstoredCacheSize)
+	}
+	f.unstored[string(id)] = struct{}{}
 }
 
 // NextSignCount implements Store. A credential in the store has its own
@@ -511,15 +521,19 @@ func (f *File) NextSignCount(id []byte) (uint32, error) {
 	if f.closed.Load() {
 		return 0, ErrClosed
 	}
-	ck := f.credKey(id)
 	f.mu.Lock()
-	if c := f.counters[ck]; c != nil && c.value < c.reserved {
+	c := f.counters[string(id)]
+	if _, ok := f.unstored[string(id)]; ok {
+		c = f.global
+	}
+	if c != nil && c.value < c.reserved {
 		c.value++
 		v := c.value
 		f.mu.Unlock()
 		return v, nil
 	}
 	f.mu.Unlock()
+	ck := f.credKey(id)
 	// Not a stored credential in use (or its reservation is used up): look
 	// without writing whether it is stored; the global counter of the
 	// others needs no write either while its reservation lasts.
@@ -540,6 +554,7 @@ func (f *File) NextSignCount(id []byte) (uint32, error) {
 	case !stored:
 		f.mu.Lock()
 		if g := f.global; g != nil && g.value < g.reserved {
+			f.rememberUnstored(id)
 			g.value++
 			v := g.value
 			f.mu.Unlock()
@@ -547,11 +562,12 @@ func (f *File) NextSignCount(id []byte) (uint32, error) {
 		}
 		f.mu.Unlock()
 	}
-	return f.nextSlow(ck)
+	return f.nextSlow(id, ck)
 }
 
-// nextSlow loads or reserves ahead the counter of ck, in one transaction.
-func (f *File) nextSlow(ck [credKeySize]byte) (uint32, error) {
+// nextSlow loads or reserves ahead the counter of id (whose key is ck),
+// in one transaction.
+func (f *File) nextSlow(id []byte, ck [credKeySize]byte) (uint32, error) {
 	f.leaseMu.Lock()
 	defer f.leaseMu.Unlock()
 	var c *counter
@@ -573,7 +589,7 @@ func (f *File) nextSlow(ck [credKeySize]byte) (uint32, error) {
 			rec = counterRecord{ceiling: uint32(min(g, math.MaxUint32))}
 		}
 		f.mu.Lock()
-		c = f.counters[ck]
+		c = f.counters[string(id)]
 		if global {
 			c = f.global
 		}
@@ -609,9 +625,10 @@ func (f *File) nextSlow(ck [credKeySize]byte) (uint32, error) {
 		}
 	}
 	if global {
-		f.global = c // IDs not stored are not cached one by one
+		f.global = c
+		f.rememberUnstored(id)
 	} else {
-		f.counters[ck] = c
+		f.counters[string(id)] = c
 	}
 	c.value++
 	return c.value, nil
@@ -625,15 +642,15 @@ func (f *File) SignCount(id []byte) (uint32, error) {
 	if id == nil {
 		return 0, errors.New("keystore: nil credential ID")
 	}
-	ck := f.credKey(id)
 	f.mu.Lock()
-	if c := f.counters[ck]; c != nil {
+	if c := f.counters[string(id)]; c != nil {
 		v := c.value
 		f.mu.Unlock()
 		return v, nil
 	}
 	g := f.global
 	f.mu.Unlock()
+	ck := f.credKey(id)
 	var n uint32
 	err := f.view(func(tx *bolt.Tx) error {
 		rec, err := f.counterTx(tx, ck[:])
@@ -677,7 +694,8 @@ func (f *File) SetSignCount(id []byte, n uint32) error {
 		return err
 	}
 	f.mu.Lock()
-	f.counters[ck] = &counter{value: n, reserved: n, block: f.block}
+	delete(f.unstored, string(id))
+	f.counters[string(id)] = &counter{value: n, reserved: n, block: f.block}
 	f.mu.Unlock()
 	return nil
 }
@@ -773,7 +791,8 @@ func (f *File) Reset() error {
 		return err
 	}
 	f.mu.Lock()
-	f.counters = map[[credKeySize]byte]*counter{}
+	f.counters = map[string]*counter{}
+	f.unstored = nil
 	f.global = nil
 	f.mu.Unlock()
 	return nil
