@@ -535,3 +535,52 @@ func TestFileUnstoredLeaveNothing(t *testing.T) {
 		t.Fatalf("%d records before, %d after", before, after)
 	}
 }
+
+// TestFileReadersDoNotWaitForWriter: reads complete while a write
+// transaction is open (as during its commit and fsync): bbolt readers see
+// the last committed state and no Go lock is held across a commit.
+func TestFileReadersDoNotWaitForWriter(t *testing.T) {
+	f := openT(t, t.TempDir(), testKey(t))
+	defer f.Close()
+	c := sampleCred("a", true)
+	must(t, f.PutCredential(c))
+	inTx, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = f.update(func(tx *bolt.Tx) error {
+			close(inTx)
+			<-release
+			return nil
+		})
+	}()
+	<-inTx
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Credential([]byte("nope"))
+		if !errors.Is(err, ErrNotFound) {
+			done <- fmt.Errorf("Credential: %v", err)
+			return
+		}
+		h := CounterKey([]byte(c.RPID))
+		if cs, err := f.DiscoverableCredentials(h[:]); err != nil || len(cs) != 1 {
+			done <- fmt.Errorf("DiscoverableCredentials: %d, %v", len(cs), err)
+			return
+		}
+		if _, err := f.PINState(); err != nil {
+			done <- err
+			return
+		}
+		if _, err := f.SignCount([]byte("a")); err != nil {
+			done <- err
+			return
+		}
+		_, err = f.NextSignCount([]byte("a")) // within its reservation
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("reads waited for the open write transaction")
+	}
+	close(release)
+}
