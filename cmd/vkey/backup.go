@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/keystore"
@@ -42,7 +41,7 @@ func (b *backupOptions) openState(ctx context.Context, stderr io.Writer) (keysto
 			return nil, nil, err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, keystore.StateFileName)); err != nil {
+	if !keystore.HasState(dir) {
 		return nil, nil, fmt.Errorf("no vkey state in %s (has `vkey run --name %s` ever run? --ephemeral keys keep none)", dir, b.name)
 	}
 	t, err := o.openTPM(io.Discard)

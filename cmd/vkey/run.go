@@ -53,6 +53,7 @@ type runOptions struct {
 	aaguid         string
 	attestationCA  string
 	profile        string
+	maxCredentials int
 	control        controlOptions
 }
 
@@ -101,6 +102,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
 	f.StringVar(&o.attestationCA, "attestation-ca", "", "CERT,KEY: PEM files of a CA that issues the packed attestation certificates (default this installation's own CA)")
 	f.StringVar(&o.profile, "profile", "", "stand in for a hardware key's getInfo and limits: "+strings.Join(ctap2.ProfileNames(), ", ")+" (keeps vkey's AAGUID and attestation unless --aaguid or --attestation-ca)")
+	f.IntVar(&o.maxCredentials, "max-credentials", keystore.DefaultMaxDiscoverable, "how many discoverable credentials (passkeys) the key holds; 0 for no limit")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -126,6 +128,9 @@ func (o *runOptions) validate() error {
 	}
 	if o.ephemeral && o.state != "" {
 		return usageError("--state and --ephemeral exclude each other")
+	}
+	if o.maxCredentials < 0 {
+		return usageError("--max-credentials must be 0 (no limit) or more, got %d", o.maxCredentials)
 	}
 	if o.name == "" || strings.ContainsAny(o.name, "/\x00") {
 		return usageError("--name must be a non-empty name without slashes")
@@ -449,8 +454,12 @@ func (o *runOptions) openTPM(stderr io.Writer) (*tpm.TPM, error) {
 
 // openStore opens the persistent state, or memory with --ephemeral.
 func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer keystore.Sealer) (keystore.Store, error) {
+	limit := o.maxCredentials
+	if limit == 0 {
+		limit = keystore.Unlimited
+	}
 	if o.ephemeral {
-		return keystore.NewMemory(0), nil
+		return keystore.NewMemory(limit), nil
 	}
 	dir := o.state
 	if dir == "" {
@@ -471,22 +480,25 @@ func (o *runOptions) openStore(ctx context.Context, stderr io.Writer, sealer key
 	}
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	mk, err := keystore.ChooseMasterKey(kctx, dir, prefs)
+	// The folder's lock is taken before any master key is read or chosen,
+	// so a second start on a new folder cannot overwrite the first's key.
+	store, mk, err := keystore.OpenState(kctx, dir, prefs, keystore.FileOptions{MaxDiscoverable: limit})
+	var corrupt *keystore.CorruptError
+	var locked *keystore.LockedError
 	switch {
 	case errors.Is(err, keystore.ErrWrongPassphrase):
 		return nil, fmt.Errorf("unlocking the state in %s: %w; check the file given with --passphrase-file", dir, err)
+	case errors.As(err, &corrupt):
+		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
+	case errors.As(err, &locked):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("unlocking the state in %s: %w", dir, err)
 	}
-	store, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: mk.Key})
-	var corrupt *keystore.CorruptError
-	if errors.As(err, &corrupt) {
-		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
-	}
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(stderr, "vkey: state in %s, encrypted with a master key from the %s\n", dir, mk.Source.Name())
+	if n, err := store.DiscoverableCount(); err == nil && limit > 0 && n > limit {
+		fmt.Fprintf(stderr, "vkey: the state holds %d passkeys, more than --max-credentials %d: new passkeys are refused until some are deleted (`vkey creds delete`) or the limit is raised\n", n, limit)
+	}
 	return store, nil
 }
 

@@ -165,3 +165,16 @@ func (s *eventStore) DeleteCredential(id []byte) error {
 	s.h.Emit(Event{Type: EventCredentialDeleted, CredentialID: b64(id), RPID: rpID})
 	return nil
 }
+
+// PutDiscoverable implements keystore.Store: the credentials a new one
+// replaced are deleted ones too.
+func (s *eventStore) PutDiscoverable(c *keystore.Credential) ([][]byte, error) {
+	replaced, err := s.Store.PutDiscoverable(c)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range replaced {
+		s.h.Emit(Event{Type: EventCredentialDeleted, CredentialID: b64(id), RPID: c.RPID})
+	}
+	return replaced, nil
+}
