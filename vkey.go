@@ -77,8 +77,9 @@ type Options struct {
 	// Passphrase, if set, protects StateDir's master key; otherwise the
 	// TPM seals it, or the session keyring holds it.
 	Passphrase func(ctx context.Context) ([]byte, error)
-	// MaxCredentials caps the number of stored credentials (0: the store's
-	// default).
+	// MaxCredentials is how many discoverable credentials (passkeys) the
+	// key holds: keystore.DefaultMaxDiscoverable if 0, no limit if
+	// keystore.Unlimited.
 	MaxCredentials int
 
 	// PIN, if not empty, is set on a key that has none yet (CTAP 2.1
@@ -517,28 +518,35 @@ func openTPM(o *Options) (*tpm.TPM, error) {
 	return nil, nil
 }
 
-// openFileStore unlocks and opens the state folder.
+// openFileStore unlocks and opens the state folder. The folder's lock is
+// taken before any master key is read or chosen, so a second start on a
+// new folder cannot overwrite the first's key.
 func openFileStore(ctx context.Context, o *Options, sealer keystore.Sealer) (keystore.Store, error) {
 	dir := o.StateDir
 	prefs := keystore.MasterKeyPrefs{Sealer: sealer, Keyring: true, Passphrase: o.Passphrase}
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	mk, err := keystore.ChooseMasterKey(kctx, dir, prefs)
+	store, mk, err := keystore.OpenState(kctx, dir, prefs, keystore.FileOptions{MaxDiscoverable: o.MaxCredentials})
+	var corrupt *keystore.CorruptError
+	var locked *keystore.LockedError
 	switch {
 	case errors.Is(err, keystore.ErrWrongPassphrase):
 		return nil, fmt.Errorf("unlocking the state in %s: %w; check the file given with --passphrase-file", dir, err)
+	case errors.As(err, &corrupt):
+		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
+	case errors.As(err, &locked):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("unlocking the state in %s: %w", dir, err)
 	}
-	store, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: mk.Key})
-	var corrupt *keystore.CorruptError
-	if errors.As(err, &corrupt) {
-		return nil, fmt.Errorf("%w; restore it from a copy, or start a fresh key with another --state (its passkeys would be lost)", err)
-	}
-	if err != nil {
-		return nil, err
-	}
 	o.Notify(fmt.Sprintf("state in %s, encrypted with a master key from the %s", dir, mk.Source.Name()))
+	limit := o.MaxCredentials
+	if limit == 0 {
+		limit = keystore.DefaultMaxDiscoverable
+	}
+	if n, err := store.DiscoverableCount(); err == nil && limit > 0 && n > limit {
+		o.Notify(fmt.Sprintf("the state holds %d passkeys, more than --max-credentials %d: new passkeys are refused until some are deleted (`vkey creds delete`) or the limit is raised", n, limit))
+	}
 	return store, nil
 }
 

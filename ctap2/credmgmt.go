@@ -3,6 +3,7 @@ package ctap2
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -111,29 +112,40 @@ func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
 		}
 	}
 	a.volatile.cm.persistent = persistent
-	all, err := a.discoverable()
-	if err != nil {
-		return nil, err
-	}
 	switch sub {
 	case CredMgmtGetCredsMetadata:
 		if err := a.tokenUnbound(); err != nil && !persistent {
 			return nil, err
 		}
+		count, err := a.store.DiscoverableCount()
+		if err != nil {
+			return nil, fmt.Errorf("counting credentials: %w", err)
+		}
 		left, err := a.remainingDiscoverable()
 		if err != nil {
 			return nil, err
 		}
-		n, rem := uint64(len(all)), uint64(left)
+		n, rem := uint64(count), uint64(left)
 		return CredMgmtResponse{ExistingResidentCredentialsCount: &n, MaxPossibleRemainingResidentCredentials: &rem}, nil
 	case CredMgmtEnumerateRPsBegin:
 		if err := a.tokenUnbound(); err != nil && !persistent {
+			return nil, err
+		}
+		all, err := a.discoverable()
+		if err != nil {
 			return nil, err
 		}
 		return a.beginRPs(all)
 	case CredMgmtEnumerateCredentialsBegin:
 		if p.RPIDHash == nil {
 			return nil, ErrMissingParameter
+		}
+		var all []*keystore.Credential
+		if len(p.RPIDHash) == sha256.Size {
+			var err error
+			if all, err = a.store.DiscoverableCredentials(p.RPIDHash); err != nil {
+				return nil, fmt.Errorf("listing credentials: %w", err)
+			}
 		}
 		return a.beginCredentials(all, p.RPIDHash)
 	case CredMgmtDeleteCredential:

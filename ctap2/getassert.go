@@ -184,7 +184,8 @@ func (a *Authenticator) applicableCredentials(rpID string, allowList []Credentia
 		}
 		return creds, nil
 	}
-	all, err := a.store.Credentials()
+	rpIDHash := sha256Sum([]byte(rpID))
+	all, err := a.store.DiscoverableCredentials(rpIDHash[:])
 	if err != nil {
 		return nil, fmt.Errorf("listing credentials: %w", err)
 	}

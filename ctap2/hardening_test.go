@@ -258,6 +258,31 @@ func TestU2FRefusesCTAP2Credentials(t *testing.T) {
 	if err := k.a.RemoveCredential(deleted); err != nil {
 		t.Fatal(err)
 	}
+	// A syncable non-discoverable credential is stored; deleted, it must
+	// be gone for U2F too, not sign again with a counter restarted.
+	syncable := newKey(t, func(o *ctap2.Options) { o.Presence = ctap2.AutoPresence{}; o.Passkeys = ctap2.Syncable })
+	att, err := syncable.c.MakeCredential(ctx, mcRequest(t, rp, []byte{9}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletedSyncable, err := att.CredentialID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncableData := append(append(append([]byte(nil), chal[:]...), app[:]...), byte(len(deletedSyncable)))
+	syncableData = append(syncableData, deletedSyncable...)
+	if out := u2f(t, syncable, apdu(ctap2.U2FAuthenticate, 0x03, syncableData)); !bytes.HasSuffix(out, []byte{0x90, 0x00}) {
+		t.Fatalf("a syncable non-discoverable credential before deletion: %x", out)
+	}
+	if err := syncable.a.RemoveCredential(deletedSyncable); err != nil {
+		t.Fatal(err)
+	}
+	for _, p1 := range []byte{0x03, 0x07, 0x08} {
+		if out := u2f(t, syncable, apdu(ctap2.U2FAuthenticate, p1, syncableData)); !bytes.Equal(out, []byte{0x6A, 0x80}) {
+			t.Errorf("deleted syncable, P1 %02x: %x, want 6A80", p1, out)
+		}
+	}
+
 	for name, id := range map[string][]byte{"discoverable": discoverable, "credProtect 3": protected,
 		"credProtect 2": optionalWithList, "deleted discoverable": deleted} {
 		for _, p1 := range []byte{0x03, 0x07, 0x08} {

@@ -1,7 +1,6 @@
 package ctap2
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -293,11 +292,8 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 			if err := a.checkProfileCapacity(cred); err != nil {
 				return nil, err
 			}
-			if err := a.replaceUserCredential(cred); err != nil {
-				return nil, err
-			}
 		}
-		if err := a.store.PutCredential(cred); err != nil {
+		if err := a.putCredential(cred); err != nil {
 			if errors.Is(err, keystore.ErrFull) {
 				return nil, ErrKeyStoreFull
 			}
@@ -352,21 +348,20 @@ func truncateUTF8(s string, n int) string {
 	return s
 }
 
-// replaceUserCredential deletes the discoverable credential that cred
-// replaces: the same relying party and user handle (CTAP 2.1 section 6.1.2
-// step 17).
-func (a *Authenticator) replaceUserCredential(cred *keystore.Credential) error {
-	all, err := a.store.Credentials()
-	if err != nil {
-		return fmt.Errorf("listing credentials: %w", err)
+// putCredential stores cred. A discoverable credential replaces the one of
+// the same relying party and user handle (CTAP 2.1 section 6.1.2 step 17)
+// in the same atomic write: a crash leaves the old or the new, never
+// neither.
+func (a *Authenticator) putCredential(cred *keystore.Credential) error {
+	if !cred.Discoverable {
+		return a.store.PutCredential(cred)
 	}
-	for _, c := range all {
-		if c.Discoverable && c.RPID == cred.RPID && bytes.Equal(c.UserID, cred.UserID) {
-			if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
-				return fmt.Errorf("replacing credential: %w", err)
-			}
-			a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})
-		}
+	replaced, err := a.store.PutDiscoverable(cred)
+	if err != nil {
+		return err
+	}
+	for _, id := range replaced {
+		a.emit(CredentialDeleted{RPID: cred.RPID, CredentialID: id})
 	}
 	return nil
 }
@@ -419,6 +414,10 @@ func (a *Authenticator) findCredential(rpID string, d CredentialDescriptor) (*ke
 			return nil, nil
 		}
 		return c, nil
+	case errors.Is(err, keystore.ErrDeleted):
+		// A deleted credential is gone for every path, though its ID
+		// still carries its key (issue 11 point 6).
+		return nil, nil
 	case !errors.Is(err, keystore.ErrNotFound):
 		return nil, fmt.Errorf("reading credential: %w", err)
 	}

@@ -2,6 +2,7 @@ package ctap2
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"sort"
 
@@ -125,15 +126,17 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 }
 
 // remainingDiscoverable is how many more discoverable credentials fit:
-// the store's room, capped by the profile's capacity.
+// the store's room, capped by the profile's capacity. It is never
+// negative: a state holding more than its limit has 0 left, not a count
+// wrapped to 2^64 - k.
 func (a *Authenticator) remainingDiscoverable() (int, error) {
-	rem := a.store.RemainingDiscoverable()
+	rem := max(a.store.RemainingDiscoverable(), 0)
 	if p := a.opts.Profile; p != nil && p.Discoverable > 0 {
-		all, err := a.discoverable()
+		n, err := a.store.DiscoverableCount()
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("counting credentials: %w", err)
 		}
-		rem = min(rem, max(0, p.Discoverable-len(all)))
+		rem = min(rem, max(0, p.Discoverable-n))
 	}
 	return rem, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -374,6 +375,12 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 		// and one protected above userVerificationOptional must not be
 		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect). Every
 		// P1, check-only included, answers as for a handle not ours.
+		return swWrongData
+	}
+	if _, err := a.store.Credential(handle); errors.Is(err, keystore.ErrDeleted) {
+		// A stored credential deleted through credential management or the
+		// control API is gone for U2F too: its ID still opens, but its
+		// tombstone refuses it, before any touch is asked for.
 		return swWrongData
 	}
 	var flags byte

@@ -155,12 +155,7 @@ func (a *Authenticator) addCredentialLocked(c VirtualCredential) ([]byte, error)
 			return nil, err
 		}
 	}
-	if cred.Discoverable {
-		if err := a.replaceUserCredential(cred); err != nil {
-			return nil, err
-		}
-	}
-	if err := a.store.PutCredential(cred); err != nil {
+	if err := a.putCredential(cred); err != nil {
 		return nil, fmt.Errorf("storing credential: %w", err)
 	}
 	if err := a.store.SetSignCount(cred.ID, c.SignCount); err != nil {

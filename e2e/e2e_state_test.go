@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/vkey-dev/vkey/keystore"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -184,12 +185,15 @@ func TestE2ELockAndTamper(t *testing.T) {
 		t.Error("a wrong passphrase changed the state folder")
 	}
 
-	file := filepath.Join(state, "state.vkey")
+	file := filepath.Join(state, keystore.StateFileName)
 	b, err := os.ReadFile(file)
-	if err != nil {
+	if err != nil || len(b) < 2*4096 {
 		t.Fatalf("state file: %v", err)
 	}
-	b[len(b)/2] ^= 0x40
+	// Both bbolt meta pages (at 0 and 4096, after a 16-byte page header):
+	// the store's root cannot be found.
+	b[16+4] ^= 0x40
+	b[4096+16+4] ^= 0x40
 	os.WriteFile(file, b, 0o600)
 	out, err = run("--state", state, "--passphrase-file", pass)
 	if err == nil || !strings.Contains(out, "untouched") {

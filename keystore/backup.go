@@ -179,6 +179,27 @@ func exportSyncable(s Store, ids [][]byte, passphrase []byte, p Argon2Params, ma
 	return out, nil
 }
 
+// MaxImportArgon2 bounds the argon2id cost a backup file may ask of Import:
+// the header is read before anything is authenticated, so a crafted file
+// could otherwise make vkey allocate gigabytes or compute for minutes.
+// vkey writes DefaultArgon2Params (64 MiB, 3 passes); the bounds leave room
+// for files made with RFC 9106's stronger settings short of its 2 GiB one.
+var MaxImportArgon2 = Argon2Params{Time: 16, Memory: 1024 * 1024, Threads: 16}
+
+// ErrBackupTooCostly is returned by Import for a backup file whose argon2id
+// parameters exceed MaxImportArgon2.
+var ErrBackupTooCostly = errors.New("backup file asks for more argon2id memory or time than vkey accepts")
+
+// importable checks p against MaxImportArgon2.
+func (p Argon2Params) importable() error {
+	m := MaxImportArgon2
+	if p.Memory > m.Memory || p.Time > m.Time || p.Threads > m.Threads {
+		return fmt.Errorf("%w (it asks for %d MiB, %d passes, %d lanes; the limit is %d MiB, %d passes, %d lanes; files written by vkey use %d MiB): re-export it with vkey",
+			ErrBackupTooCostly, p.Memory/1024, p.Time, p.Threads, m.Memory/1024, m.Time, m.Threads, DefaultArgon2Params.Memory/1024)
+	}
+	return nil
+}
+
 // sealBackup encodes and encrypts doc into the backup file format.
 func sealBackup(doc *backupDoc, passphrase []byte, p Argon2Params) ([]byte, error) {
 	em, err := encMode()
@@ -240,6 +261,9 @@ func openBackup(data, passphrase []byte) (*backupDoc, error) {
 	saltLen := int(data[19])
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBackup, err)
+	}
+	if err := p.importable(); err != nil {
+		return nil, err
 	}
 	if saltLen < 8 {
 		return nil, fmt.Errorf("%w: salt too short", ErrBadBackup)

@@ -2,10 +2,12 @@ package keystore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type storeMaker struct {
@@ -216,5 +218,32 @@ func TestExportSelected(t *testing.T) {
 	}
 	if _, err := ExportSyncable(s, nil); err == nil {
 		t.Fatal("empty passphrase accepted")
+	}
+}
+
+// TestBackupImportBoundsArgon2: a backup file asking for more argon2id
+// memory or passes than MaxImportArgon2 is refused at once with a clear
+// error, before any key derivation (issue 11 point 17).
+func TestBackupImportBoundsArgon2(t *testing.T) {
+	s := NewMemory(0)
+	c := sampleCred("sync", false)
+	must(t, s.PutCredential(c))
+	for _, p := range []Argon2Params{
+		{Time: 1, Memory: 4 * 1024 * 1024, Threads: 1}, // 4 GiB
+		{Time: 64, Memory: 64, Threads: 1},
+	} {
+		data, err := sealBackup(&backupDoc{Version: backupDocVersion}, []byte("pass"), Argon2Params{Time: 1, Memory: 64, Threads: 1})
+		must(t, err)
+		// Rewrite the header's parameters as a crafted file would.
+		binary.BigEndian.PutUint32(data[10:], p.Time)
+		binary.BigEndian.PutUint32(data[14:], p.Memory)
+		start := time.Now()
+		_, err = Import(NewMemory(0), data, []byte("pass"))
+		if !errors.Is(err, ErrBackupTooCostly) || !strings.Contains(err.Error(), "MiB") {
+			t.Fatalf("%+v: got %v, want ErrBackupTooCostly", p, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%+v: refused only after %v", p, d)
+		}
 	}
 }

@@ -87,18 +87,9 @@ func TestFileCrashKill(t *testing.T) {
 	ops := 0
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for k := 0; k < kills; k++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFileCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir+";"+hex.EncodeToString(key))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		must(t, err)
-		must(t, cmd.Start())
-		r := bufio.NewReader(out)
 		// Kill after a random number of answered lines, plus a random pause
 		// so the kill lands anywhere in a write.
 		wantLines := 1 + rng.IntN(40)
-		lines := 0
 		firstInRun := map[string]bool{}
 		check := func(line string) {
 			line = strings.TrimSuffix(line, "\n")
@@ -121,29 +112,8 @@ func TestFileCrashKill(t *testing.T) {
 			}
 			ops++
 		}
-		for lines < wantLines {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
-			}
-			check(line)
-			lines++
-		}
-		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
-		must(t, cmd.Process.Signal(syscall.SIGKILL))
-		// Every complete line the child wrote before dying was answered.
-		rest, _ := io.ReadAll(r)
-		for _, line := range strings.SplitAfter(string(rest), "\n") {
-			if strings.HasSuffix(line, "\n") {
-				check(line)
-			}
-		}
-		err = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("child was not killed: %v; stderr: %s", err, stderr.String())
-		}
+		runAndKill(t, "TestFileCrashChild", crashChildEnv+"="+dir+";"+hex.EncodeToString(key), wantLines,
+			time.Duration(rng.IntN(2000))*time.Microsecond, check)
 
 		f, err := OpenFile(dir, FileOptions{MasterKey: key})
 		if err != nil {
@@ -164,4 +134,122 @@ func TestFileCrashKill(t *testing.T) {
 		must(t, f.Close())
 	}
 	t.Logf("%d SIGKILLs, %d answered operations, %d credentials, counters %v", kills, ops, len(created), seen)
+}
+
+const replaceChildEnv = "VKEY_KEYSTORE_REPLACE_CHILD"
+
+// TestReplaceCrashChild is the child half of TestReplaceCrashKill: it
+// replaces alice's discoverable credential over and over, printing
+// "R <id>" once each PutDiscoverable has returned.
+func TestReplaceCrashChild(t *testing.T) {
+	spec := os.Getenv(replaceChildEnv)
+	if spec == "" {
+		t.Skip("child half of TestReplaceCrashKill")
+	}
+	dir, keyHex, _ := strings.Cut(spec, ";")
+	key, err := hex.DecodeString(keyHex)
+	if err != nil {
+		os.Exit(2)
+	}
+	f, err := OpenFile(dir, FileOptions{MasterKey: key})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	for i := 0; ; i++ {
+		c := sampleCred(fmt.Sprintf("rep-%d-%d", os.Getpid(), i), true)
+		c.UserID = []byte("alice")
+		if _, err := f.PutDiscoverable(c); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		if _, err := os.Stdout.WriteString("R " + string(c.ID) + "\n"); err != nil {
+			os.Exit(5)
+		}
+	}
+}
+
+// TestReplaceCrashKill kills a process that keeps replacing one user's
+// discoverable credential (makeCredential with the same RP and user ID)
+// at random moments: after every kill the user has exactly one
+// credential, the last answered one or the one being written, never none
+// (issue 11 point 11).
+func TestReplaceCrashKill(t *testing.T) {
+	if os.Getenv(replaceChildEnv) != "" || os.Getenv(crashChildEnv) != "" {
+		t.Skip("in child")
+	}
+	kills := 60
+	if testing.Short() {
+		kills = 10
+	}
+	dir := t.TempDir()
+	key := testKey(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	rpHash := CounterKey([]byte("example.com")) // SHA-256
+	for k := 0; k < kills; k++ {
+		var last string
+		runAndKill(t, "TestReplaceCrashChild", replaceChildEnv+"="+dir+";"+hex.EncodeToString(key), 1+rng.IntN(20),
+			time.Duration(rng.IntN(3000))*time.Microsecond, func(line string) {
+				last = strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "R ")
+			})
+		pid, i := 0, 0
+		fmt.Sscanf(last, "rep-%d-%d", &pid, &i)
+		next := fmt.Sprintf("rep-%d-%d", pid, i+1)
+
+		f, err := OpenFile(dir, FileOptions{MasterKey: key})
+		if err != nil {
+			t.Fatalf("kill %d: state does not load: %v", k, err)
+		}
+		got, err := f.DiscoverableCredentials(rpHash[:])
+		must(t, err)
+		must(t, f.Close())
+		if len(got) != 1 || (string(got[0].ID) != last && string(got[0].ID) != next) {
+			t.Fatalf("kill %d: alice has %q, want exactly %s or %s", k, ids(got), last, next)
+		}
+	}
+}
+
+func ids(cs []*Credential) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, string(c.ID))
+	}
+	return out
+}
+
+// runAndKill re-executes the test binary as a child running test (with
+// env set), hands each line it answers to onLine, kills it with SIGKILL
+// after lines lines and a pause, and hands on the complete lines it wrote
+// before dying: each was answered.
+func runAndKill(t *testing.T, test, env string, lines int, pause time.Duration, onLine func(string)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	r := bufio.NewReader(out)
+	for ; lines > 0; lines-- {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("child ended early: %v; stderr: %s", err, stderr.String())
+		}
+		onLine(line)
+	}
+	time.Sleep(pause)
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	rest, _ := io.ReadAll(r)
+	for _, line := range strings.SplitAfter(string(rest), "\n") {
+		if strings.HasSuffix(line, "\n") {
+			onLine(line)
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("child was not killed: %v; stderr: %s", err, stderr.String())
+	}
 }

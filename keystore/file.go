@@ -4,66 +4,82 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
+	"hash"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // File names inside a state folder.
 const (
-	// StateFileName is the encrypted state document.
-	StateFileName = "state.vkey"
+	// StateFileName is the transactional store (a bbolt database) whose
+	// records are each encrypted under the master key.
+	StateFileName = "state.db"
+	// LegacyStateFileName is the single encrypted document older versions
+	// wrote; OpenFile converts it once into StateFileName.
+	LegacyStateFileName = "state.vkey"
 	// LockFileName is the lock file; while a store is open it holds the PID
 	// of the process that owns it.
 	LockFileName = "lock"
 	tempPrefix   = ".state.tmp-"
+	// migratingFileName is the store being built from a legacy state; the
+	// rename to StateFileName commits the conversion.
+	migratingFileName = "state.db.migrating"
 )
 
-// stateMagic opens every state file; stateContainerVersion is the version of
-// the binary container (header layout and cipher), stateDocVersion the
-// version of the CBOR document inside it (see migrateState).
-var stateMagic = [8]byte{'V', 'K', 'E', 'Y', 'S', 'T', 'A', 'T'}
-
 const (
-	stateContainerVersion = 1
-	stateDocVersion       = 1
-	gcmNonceSize          = 12
-	stateHeaderSize       = len(stateMagic) + 2 + gcmNonceSize
 	// MasterKeySize is the length of the master key (AES-256).
 	MasterKeySize = 32
+	// storeFormat is the version of the record layout in StateFileName.
+	storeFormat = 2
 )
 
 // DefaultReserveBlock is the initial number of signature counter values a
-// File store reserves on disk ahead of use for one credential.
+// File store reserves on disk ahead of use for one counter.
 const DefaultReserveBlock = 1024
 
-// maxReserveBlock caps the geometric growth of a credential's reservation.
+// maxReserveBlock caps the geometric growth of a counter's reservation.
 const maxReserveBlock = 1 << 24
+
+// Unlimited as FileOptions.MaxDiscoverable or NewMemory's argument lets a
+// store hold any number of discoverable credentials.
+const Unlimited = -1
+
+// unlimitedRemaining is what RemainingDiscoverable reports for a store
+// without a limit: an estimate, as CTAP 2.1 section 6.4 allows
+// (remainingDiscoverableCredentials), that every client reads as "plenty".
+const unlimitedRemaining = math.MaxInt32
 
 // FileOptions configures OpenFile.
 type FileOptions struct {
-	// MasterKey is the 32-byte AES-256-GCM key that encrypts the state (see
-	// ChooseMasterKey). Required.
+	// MasterKey is the 32-byte AES-256-GCM key that encrypts every record
+	// (see ChooseMasterKey). Required.
 	MasterKey []byte
 	// MaxDiscoverable is the number of discoverable credentials the store
-	// holds (DefaultMaxDiscoverable if <= 0).
+	// holds: DefaultMaxDiscoverable if 0, no limit if negative (Unlimited).
 	MaxDiscoverable int
 	// ReserveBlock is how many signature counter values are reserved on disk
-	// at a time for a credential (DefaultReserveBlock if 0). While one
-	// process keeps using a credential, each new reservation doubles (up to
-	// 2^24), so a busy credential costs a logarithmic number of writes and a
-	// crash skips at most about twice the values used since the last open.
+	// at a time for a counter (DefaultReserveBlock if 0). While one process
+	// keeps using a counter, each new reservation doubles (up to 2^24), so a
+	// busy counter costs a logarithmic number of writes and a crash skips at
+	// most about twice the values used since the last open.
 	ReserveBlock uint32
 }
 
@@ -84,9 +100,9 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("the vkey state in %s is in use by another process; stop it or choose another state folder", e.Dir)
 }
 
-// CorruptError is returned by OpenFile when the state file cannot be
-// decrypted (wrong master key, tampering) or parsed. The file is never
-// modified in that case.
+// CorruptError is returned by OpenFile when the state cannot be decrypted
+// (wrong master key, tampering) or parsed. The file is never modified in
+// that case.
 type CorruptError struct {
 	// Path is the state file.
 	Path string
@@ -106,37 +122,67 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // reached 2^32-1 and cannot grow further without repeating.
 var ErrCounterExhausted = errors.New("keystore: signature counter exhausted")
 
-// counterRec is the persisted form of one signature counter: its ceiling,
-// the largest value that may have been handed out.
-type counterRec struct {
-	Key      []byte `cbor:"1,keyasint"`
-	Reserved uint32 `cbor:"2,keyasint"`
+// ErrClosed is returned by every method of a closed store.
+var ErrClosed = errors.New("keystore: store is closed")
+
+// Buckets of the store. Every value is nonce || AES-256-GCM(master key,
+// plaintext, additional data = bucket name || 0 || key), so that a record
+// moved to another key or bucket does not decrypt. Keys are MACs under a
+// key derived from the master key, so the file does not tell whether it
+// holds a given credential ID or relying party.
+var (
+	// bucketMeta: format, identity, pin, config, largeblob, global, ndisc.
+	bucketMeta = []byte("meta")
+	// bucketCreds: credKey(id) -> Credential (CBOR).
+	bucketCreds = []byte("creds")
+	// bucketRP: rpTag(rpIdHash) || credKey(id) -> "" for every
+	// discoverable credential (discoverable getAssertion, credMgmt).
+	bucketRP = []byte("rp")
+	// bucketUser: userTag(rpIdHash, userID) || credKey(id) -> "" for every
+	// discoverable credential (replacement, CTAP 2.1 section 6.1.2 step 17).
+	bucketUser = []byte("user")
+	// bucketCounters: credKey(id) -> counter record, for stored credentials
+	// and the tombstones of deleted non-discoverable ones.
+	bucketCounters = []byte("ctr")
+
+	allBuckets = [][]byte{bucketMeta, bucketCreds, bucketRP, bucketUser, bucketCounters}
+
+	metaFormat    = []byte("format")
+	metaIdentity  = []byte("identity")
+	metaPIN       = []byte("pin")
+	metaConfig    = []byte("config")
+	metaLargeBlob = []byte("largeblob")
+	metaGlobal    = []byte("global")
+	metaNDisc     = []byte("ndisc")
+)
+
+const (
+	credKeySize = 32
+	tagSize     = 16
+)
+
+// counterRecord is a persisted counter: the ceiling (the largest value that
+// may have been handed out) and whether the credential was deleted (a
+// tombstone: its ID is refused for good, its counter is kept so no value is
+// handed out twice should it be restored from a backup).
+type counterRecord struct {
+	ceiling uint32
+	deleted bool
 }
 
-// stateDoc is the CBOR document inside the state file.
-type stateDoc struct {
-	Version     int           `cbor:"1,keyasint"`
-	Identity    *Identity     `cbor:"2,keyasint,omitempty"`
-	Credentials []*Credential `cbor:"3,keyasint,omitempty"`
-	Counters    []counterRec  `cbor:"4,keyasint,omitempty"`
-	PIN         PINState      `cbor:"5,keyasint"`
-	Config      Config        `cbor:"6,keyasint"`
-	LargeBlob   []byte        `cbor:"7,keyasint,omitempty"`
+func (r counterRecord) encode() []byte {
+	b := binary.BigEndian.AppendUint32(nil, r.ceiling)
+	if r.deleted {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
-// migrateState upgrades a document written by an older vkey to
-// stateDocVersion, one version at a time. Add a case per format change.
-func migrateState(d *stateDoc) error {
-	if d.Version > stateDocVersion {
-		return fmt.Errorf("state format version %d is newer than this vkey understands (%d)", d.Version, stateDocVersion)
+func decodeCounter(b []byte) (counterRecord, error) {
+	if len(b) != 5 || b[4] > 1 {
+		return counterRecord{}, errors.New("bad counter record")
 	}
-	for d.Version < stateDocVersion {
-		switch d.Version {
-		default:
-			return fmt.Errorf("no migration from state format version %d", d.Version)
-		}
-	}
-	return nil
+	return counterRecord{ceiling: binary.BigEndian.Uint32(b), deleted: b[4] == 1}, nil
 }
 
 // counter is a signature counter in memory.
@@ -146,30 +192,82 @@ type counter struct {
 	block    uint32 // size of the next reservation
 }
 
-// File is a Store kept in an encrypted, crash-safe state file inside a
-// folder it locks exclusively.
+// File is a Store kept in a transactional, crash-safe database (bbolt)
+// inside a folder it locks exclusively. Every operation reads or writes
+// only the records it needs, and every write is one transaction (one
+// commit, fsynced) whatever the number of stored credentials. Readers run
+// concurrently with a committing writer; no Go lock is held across a
+// commit except the one that orders counter reservations.
 type File struct {
-	mu              sync.Mutex
 	dir             string
 	path            string
+	db              *bolt.DB
 	aead            cipher.AEAD
+	macKey          []byte
+	macs            sync.Pool // of hash.Hash: HMAC-SHA-256 under macKey
 	lock            *os.File
-	closed          bool
 	maxDiscoverable int
 	block           uint32
+	closed          atomic.Bool
 
-	fileState
+	// leaseMu orders counter reservations (slow path of NextSignCount).
+	leaseMu sync.Mutex
+	// mu guards the counter cache; never held across a commit.
+	mu sync.Mutex
+	// counters caches the counter in use for a credential key: the
+	// credential's own, or global for credentials not in the store.
+	// Both are keyed by credential ID, so that the common case costs no MAC.
+	counters map[string]*counter
+	global   *counter
+	// unstored remembers, up to unstoredCacheSize, IDs known not to be
+	// stored, whose signatures the global counter counts.
+	unstored map[string]struct{}
+
+	// cache holds recently read credentials, by ID, decrypted: reads
+	// (getAssertion with an allowList) cost what they do in memory.
+	cache credCache
 }
 
-// fileState is what the state file holds, in memory; a failed write
-// restores a copy of it (see mutate).
-type fileState struct {
-	identity  *Identity
-	creds     map[string]*Credential
-	counters  map[[32]byte]*counter
-	pin       PINState
-	config    Config
-	largeBlob []byte
+// unstoredCacheSize bounds File.unstored.
+const unstoredCacheSize = 4096
+
+// credCacheSize bounds the credentials File keeps decrypted in memory.
+const credCacheSize = 256
+
+// credCache is a small cache of stored credentials. A write to the
+// credentials clears it (bumping gen) after its commit; a reader adds
+// what it read only if no write happened since it started, so the cache
+// never holds a value older than the store.
+type credCache struct {
+	mu    sync.Mutex
+	gen   uint64
+	creds map[string]*Credential
+}
+
+func (c *credCache) get(id []byte) (*Credential, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds[string(id)].Clone(), c.gen
+}
+
+func (c *credCache) add(gen uint64, cred *Credential) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.creds == nil || len(c.creds) >= credCacheSize {
+		c.creds = make(map[string]*Credential, credCacheSize)
+	}
+	c.creds[string(cred.ID)] = cred.Clone()
+}
+
+// invalidate is called after every committed change to credentials.
+func (c *credCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.creds = nil
 }
 
 var _ Store = (*File)(nil)
@@ -191,53 +289,116 @@ func decMode() (cbor.DecMode, error) {
 	}.DecMode()
 }
 
+var (
+	storeEnc cbor.EncMode
+	storeDec cbor.DecMode
+)
+
+func init() {
+	var err error
+	if storeEnc, err = encMode(); err != nil {
+		panic(err)
+	}
+	if storeDec, err = decMode(); err != nil {
+		panic(err)
+	}
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != MasterKeySize {
+		return nil, fmt.Errorf("master key must be %d bytes, got %d", MasterKeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
 // OpenFile opens (or creates) the store in dir. It creates dir with mode
-// 0700, takes an exclusive lock (a *LockedError names the holder), and loads
-// the state file; a state file that cannot be decrypted or parsed yields a
-// *CorruptError and is left untouched.
+// 0700 if absent (an existing folder must be a vkey state or empty, and
+// private: its mode is never changed), takes an exclusive lock (a
+// *LockedError names the holder), and opens the store; a state that cannot
+// be decrypted or parsed yields a *CorruptError and is left untouched. A
+// state in the legacy single-file format is converted once, atomically.
 func OpenFile(dir string, opts FileOptions) (*File, error) {
-	if len(opts.MasterKey) != MasterKeySize {
-		return nil, fmt.Errorf("open state: master key must be %d bytes, got %d", MasterKeySize, len(opts.MasterKey))
-	}
-	block, err := aes.NewCipher(opts.MasterKey)
-	if err != nil {
+	if _, err := newAEAD(opts.MasterKey); err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("open state: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open state: create folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open state: %w", err)
+	if err := PrepareStateDir(dir); err != nil {
+		return nil, err
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	f := &File{
-		dir:             dir,
-		path:            filepath.Join(dir, StateFileName),
-		aead:            aead,
-		lock:            lock,
-		maxDiscoverable: opts.MaxDiscoverable,
-		block:           opts.ReserveBlock,
-	}
-	if f.maxDiscoverable <= 0 {
-		f.maxDiscoverable = DefaultMaxDiscoverable
-	}
-	if f.block == 0 {
-		f.block = DefaultReserveBlock
-	}
-	f.wipe()
-	if err := f.load(); err != nil {
+	f, err := openLocked(dir, lock, opts)
+	if err != nil {
 		unlockDir(lock)
 		return nil, err
 	}
-	removeStaleTemps(dir)
 	return f, nil
+}
+
+// stateFiles are the names a vkey state folder may hold.
+var stateFiles = map[string]bool{
+	StateFileName: true, LegacyStateFileName: true, LockFileName: true, migratingFileName: true,
+	MasterKeySourceFileName: true, PassphraseParamsFileName: true, SealedKeyFileName: true, KeyFileName: true,
+}
+
+// PrepareStateDir makes dir ready to hold a vkey state: it creates it
+// (mode 0700) when absent; an existing folder must be owned by this user,
+// not writable by others, and either empty or a vkey state. It never changes the
+// mode of a folder it did not create.
+func PrepareStateDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create state folder: %w", err)
+		}
+		// MkdirAll applies the umask, which can only remove bits; the
+		// folder is ours, so make it exactly 0700.
+		return os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("state folder %s is not a folder; choose another with --state", dir)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
+		return fmt.Errorf("state folder %s belongs to another user; choose a folder of yours with --state", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	vkey := false
+	for _, e := range ents {
+		if stateFiles[e.Name()] {
+			vkey = true
+			break
+		}
+	}
+	if len(ents) > 0 && !vkey {
+		return fmt.Errorf("%s is not empty and holds no vkey state; choose an empty or new folder with --state", dir)
+	}
+	// Files inside are 0600 and every secret is encrypted; a folder others
+	// may write to would let them replace or remove the state.
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("state folder %s is writable by other users (mode %#o); run `chmod 700 %s` or choose another folder with --state", dir, st.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// HasState reports whether dir holds a vkey state (in either format).
+func HasState(dir string) bool {
+	for _, n := range []string{StateFileName, LegacyStateFileName} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // lockDir takes the exclusive lock of dir and writes our PID into it.
@@ -263,136 +424,306 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(lf *os.File) {
+	_ = lf.Truncate(0)
 	_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
 	_ = lf.Close()
 }
 
 // removeStaleTemps deletes temporary files a crashed writer left behind;
-// they never hold the only copy of anything (the rename is the commit).
+// they never hold the only copy of anything (a rename is the commit).
 func removeStaleTemps(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
+		if strings.HasPrefix(e.Name(), tempPrefix) || e.Name() == migratingFileName {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }
 
-func (f *File) wipe() {
-	f.creds = map[string]*Credential{}
-	f.counters = map[[32]byte]*counter{}
-	f.pin = PINState{Retries: DefaultPINRetries}
-	f.config = Config{}
-	f.largeBlob = nil
+// openLocked opens the store of dir, whose lock the caller holds.
+func openLocked(dir string, lock *os.File, opts FileOptions) (*File, error) {
+	aead, err := newAEAD(opts.MasterKey)
+	if err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	f := &File{
+		dir:             dir,
+		path:            filepath.Join(dir, StateFileName),
+		aead:            aead,
+		macKey:          deriveMACKey(opts.MasterKey),
+		lock:            lock,
+		maxDiscoverable: opts.MaxDiscoverable,
+		block:           opts.ReserveBlock,
+		counters:        map[string]*counter{},
+	}
+	if f.maxDiscoverable == 0 {
+		f.maxDiscoverable = DefaultMaxDiscoverable
+	}
+	if f.block == 0 {
+		f.block = DefaultReserveBlock
+	}
+	legacy := filepath.Join(dir, LegacyStateFileName)
+	_, errNew := os.Stat(f.path)
+	_, errOld := os.Stat(legacy)
+	switch {
+	case errNew == nil:
+		// A converted state whose legacy file was not yet removed: the
+		// rename of the new store was the commit, so it wins.
+	case !errors.Is(errNew, os.ErrNotExist):
+		return nil, fmt.Errorf("open state: %w", errNew)
+	case errOld == nil:
+		if err := f.migrate(legacy); err != nil {
+			return nil, err
+		}
+	}
+	removeStaleTemps(dir)
+	if err := f.openDB(); err != nil {
+		return nil, err
+	}
+	if errOld == nil {
+		_ = os.Remove(legacy)
+		_ = syncDir(dir)
+	}
+	return f, nil
 }
 
-// load reads the state file, if there is one.
-func (f *File) load() error {
-	data, err := os.ReadFile(f.path)
-	if errors.Is(err, os.ErrNotExist) {
+func boltOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout:      time.Second, // our own lock is already held
+		FreelistType: bolt.FreelistMapType,
+	}
+}
+
+// openDB opens (creating when absent) the database and checks that the
+// master key decrypts it.
+func (f *File) openDB() error {
+	_, statErr := os.Stat(f.path)
+	if statErr != nil {
+		db, err := f.boltOpen(false)
+		if err != nil {
+			return fmt.Errorf("open state: %w", err)
+		}
+		f.db = db
+		if err := f.update(f.initTx); err != nil {
+			_ = f.db.Close()
+			_ = os.Remove(f.path)
+			return fmt.Errorf("open state: create store: %w", err)
+		}
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("open state: read %s: %w", f.path, err)
-	}
-	doc, err := f.decrypt(data)
-	if err != nil {
+	// Never write to a state before the master key has been checked: look
+	// at it read-only first.
+	before, _ := readHead(f.path)
+	if err := checkFreelistSynced(before); err != nil {
 		return &CorruptError{Path: f.path, Err: err}
 	}
-	f.identity = doc.Identity
-	for _, c := range doc.Credentials {
-		if c == nil {
-			return &CorruptError{Path: f.path, Err: errors.New("nil credential")}
-		}
-		f.creds[string(c.ID)] = c
-	}
-	for _, r := range doc.Counters {
-		if len(r.Key) != 32 {
-			return &CorruptError{Path: f.path, Err: errors.New("bad counter key")}
-		}
-		// Every value up to the persisted ceiling may have been handed out
-		// before a crash: start above it.
-		f.counters[[32]byte(r.Key)] = &counter{value: r.Reserved, reserved: r.Reserved, block: f.block}
-	}
-	f.pin = doc.PIN
-	f.config = doc.Config
-	f.largeBlob = doc.LargeBlob
-	return nil
-}
-
-func (f *File) decrypt(data []byte) (*stateDoc, error) {
-	if len(data) < stateHeaderSize+f.aead.Overhead() {
-		return nil, errors.New("file too short")
-	}
-	if !bytes.Equal(data[:len(stateMagic)], stateMagic[:]) {
-		return nil, errors.New("not a vkey state file")
-	}
-	if v := binary.BigEndian.Uint16(data[len(stateMagic):]); v != stateContainerVersion {
-		return nil, fmt.Errorf("unknown container version %d", v)
-	}
-	header := data[:stateHeaderSize]
-	nonce := header[len(stateMagic)+2:]
-	plain, err := f.aead.Open(nil, nonce, data[stateHeaderSize:], header)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt: %w", err)
-	}
-	dm, err := decMode()
-	if err != nil {
-		return nil, err
-	}
-	var doc stateDoc
-	if err := dm.Unmarshal(plain, &doc); err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
-	}
-	if err := migrateState(&doc); err != nil {
-		return nil, err
-	}
-	return &doc, nil
-}
-
-// persistLocked writes the whole state atomically: temp file, fsync,
-// rename, fsync of the folder.
-func (f *File) persistLocked() error {
-	if f.closed {
-		return errors.New("keystore: store is closed")
-	}
-	doc := stateDoc{
-		Version:   stateDocVersion,
-		Identity:  f.identity,
-		PIN:       f.pin,
-		Config:    f.config,
-		LargeBlob: f.largeBlob,
-	}
-	for _, c := range f.creds {
-		doc.Credentials = append(doc.Credentials, c)
-	}
-	SortOldestFirst(doc.Credentials)
-	for k, c := range f.counters {
-		doc.Counters = append(doc.Counters, counterRec{Key: append([]byte(nil), k[:]...), Reserved: c.reserved})
-	}
-	em, err := encMode()
+	db, err := f.boltOpen(true)
 	if err != nil {
 		return err
 	}
-	plain, err := em.Marshal(&doc)
+	f.db = db
+	err = f.view(f.checkTx)
+	_ = f.db.Close()
+	f.db = nil
 	if err != nil {
-		return fmt.Errorf("keystore: encode state: %w", err)
+		return &CorruptError{Path: f.path, Err: err}
 	}
-	out := make([]byte, stateHeaderSize, stateHeaderSize+len(plain)+f.aead.Overhead())
-	copy(out, stateMagic[:])
-	binary.BigEndian.PutUint16(out[len(stateMagic):], stateContainerVersion)
-	if _, err := rand.Read(out[len(stateMagic)+2 : stateHeaderSize]); err != nil {
-		return fmt.Errorf("keystore: nonce: %w", err)
+	if now, _ := readHead(f.path); !bytes.Equal(before, now) {
+		return &CorruptError{Path: f.path, Err: errors.New("changed while being checked")}
 	}
-	out = f.aead.Seal(out, out[len(stateMagic)+2:stateHeaderSize], plain, out[:stateHeaderSize])
-	clear(plain)
-	if err := writeFileAtomic(f.dir, StateFileName, out); err != nil {
-		return fmt.Errorf("keystore: write state: %w", err)
+	if f.db, err = f.boltOpen(false); err != nil {
+		return err
 	}
 	return nil
+}
+
+// boltOpen opens the database file. bbolt trusts the pages it maps: a
+// damaged page can make it panic or read outside the mapping; both become
+// a *CorruptError, and the file is closed (releasing bbolt's lock).
+func (f *File) boltOpen(readOnly bool) (db *bolt.DB, err error) {
+	var file *os.File
+	opts := boltOptions()
+	opts.ReadOnly = readOnly
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		fh, err := os.OpenFile(name, flag, perm)
+		file = fh
+		return fh, err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if file != nil {
+				_ = file.Close()
+			}
+			db, err = nil, &CorruptError{Path: f.path, Err: fmt.Errorf("%v", r)}
+		}
+	}()
+	db, err = bolt.Open(f.path, 0o600, opts)
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, &LockedError{Dir: f.dir}
+	case err != nil:
+		return nil, &CorruptError{Path: f.path, Err: err}
+	}
+	return db, nil
+}
+
+// readHead returns the two bbolt meta pages, to tell that a refused open
+// wrote nothing.
+func readHead(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b := make([]byte, 2*os.Getpagesize())
+	n, _ := fh.Read(b)
+	return b[:n], nil
+}
+
+// checkFreelistSynced refuses meta pages that say the freelist was not
+// written: this store always writes it, and without it bbolt rebuilds it by
+// walking every page in a goroutine that panics on a damaged one.
+func checkFreelistSynced(head []byte) error {
+	// Each meta page: 16-byte page header, then magic, version, page size,
+	// flags (4 bytes each), the root bucket (16), the freelist page id (8).
+	const off = 16 + 4*4 + 16
+	ps := os.Getpagesize()
+	for _, at := range []int{0, ps} {
+		if len(head) >= at+off+8 && binary.LittleEndian.Uint64(head[at+off:]) == math.MaxUint64 {
+			return errors.New("store written without a freelist")
+		}
+	}
+	return nil
+}
+
+// checkTx checks that the store is one this code understands and that the
+// master key decrypts it.
+func (f *File) checkTx(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("bucket %s missing", name)
+		}
+	}
+	b, err := f.get(tx, bucketMeta, metaFormat)
+	if err != nil {
+		return err
+	}
+	if len(b) != 2 {
+		return errors.New("bad format record")
+	}
+	if v := binary.BigEndian.Uint16(b); v != storeFormat {
+		return fmt.Errorf("store format %d is not one this vkey understands (%d)", v, storeFormat)
+	}
+	if _, err := f.metaUint(tx, metaNDisc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// initTx creates the buckets and the records of an empty store.
+func (f *File) initTx(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if err := f.put(tx, bucketMeta, metaFormat, binary.BigEndian.AppendUint16(nil, storeFormat)); err != nil {
+		return err
+	}
+	if err := f.putMetaUint(tx, metaNDisc, 0); err != nil {
+		return err
+	}
+	return f.putCBOR(tx, bucketMeta, metaPIN, PINState{Retries: DefaultPINRetries})
+}
+
+// migrate converts the legacy state file into a new store: it is built
+// beside as migratingFileName in one transaction, and renamed into place
+// (the commit). The legacy file is removed only after that.
+func (f *File) migrate(legacy string) error {
+	data, err := os.ReadFile(legacy)
+	if err != nil {
+		return fmt.Errorf("open state: read %s: %w", legacy, err)
+	}
+	doc, err := decryptLegacy(f.aead, data)
+	if err != nil {
+		return &CorruptError{Path: legacy, Err: err}
+	}
+	tmp := filepath.Join(f.dir, migratingFileName)
+	_ = os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o600, boltOptions())
+	if err != nil {
+		return fmt.Errorf("convert state: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := f.initTx(tx); err != nil {
+			return err
+		}
+		if doc.Identity != nil {
+			if err := f.putCBOR(tx, bucketMeta, metaIdentity, doc.Identity); err != nil {
+				return err
+			}
+		}
+		if err := f.putCBOR(tx, bucketMeta, metaPIN, doc.PIN); err != nil {
+			return err
+		}
+		if err := f.putCBOR(tx, bucketMeta, metaConfig, doc.Config); err != nil {
+			return err
+		}
+		if doc.LargeBlob != nil {
+			if err := f.put(tx, bucketMeta, metaLargeBlob, doc.LargeBlob); err != nil {
+				return err
+			}
+		}
+		byHash := map[[32]byte][]byte{}
+		for _, c := range doc.Credentials {
+			byHash[sha256.Sum256(c.ID)] = c.ID
+			if _, err := f.putCredentialTx(tx, c, false); err != nil {
+				return err
+			}
+		}
+		// A stored credential keeps its own counter; the counters of
+		// credentials that are not stored become one global counter above
+		// all of them, so no value is handed out twice for any ID.
+		var global uint32
+		for _, r := range doc.Counters {
+			if id, ok := byHash[[32]byte(r.Key)]; ok {
+				ck := f.credKey(id)
+				if err := f.put(tx, bucketCounters, ck[:], counterRecord{ceiling: r.Reserved}.encode()); err != nil {
+					return err
+				}
+			} else {
+				global = max(global, r.Reserved)
+			}
+		}
+		return f.putMetaUint(tx, metaGlobal, uint64(global))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path)
+	}
+	if err == nil {
+		err = syncDir(f.dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("convert state %s: %w", legacy, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // writeFileAtomic replaces dir/name with data (mode 0600) so that a crash
@@ -426,302 +757,158 @@ func writeFileAtomic(dir, name string, data []byte) error {
 		return err
 	}
 	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("sync folder: %w", err)
 	}
 	return nil
 }
 
-// snapshotLocked copies the in-memory state for restoreLocked: the maps
-// are copied, and the counters in them, since changes update those in
-// place; the rest is replaced, never modified.
-func (f *File) snapshotLocked() fileState {
-	s := f.fileState
-	s.creds = make(map[string]*Credential, len(f.creds))
-	maps.Copy(s.creds, f.creds)
-	s.counters = make(map[[32]byte]*counter, len(f.counters))
-	for k, v := range f.counters {
-		c := *v
-		s.counters[k] = &c
-	}
-	return s
+// --- keys and records ---
+
+func deriveMACKey(master []byte) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("vkey store index key"))
+	return m.Sum(nil)
 }
 
-func (f *File) restoreLocked(s fileState) { f.fileState = s }
+func (f *File) mac(parts ...[]byte) [32]byte {
+	m, _ := f.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, f.macKey)
+	}
+	m.Reset()
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
+		m.Write(p)
+	}
+	var out [32]byte
+	m.Sum(out[:0])
+	f.macs.Put(m)
+	return out
+}
 
-// mutate applies change and persists the result; if either fails the
-// in-memory state is restored, so memory never claims what disk lacks.
-func (f *File) mutate(change func() error) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return errors.New("keystore: store is closed")
+func (f *File) credKey(id []byte) [credKeySize]byte { return f.mac([]byte("id"), id) }
+
+func (f *File) rpTag(rpIDHash []byte) []byte {
+	t := f.mac([]byte("rp"), rpIDHash)
+	return t[:tagSize]
+}
+
+func (f *File) userTag(rpIDHash, userID []byte) []byte {
+	t := f.mac([]byte("user"), rpIDHash, userID)
+	return t[:tagSize]
+}
+
+func recordAD(bucket, key []byte) []byte {
+	ad := make([]byte, 0, len(bucket)+1+len(key))
+	return append(append(append(ad, bucket...), 0), key...)
+}
+
+// put encrypts plain as the record bucket/key.
+func (f *File) put(tx *bolt.Tx, bucket, key, plain []byte) error {
+	out := make([]byte, gcmNonceSize, gcmNonceSize+len(plain)+f.aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return fmt.Errorf("keystore: nonce: %w", err)
 	}
-	s := f.snapshotLocked()
-	if err := change(); err != nil {
-		f.restoreLocked(s)
+	out = f.aead.Seal(out, out[:gcmNonceSize], plain, recordAD(bucket, key))
+	return tx.Bucket(bucket).Put(key, out)
+}
+
+// errAbsent is get's answer for a missing record.
+var errAbsent = errors.New("record absent")
+
+// get decrypts the record bucket/key; errAbsent if there is none.
+func (f *File) get(tx *bolt.Tx, bucket, key []byte) ([]byte, error) {
+	v := tx.Bucket(bucket).Get(key)
+	if v == nil {
+		return nil, errAbsent
+	}
+	if len(v) < gcmNonceSize+f.aead.Overhead() {
+		return nil, fmt.Errorf("record %s/%x: too short", bucket, key)
+	}
+	plain, err := f.aead.Open(nil, v[:gcmNonceSize], v[gcmNonceSize:], recordAD(bucket, key))
+	if err != nil {
+		return nil, fmt.Errorf("record %s/%x: %w", bucket, key, err)
+	}
+	return plain, nil
+}
+
+func (f *File) putCBOR(tx *bolt.Tx, bucket, key []byte, v any) error {
+	b, err := storeEnc.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("keystore: encode: %w", err)
+	}
+	defer clear(b)
+	return f.put(tx, bucket, key, b)
+}
+
+func (f *File) getCBOR(tx *bolt.Tx, bucket, key []byte, v any) error {
+	b, err := f.get(tx, bucket, key)
+	if err != nil {
 		return err
 	}
-	if err := f.persistLocked(); err != nil {
-		f.restoreLocked(s)
-		return err
+	defer clear(b)
+	if err := storeDec.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("record %s/%x: %w", bucket, key, err)
 	}
 	return nil
+}
+
+func (f *File) metaUint(tx *bolt.Tx, key []byte) (uint64, error) {
+	b, err := f.get(tx, bucketMeta, key)
+	if errors.Is(err, errAbsent) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("record meta/%s: bad length", key)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (f *File) putMetaUint(tx *bolt.Tx, key []byte, v uint64) error {
+	return f.put(tx, bucketMeta, key, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// view runs a read transaction; update runs a write transaction (one
+// commit). Both turn a bbolt panic on a damaged page into an error.
+func (f *File) view(fn func(tx *bolt.Tx) error) (err error) {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverDamage(&err)
+	err = f.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+func (f *File) update(fn func(tx *bolt.Tx) error) (err error) {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverDamage(&err)
+	// Whatever the outcome, a write may have changed credentials.
+	defer f.cache.invalidate()
+	err = f.db.Update(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+func recoverDamage(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("keystore: state damaged: %v", r)
+	}
 }
 
 // Dir returns the state folder.
 func (f *File) Dir() string { return f.dir }
-
-// Identity implements Store.
-func (f *File) Identity() (*Identity, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.identity == nil {
-		return nil, ErrNotFound
-	}
-	return cloneIdentity(f.identity), nil
-}
-
-func cloneIdentity(id *Identity) *Identity {
-	c := *id
-	for _, b := range []*[]byte{&c.WrapKey, &c.AttestationCAKey, &c.AttestationCACert, &c.AttestationKey, &c.AttestationCert} {
-		if *b != nil {
-			*b = append([]byte(nil), (*b)...)
-		}
-	}
-	return &c
-}
-
-// SetIdentity implements Store.
-func (f *File) SetIdentity(id *Identity) error {
-	if id == nil {
-		return errors.New("keystore: nil identity")
-	}
-	return f.mutate(func() error {
-		f.identity = cloneIdentity(id)
-		return nil
-	})
-}
-
-// PutCredential implements Store.
-func (f *File) PutCredential(c *Credential) error {
-	if c == nil {
-		return errors.New("keystore: nil credential")
-	}
-	return f.mutate(func() error {
-		if _, exists := f.creds[string(c.ID)]; !exists && c.Discoverable && f.discoverableLocked() >= f.maxDiscoverable {
-			return ErrFull
-		}
-		f.creds[string(c.ID)] = c.Clone()
-		return nil
-	})
-}
-
-func (f *File) discoverableLocked() int {
-	n := 0
-	for _, c := range f.creds {
-		if c.Discoverable {
-			n++
-		}
-	}
-	return n
-}
-
-// Credential implements Store.
-func (f *File) Credential(id []byte) (*Credential, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.creds[string(id)]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return c.Clone(), nil
-}
-
-// Credentials implements Store.
-func (f *File) Credentials() ([]*Credential, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]*Credential, 0, len(f.creds))
-	for _, c := range f.creds {
-		out = append(out, c.Clone())
-	}
-	SortOldestFirst(out)
-	return out, nil
-}
-
-// DeleteCredential implements Store.
-func (f *File) DeleteCredential(id []byte) error {
-	return f.mutate(func() error {
-		if _, ok := f.creds[string(id)]; !ok {
-			return ErrNotFound
-		}
-		delete(f.creds, string(id))
-		delete(f.counters, CounterKey(id))
-		return nil
-	})
-}
-
-// RemainingDiscoverable implements Store.
-func (f *File) RemainingDiscoverable() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.maxDiscoverable - f.discoverableLocked()
-}
-
-// NextSignCount implements Store. It increments in memory and writes the
-// state only when the value crosses the ceiling reserved on disk, reserving
-// a new block ahead; after a crash the counter resumes above the ceiling,
-// so no value is ever handed out twice.
-func (f *File) NextSignCount(id []byte) (uint32, error) {
-	k := CounterKey(id)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return 0, errors.New("keystore: store is closed")
-	}
-	c := f.counters[k]
-	if c == nil {
-		c = &counter{block: f.block}
-		f.counters[k] = c
-	}
-	if c.value == math.MaxUint32 {
-		return 0, ErrCounterExhausted
-	}
-	next := c.value + 1
-	if next > c.reserved {
-		old := *c
-		ceiling := uint64(c.value) + uint64(c.block)
-		if ceiling > math.MaxUint32 {
-			ceiling = math.MaxUint32
-		}
-		c.reserved = uint32(ceiling)
-		if err := f.persistLocked(); err != nil {
-			*c = old
-			return 0, err
-		}
-		// This credential is busy: reserve more next time (bounded by the
-		// number of values actually used, so a crash wastes little).
-		if c.block < maxReserveBlock {
-			c.block *= 2
-		}
-	}
-	c.value = next
-	return next, nil
-}
-
-// SignCount implements Store. After a restart it is the reserved ceiling,
-// which may exceed the last value handed out before the restart (the
-// values in between are skipped, never reused).
-func (f *File) SignCount(id []byte) (uint32, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c := f.counters[CounterKey(id)]; c != nil {
-		return c.value, nil
-	}
-	return 0, nil
-}
-
-// SetSignCount implements Store. The new value is persisted before it
-// returns.
-func (f *File) SetSignCount(id []byte, n uint32) error {
-	k := CounterKey(id)
-	return f.mutate(func() error {
-		f.counters[k] = &counter{value: n, reserved: n, block: f.block}
-		return nil
-	})
-}
-
-// PINState implements Store.
-func (f *File) PINState() (PINState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.pin
-	if s.Hash != nil {
-		s.Hash = append([]byte(nil), s.Hash...)
-	}
-	return s, nil
-}
-
-// SetPINState implements Store.
-func (f *File) SetPINState(s PINState) error {
-	return f.mutate(func() error {
-		f.pin = s
-		if s.Hash != nil {
-			f.pin.Hash = append([]byte(nil), s.Hash...)
-		}
-		return nil
-	})
-}
-
-// Config implements Store.
-func (f *File) Config() (Config, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := f.config
-	c.MinPINLengthRPIDs = append([]string(nil), c.MinPINLengthRPIDs...)
-	return c, nil
-}
-
-// SetConfig implements Store.
-func (f *File) SetConfig(c Config) error {
-	return f.mutate(func() error {
-		f.config = c
-		f.config.MinPINLengthRPIDs = append([]string(nil), c.MinPINLengthRPIDs...)
-		return nil
-	})
-}
-
-// LargeBlobArray implements Store.
-func (f *File) LargeBlobArray() ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.largeBlob == nil {
-		return nil, nil
-	}
-	return append([]byte(nil), f.largeBlob...), nil
-}
-
-// SetLargeBlobArray implements Store.
-func (f *File) SetLargeBlobArray(b []byte) error {
-	return f.mutate(func() error {
-		f.largeBlob = append([]byte{}, b...)
-		return nil
-	})
-}
-
-// Reset implements Store.
-func (f *File) Reset() error {
-	return f.mutate(func() error {
-		f.wipe()
-		if f.identity != nil {
-			k := make([]byte, 32)
-			if _, err := rand.Read(k); err != nil {
-				return fmt.Errorf("keystore: reset: %w", err)
-			}
-			id := cloneIdentity(f.identity)
-			id.WrapKey = k
-			f.identity = id
-		}
-		return nil
-	})
-}
-
-// Close implements Store. Counter reservations are already on disk, so
-// Close only releases the lock; later calls fail.
-func (f *File) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return nil
-	}
-	f.closed = true
-	_ = f.lock.Truncate(0)
-	unlockDir(f.lock)
-	return nil
-}

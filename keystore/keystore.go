@@ -11,6 +11,7 @@ package keystore
 import (
 	"crypto"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -29,6 +30,12 @@ const (
 
 // ErrNotFound is returned when a credential (or other record) does not exist.
 var ErrNotFound = errors.New("keystore: not found")
+
+// ErrDeleted is returned for the ID of a deleted non-discoverable
+// credential: such an ID carries its key, so the store keeps a tombstone
+// (keyed by a MAC of the ID, holding its counter) to refuse it for good.
+// It matches ErrNotFound too, for callers that only ask "is it stored?".
+var ErrDeleted = fmt.Errorf("keystore: credential was deleted: %w", ErrNotFound)
 
 // ErrFull is returned when no more discoverable credentials fit.
 var ErrFull = errors.New("keystore: credential storage full")
@@ -107,6 +114,20 @@ type Credential struct {
 	ThirdPartyPayment bool `cbor:"21,keyasint,omitempty"`
 }
 
+// Clone returns a deep copy of id.
+func (id *Identity) Clone() *Identity {
+	if id == nil {
+		return nil
+	}
+	c := *id
+	for _, b := range []*[]byte{&c.WrapKey, &c.AttestationCAKey, &c.AttestationCACert, &c.AttestationKey, &c.AttestationCert} {
+		if *b != nil {
+			*b = append([]byte(nil), (*b)...)
+		}
+	}
+	return &c
+}
+
 // Clone returns a deep copy of c.
 func (c *Credential) Clone() *Credential {
 	if c == nil {
@@ -154,9 +175,12 @@ type Identity struct {
 }
 
 // Store is the authenticator's memory. Implementations must be safe for
-// concurrent use and must make every successful write durable before it
-// returns (for the file store: atomic replace with fsync), except where a
-// method says otherwise.
+// concurrent use, must make every successful write durable before it
+// returns, except where a method says otherwise, and must never return
+// values that share memory with what they hold. Every operation costs what
+// it touches, not what the store holds, except Credentials. A nil
+// argument is an error, never a panic. Package storetest checks all of
+// this for any implementation.
 type Store interface {
 	// Identity returns the installation identity, or ErrNotFound before one is set.
 	Identity() (*Identity, error)
@@ -165,23 +189,45 @@ type Store interface {
 
 	// PutCredential inserts c, or replaces the credential with the same ID.
 	// It returns ErrFull when a new discoverable credential does not fit.
+	// Storing a deleted credential again (a restore) keeps its counter.
 	PutCredential(c *Credential) error
-	// Credential returns the credential with this ID, or ErrNotFound.
+	// PutDiscoverable stores the discoverable credential c and, in the same
+	// atomic write, deletes every other discoverable credential with the
+	// same relying party and user handle (CTAP 2.1 section 6.1.2 step 17:
+	// a crash leaves the old credential or the new one, never neither). It
+	// returns the IDs of the credentials it replaced.
+	PutDiscoverable(c *Credential) (replaced [][]byte, err error)
+	// Credential returns the credential with this ID, ErrDeleted for a
+	// deleted non-discoverable credential, or ErrNotFound.
 	Credential(id []byte) (*Credential, error)
-	// Credentials returns every stored credential, oldest first.
+	// Credentials returns every stored credential, oldest first. It is the
+	// one operation whose cost grows with the store.
 	Credentials() ([]*Credential, error)
-	// DeleteCredential removes a credential (and its counter); ErrNotFound if absent.
+	// DiscoverableCredentials returns the discoverable credentials whose
+	// RP ID hashes (SHA-256) to rpIDHash, oldest first.
+	DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
+	// DiscoverableCount is the number of discoverable credentials stored.
+	DiscoverableCount() (int, error)
+	// DeleteCredential removes a credential; ErrNotFound if absent. A
+	// non-discoverable one leaves a tombstone (see ErrDeleted).
 	DeleteCredential(id []byte) error
-	// RemainingDiscoverable is how many more discoverable credentials fit.
+	// RemainingDiscoverable is how many more discoverable credentials fit:
+	// never negative (0 for a store holding more than its limit), and a
+	// large estimate for a store without a limit.
 	RemainingDiscoverable() int
 
-	// NextSignCount increments the signature counter of credential id
-	// (stored or not) and returns the new value. The value returned must
-	// never be returned again for that id, across restarts and crashes.
+	// NextSignCount increments the signature counter of credential id and
+	// returns the new value. A stored credential has a counter of its own;
+	// every other ID shares one global counter (so unstored credentials
+	// leave nothing behind). The value returned must never be returned
+	// again for that id, across restarts and crashes. A deleted
+	// non-discoverable credential's ID yields ErrDeleted.
 	NextSignCount(id []byte) (uint32, error)
-	// SignCount returns the last value NextSignCount returned for id (0 if none).
+	// SignCount returns the last value NextSignCount returned for id (0 if
+	// none; the global counter for an ID not stored).
 	SignCount(id []byte) (uint32, error)
-	// SetSignCount sets the counter (for the control API); the next
+	// SetSignCount sets the counter of a stored credential (for the control
+	// API and backup import; ErrNotFound if it is not stored); the next
 	// NextSignCount returns a larger value.
 	SetSignCount(id []byte, n uint32) error
 
@@ -201,9 +247,9 @@ type Store interface {
 	// SetLargeBlobArray stores the serialized large-blob array.
 	SetLargeBlobArray(b []byte) error
 
-	// Reset wipes credentials, counters, PIN, config and large blobs, and
-	// gives the identity a new WrapKey (so old credential IDs die), keeping
-	// the attestation keys.
+	// Reset wipes credentials, counters, tombstones, PIN, config and large
+	// blobs, and gives the identity a new WrapKey (so old credential IDs
+	// die), keeping the attestation keys.
 	Reset() error
 	// Close releases the store (locks, files).
 	Close() error

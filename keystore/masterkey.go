@@ -522,7 +522,7 @@ func ChooseMasterKey(ctx context.Context, dir string, prefs MasterKeyPrefs) (*Ma
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, StateFileName)); err == nil {
+	if HasState(dir) {
 		return nil, fmt.Errorf("the state in %s has no %s record: cannot tell which master key protects it", dir, MasterKeySourceFileName)
 	}
 	mk := &MasterKey{Created: true}
@@ -551,4 +551,31 @@ func ChooseMasterKey(ctx context.Context, dir string, prefs MasterKeyPrefs) (*Ma
 		return mk, nil
 	}
 	return nil, fmt.Errorf("no master key source is usable: %s", strings.Join(mk.Skipped, "; "))
+}
+
+// OpenState opens the state in dir as `vkey run` does: it prepares the
+// folder (see PrepareStateDir), takes its lock, and only then reads or
+// chooses the master key (ChooseMasterKey) and opens the store, so that a
+// second start on the same folder is refused (*LockedError) before it can
+// choose or write any key material. opts.MasterKey is ignored.
+func OpenState(ctx context.Context, dir string, prefs MasterKeyPrefs, opts FileOptions) (*File, *MasterKey, error) {
+	if err := PrepareStateDir(dir); err != nil {
+		return nil, nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	mk, err := ChooseMasterKey(ctx, dir, prefs)
+	if err != nil {
+		unlockDir(lock)
+		return nil, nil, err
+	}
+	opts.MasterKey = mk.Key
+	f, err := openLocked(dir, lock, opts)
+	if err != nil {
+		unlockDir(lock)
+		return nil, nil, err
+	}
+	return f, mk, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -13,22 +15,39 @@ import (
 // unless configured otherwise.
 const DefaultMaxDiscoverable = 256
 
+// userKey identifies a discoverable credential's relying party and user.
+type userKey struct {
+	rp   [32]byte
+	user string
+}
+
+// memCounter is a counter in memory; deleted marks a tombstone.
+type memCounter struct {
+	value   uint32
+	deleted bool
+}
+
 // Memory is a Store that lives only in memory (`vkey run --ephemeral`, tests).
 type Memory struct {
-	mu              sync.Mutex
+	mu              sync.RWMutex
 	maxDiscoverable int
 	identity        *Identity
 	creds           map[string]*Credential
-	counters        map[[32]byte]uint32
+	byRP            map[[32]byte]map[string]bool
+	byUser          map[userKey]map[string]bool
+	ndisc           int
+	counters        map[[32]byte]*memCounter
+	global          uint32
 	pin             PINState
 	config          Config
 	largeBlob       []byte
 }
 
 // NewMemory returns an empty in-memory store holding at most
-// maxDiscoverable discoverable credentials (DefaultMaxDiscoverable if <= 0).
+// maxDiscoverable discoverable credentials: DefaultMaxDiscoverable if 0,
+// no limit if negative (Unlimited).
 func NewMemory(maxDiscoverable int) *Memory {
-	if maxDiscoverable <= 0 {
+	if maxDiscoverable == 0 {
 		maxDiscoverable = DefaultMaxDiscoverable
 	}
 	m := &Memory{maxDiscoverable: maxDiscoverable}
@@ -38,7 +57,11 @@ func NewMemory(maxDiscoverable int) *Memory {
 
 func (m *Memory) wipe() {
 	m.creds = map[string]*Credential{}
-	m.counters = map[[32]byte]uint32{}
+	m.byRP = map[[32]byte]map[string]bool{}
+	m.byUser = map[userKey]map[string]bool{}
+	m.ndisc = 0
+	m.counters = map[[32]byte]*memCounter{}
+	m.global = 0
 	m.pin = PINState{Retries: DefaultPINRetries}
 	m.config = Config{}
 	m.largeBlob = nil
@@ -46,51 +69,149 @@ func (m *Memory) wipe() {
 
 // Identity implements Store.
 func (m *Memory) Identity() (*Identity, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	if m.identity == nil {
 		return nil, ErrNotFound
 	}
-	id := *m.identity
-	return &id, nil
+	return m.identity.Clone(), nil
 }
 
 // SetIdentity implements Store.
 func (m *Memory) SetIdentity(id *Identity) error {
+	if id == nil {
+		return errors.New("keystore: nil identity")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := *id
-	m.identity = &c
+	m.identity = id.Clone()
 	return nil
+}
+
+func userKeyOf(c *Credential) userKey {
+	return userKey{rp: sha256.Sum256([]byte(c.RPID)), user: string(c.UserID)}
+}
+
+func addIndex[K comparable](idx map[K]map[string]bool, k K, id string) {
+	if idx[k] == nil {
+		idx[k] = map[string]bool{}
+	}
+	idx[k][id] = true
+}
+
+func dropIndex[K comparable](idx map[K]map[string]bool, k K, id string) {
+	delete(idx[k], id)
+	if len(idx[k]) == 0 {
+		delete(idx, k)
+	}
+}
+
+// removeLocked deletes a stored credential as File.removeTx does.
+func (m *Memory) removeLocked(old *Credential) {
+	id := string(old.ID)
+	delete(m.creds, id)
+	k := CounterKey(old.ID)
+	if !old.Discoverable {
+		c := m.counters[k]
+		if c == nil {
+			c = &memCounter{}
+			m.counters[k] = c
+		}
+		c.deleted = true
+		return
+	}
+	uk := userKeyOf(old)
+	dropIndex(m.byRP, uk.rp, id)
+	dropIndex(m.byUser, uk, id)
+	delete(m.counters, k)
+	m.ndisc--
+}
+
+func (m *Memory) putLocked(c *Credential) error {
+	old, exists := m.creds[string(c.ID)]
+	wasDiscoverable := exists && old.Discoverable
+	if c.Discoverable && !wasDiscoverable && m.maxDiscoverable >= 0 && m.ndisc >= m.maxDiscoverable {
+		return ErrFull
+	}
+	m.putUnlimitedLocked(c)
+	return nil
+}
+
+// putUnlimitedLocked stores c without looking at the limit.
+func (m *Memory) putUnlimitedLocked(c *Credential) {
+	id := string(c.ID)
+	old, exists := m.creds[id]
+	if exists {
+		if old.Discoverable {
+			m.removeLocked(old)
+		} else {
+			delete(m.creds, id)
+		}
+	}
+	if c.Discoverable {
+		uk := userKeyOf(c)
+		addIndex(m.byRP, uk.rp, id)
+		addIndex(m.byUser, uk, id)
+		m.ndisc++
+	}
+	if ctr := m.counters[CounterKey(c.ID)]; ctr != nil {
+		ctr.deleted = false
+	}
+	m.creds[id] = c.Clone()
 }
 
 // PutCredential implements Store.
 func (m *Memory) PutCredential(c *Credential) error {
+	if err := checkCredential(c); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, exists := m.creds[string(c.ID)]; !exists && c.Discoverable && m.discoverableLocked() >= m.maxDiscoverable {
-		return ErrFull
-	}
-	m.creds[string(c.ID)] = c.Clone()
-	return nil
+	return m.putLocked(c)
 }
 
-func (m *Memory) discoverableLocked() int {
-	n := 0
-	for _, c := range m.creds {
-		if c.Discoverable {
-			n++
+// PutDiscoverable implements Store.
+func (m *Memory) PutDiscoverable(c *Credential) ([][]byte, error) {
+	if err := checkCredential(c); err != nil {
+		return nil, err
+	}
+	if !c.Discoverable {
+		return nil, errors.New("keystore: PutDiscoverable of a non-discoverable credential")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var victims []*Credential
+	for id := range m.byUser[userKeyOf(c)] {
+		if old := m.creds[id]; id != string(c.ID) && old.RPID == c.RPID {
+			victims = append(victims, old)
 		}
 	}
-	return n
+	if len(victims) == 0 {
+		return nil, m.putLocked(c)
+	}
+	// A replacement does not grow the store: it fits even in a store
+	// holding more than its limit.
+	var replaced [][]byte
+	for _, old := range victims {
+		m.removeLocked(old)
+		replaced = append(replaced, append([]byte(nil), old.ID...))
+	}
+	m.putUnlimitedLocked(c)
+	return replaced, nil
 }
 
 // Credential implements Store.
 func (m *Memory) Credential(id []byte) (*Credential, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	if id == nil {
+		return nil, errors.New("keystore: nil credential ID")
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	c, ok := m.creds[string(id)]
 	if !ok {
+		if ctr := m.counters[CounterKey(id)]; ctr != nil && ctr.deleted {
+			return nil, ErrDeleted
+		}
 		return nil, ErrNotFound
 	}
 	return c.Clone(), nil
@@ -98,14 +219,37 @@ func (m *Memory) Credential(id []byte) (*Credential, error) {
 
 // Credentials implements Store.
 func (m *Memory) Credentials() ([]*Credential, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make([]*Credential, 0, len(m.creds))
 	for _, c := range m.creds {
 		out = append(out, c.Clone())
 	}
 	SortOldestFirst(out)
 	return out, nil
+}
+
+// DiscoverableCredentials implements Store.
+func (m *Memory) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	if len(rpIDHash) != sha256.Size {
+		return nil, fmt.Errorf("keystore: rpIdHash must be %d bytes, got %d", sha256.Size, len(rpIDHash))
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ids := m.byRP[[32]byte(rpIDHash)]
+	out := make([]*Credential, 0, len(ids))
+	for id := range ids {
+		out = append(out, m.creds[id].Clone())
+	}
+	SortOldestFirst(out)
+	return out, nil
+}
+
+// DiscoverableCount implements Store.
+func (m *Memory) DiscoverableCount() (int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.ndisc, nil
 }
 
 // SortOldestFirst orders credentials by creation time, then by ID, so that
@@ -121,63 +265,96 @@ func SortOldestFirst(cs []*Credential) {
 
 // DeleteCredential implements Store.
 func (m *Memory) DeleteCredential(id []byte) error {
+	if id == nil {
+		return errors.New("keystore: nil credential ID")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.creds[string(id)]; !ok {
+	old, ok := m.creds[string(id)]
+	if !ok {
 		return ErrNotFound
 	}
-	delete(m.creds, string(id))
-	delete(m.counters, CounterKey(id))
+	m.removeLocked(old)
 	return nil
 }
 
 // RemainingDiscoverable implements Store.
 func (m *Memory) RemainingDiscoverable() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.maxDiscoverable - m.discoverableLocked()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return remaining(m.maxDiscoverable, m.ndisc)
 }
 
-// CounterKey is the key under which a credential's signature counter is
-// kept: the SHA-256 of its ID, so non-discoverable IDs are not stored whole.
+// CounterKey is the key under which the memory store keeps a credential's
+// signature counter: the SHA-256 of its ID, so IDs are not kept whole.
 func CounterKey(id []byte) [32]byte { return sha256.Sum256(id) }
 
 // NextSignCount implements Store.
 func (m *Memory) NextSignCount(id []byte) (uint32, error) {
+	if id == nil {
+		return 0, errors.New("keystore: nil credential ID")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := CounterKey(id)
-	if m.counters[k] == math.MaxUint32 {
+	ctr := m.counters[CounterKey(id)]
+	if _, stored := m.creds[string(id)]; !stored {
+		if ctr != nil && ctr.deleted {
+			return 0, ErrDeleted
+		}
+		if m.global == math.MaxUint32 {
+			return 0, ErrCounterExhausted
+		}
+		m.global++
+		return m.global, nil
+	}
+	if ctr == nil {
+		ctr = &memCounter{}
+		m.counters[CounterKey(id)] = ctr
+	}
+	if ctr.value == math.MaxUint32 {
 		return 0, ErrCounterExhausted // wrapping to 0 would repeat values
 	}
-	m.counters[k]++
-	return m.counters[k], nil
+	ctr.value++
+	return ctr.value, nil
 }
 
 // SignCount implements Store.
 func (m *Memory) SignCount(id []byte) (uint32, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.counters[CounterKey(id)], nil
+	if id == nil {
+		return 0, errors.New("keystore: nil credential ID")
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ctr := m.counters[CounterKey(id)]
+	if _, stored := m.creds[string(id)]; !stored && (ctr == nil || !ctr.deleted) {
+		return m.global, nil
+	}
+	if ctr == nil {
+		return 0, nil
+	}
+	return ctr.value, nil
 }
 
 // SetSignCount implements Store.
 func (m *Memory) SetSignCount(id []byte, n uint32) error {
+	if id == nil {
+		return errors.New("keystore: nil credential ID")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.counters[CounterKey(id)] = n
+	if _, stored := m.creds[string(id)]; !stored {
+		return ErrNotFound
+	}
+	m.counters[CounterKey(id)] = &memCounter{value: n}
 	return nil
 }
 
 // PINState implements Store.
 func (m *Memory) PINState() (PINState, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	s := m.pin
-	s.Hash = append([]byte(nil), s.Hash...)
-	if m.pin.Hash == nil {
-		s.Hash = nil
-	}
+	s.Hash = bytes.Clone(s.Hash)
 	return s, nil
 }
 
@@ -186,19 +363,24 @@ func (m *Memory) SetPINState(s PINState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pin = s
-	if s.Hash != nil {
-		m.pin.Hash = append([]byte(nil), s.Hash...)
-	}
+	m.pin.Hash = bytes.Clone(s.Hash)
 	return nil
 }
 
 // Config implements Store.
 func (m *Memory) Config() (Config, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	c := m.config
-	c.MinPINLengthRPIDs = append([]string(nil), c.MinPINLengthRPIDs...)
+	c.MinPINLengthRPIDs = cloneStrings(c.MinPINLengthRPIDs)
 	return c, nil
+}
+
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string{}, s...)
 }
 
 // SetConfig implements Store.
@@ -206,25 +388,22 @@ func (m *Memory) SetConfig(c Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.config = c
-	m.config.MinPINLengthRPIDs = append([]string(nil), c.MinPINLengthRPIDs...)
+	m.config.MinPINLengthRPIDs = cloneStrings(c.MinPINLengthRPIDs)
 	return nil
 }
 
 // LargeBlobArray implements Store.
 func (m *Memory) LargeBlobArray() ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.largeBlob == nil {
-		return nil, nil
-	}
-	return append([]byte(nil), m.largeBlob...), nil
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return bytes.Clone(m.largeBlob), nil
 }
 
 // SetLargeBlobArray implements Store.
 func (m *Memory) SetLargeBlobArray(b []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.largeBlob = append([]byte(nil), b...)
+	m.largeBlob = append([]byte{}, b...)
 	return nil
 }
 

@@ -11,6 +11,9 @@ import (
 func TestMemoryCounterNeverWraps(t *testing.T) {
 	m := NewMemory(0)
 	id := []byte("cred")
+	if err := m.PutCredential(&Credential{ID: id, RPID: "example.com"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.SetSignCount(id, math.MaxUint32-1); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey"
@@ -39,7 +38,7 @@ func (b *backupOptions) openState(ctx context.Context, stderr io.Writer) (keysto
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := os.Stat(filepath.Join(opts.StateDir, keystore.StateFileName)); err != nil {
+	if !keystore.HasState(opts.StateDir) {
 		return nil, nil, fmt.Errorf("no vkey state in %s (has `vkey run --name %s` ever run? --ephemeral keys keep none)", opts.StateDir, b.name)
 	}
 	opts.Keys, opts.TPM = vkey.AutoKeys, b.tpmSpec

@@ -50,6 +50,7 @@ type runOptions struct {
 	aaguid         string
 	attestationCA  string
 	profile        string
+	maxCredentials int
 	control        controlOptions
 }
 
@@ -98,6 +99,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.aaguid, "aaguid", "", "the AAGUID the key reports, as a UUID (default vkey's own, 766b6579-2d76-6972-7475-616c2d6b6579)")
 	f.StringVar(&o.attestationCA, "attestation-ca", "", "CERT,KEY: PEM files of a CA that issues the packed attestation certificates (default this installation's own CA)")
 	f.StringVar(&o.profile, "profile", "", "stand in for a hardware key's getInfo and limits: "+strings.Join(ctap2.ProfileNames(), ", ")+" (keeps vkey's AAGUID and attestation unless --aaguid or --attestation-ca)")
+	f.IntVar(&o.maxCredentials, "max-credentials", keystore.DefaultMaxDiscoverable, "how many discoverable credentials (passkeys) the key holds; 0 for no limit")
 	o.control.addFlags(f)
 	return cmd
 }
@@ -124,6 +126,9 @@ func (o *runOptions) validate() error {
 	if o.ephemeral && o.state != "" {
 		return usageError("--state and --ephemeral exclude each other")
 	}
+	if o.maxCredentials < 0 {
+		return usageError("--max-credentials must be 0 (no limit) or more, got %d", o.maxCredentials)
+	}
 	if o.name == "" || strings.ContainsAny(o.name, "/\x00") {
 		return usageError("--name must be a non-empty name without slashes")
 	}
@@ -137,6 +142,15 @@ func (o *runOptions) validate() error {
 		return usageError("unknown --profile %q (want one of %s)", o.profile, strings.Join(ctap2.ProfileNames(), ", "))
 	}
 	return nil
+}
+
+// maxCredentials turns --max-credentials into vkey.Options.MaxCredentials:
+// 0 on the command line means no limit.
+func maxCredentials(n int) int {
+	if n == 0 {
+		return keystore.Unlimited
+	}
+	return n
 }
 
 // stateOptions are the options of the state folder: memory with
@@ -307,6 +321,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts.Keys, opts.TPM = vkey.Keys(o.keys), o.tpmSpec
+	opts.MaxCredentials = maxCredentials(o.maxCredentials)
 	opts.Presence, opts.Terminal = mode, openTerminal(mode)
 	opts.BuiltInUV = o.uv == "builtin"
 	opts.Attestation, opts.Passkeys = ctap2.AttestationFormat(o.attestation), ctap2.PasskeyKind(o.passkeys)
