@@ -248,10 +248,10 @@ func u2fKey(ins byte, data []byte) [32]byte {
 	return sha256Sum(append([]byte{ins}, data...))
 }
 
-// ParseAPDU splits a command APDU in short or extended length encoding
+// parseAPDU splits a command APDU in short or extended length encoding
 // (ISO 7816-4) into its header and data; ok is false when the lengths do
 // not add up.
-func ParseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
+func parseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
 	if len(apdu) < 4 {
 		return 0, 0, 0, nil, false
 	}
@@ -283,7 +283,7 @@ func ParseAPDU(apdu []byte) (cla, ins, p1 byte, data []byte, ok bool) {
 // HandleMSG processes one CTAPHID_MSG message: a U2F/CTAP1 request APDU.
 // It returns the response APDU (data followed by the status word).
 func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
-	cla, ins, p1, data, ok := ParseAPDU(apdu)
+	cla, ins, p1, data, ok := parseAPDU(apdu)
 	if !ok {
 		return swWrongLength
 	}
