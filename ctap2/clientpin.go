@@ -351,8 +351,9 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 	if err := a.store.SetPINState(st); err != nil {
 		return fmt.Errorf("storing PIN: %w", err)
 	}
+	// st is a new PIN state without PersistentToken: CTAP 2.2, a PIN
+	// change invalidates the persistent token (persistent.go).
 	a.resetToken()
-	a.persistentToken = nil // CTAP 2.2: a PIN change invalidates it
 	a.opts.Logger.Info("PIN changed")
 	return nil
 }

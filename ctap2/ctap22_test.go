@@ -11,6 +11,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // mcExtensions decodes the extension outputs of a makeCredential's authData.
@@ -326,6 +327,57 @@ func TestPersistentToken(t *testing.T) {
 
 			wantStatus(t, k.c.ChangePIN(ctx, proto, "1234", "5678"), ctap2.StatusOK)
 			_, _, err = cm.Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+		})
+	}
+}
+
+// TestPersistentTokenRestart: the persistent token lives in the store
+// (CTAP 2.2: it lasts until a PIN change or reset, not until power-off),
+// so vkey restarted on the same file store still accepts it for
+// credential metadata; after changePIN, and after authenticatorReset, it
+// is refused with CTAP2_ERR_PIN_AUTH_INVALID.
+func TestPersistentTokenRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	master := make([]byte, 32)
+	var store *keystore.File
+	restart := func() *testKey {
+		if store != nil {
+			if err := store.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: master})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+		return newKey(t, func(o *ctap2.Options) { o.Store = s })
+	}
+	t.Cleanup(func() { store.Close() })
+	for _, after := range []string{"changePIN", "reset"} {
+		t.Run(after, func(t *testing.T) {
+			k := restart()
+			if after == "reset" {
+				wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK) // a fresh state
+			}
+			wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+			ptok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermPersistentCredMgmtRO, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k = restart()
+			if n, _, err := k.c.CredentialManagement(ptok, false).Metadata(ctx); err != nil || n != 0 {
+				t.Fatalf("metadata with the persistent token after a restart: %d, %v", n, err)
+			}
+			if after == "changePIN" {
+				wantStatus(t, k.c.ChangePIN(ctx, 2, "1234", "5678"), ctap2.StatusOK)
+			} else {
+				wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK)
+			}
+			k = restart()
+			_, _, err = k.c.CredentialManagement(ptok, false).Metadata(ctx)
 			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 		})
 	}

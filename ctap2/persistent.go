@@ -1,12 +1,17 @@
 package ctap2
 
+import "fmt"
+
 // The persistent pinUvAuthToken (CTAP 2.2, the pcmr permission and the
 // perCredMgmtRO getInfo option): a token asked for with the pcmr
 // permission alone, kept apart from the ordinary pinUvAuthToken, that a
 // platform may keep and use for read-only credential management
 // (getCredsMetadata, enumerateRPs, enumerateCredentials) without asking
-// for the PIN again. A power cycle keeps it; a PIN change or
-// authenticatorReset invalidates it. It never deletes or updates a
+// for the PIN again. A power cycle keeps it, and so does a restart of
+// vkey: it lives in the store's PIN state (keystore.PINState
+// PersistentToken, encrypted at rest like the rest of the store). A PIN
+// change writes a new PIN state without it and authenticatorReset wipes
+// the store, which are the two events that invalidate it. It never deletes or updates a
 // credential, and the preview command (0x41) does not take it.
 
 // PermPersistentCredMgmtRO is the pcmr permission (CTAP 2.2 section
@@ -17,22 +22,34 @@ const PermPersistentCredMgmtRO Permission = 0x40
 // one but not the ordinary token, and returns it encrypted for the
 // platform.
 func (a *Authenticator) issuePersistentToken(proto PINProtocol, shared []byte) (any, error) {
-	a.persistentToken = randomBytes(32)
-	enc, err := proto.Encrypt(shared, a.persistentToken)
+	st, err := a.store.PINState()
+	if err != nil {
+		return nil, fmt.Errorf("reading PIN state: %w", err)
+	}
+	st.PersistentToken = randomBytes(32)
+	enc, err := proto.Encrypt(shared, st.PersistentToken)
 	if err != nil {
 		return nil, err
+	}
+	if err := a.store.SetPINState(st); err != nil {
+		return nil, fmt.Errorf("storing the persistent token: %w", err)
 	}
 	return clientPINResponse{PinUvAuthToken: enc}, nil
 }
 
 // persistentTokenVerifies reports whether param authenticates message
-// with the persistent token.
+// with the persistent token; a store that cannot be read verifies
+// nothing (the request then goes on to the ordinary token's checks).
 func (a *Authenticator) persistentTokenVerifies(protocol *uint64, param, message []byte) bool {
-	if a.persistentToken == nil || protocol == nil || param == nil {
+	if protocol == nil || param == nil {
+		return false
+	}
+	st, err := a.store.PINState()
+	if err != nil || st.PersistentToken == nil {
 		return false
 	}
 	proto, ok := PINProtocolFor(*protocol)
-	return ok && proto.Verify(a.persistentToken, message, param)
+	return ok && proto.Verify(st.PersistentToken, message, param)
 }
 
 // readOnlyCredMgmt reports whether a credential management subcommand
