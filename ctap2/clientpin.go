@@ -147,7 +147,7 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 	if req.Protocol == nil {
 		return nil, ErrMissingParameter
 	}
-	proto, ok := PINProtocolFor(*req.Protocol)
+	proto, ok := a.pinProtocol(*req.Protocol)
 	if !ok {
 		return nil, ErrInvalidParameter
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -271,6 +272,88 @@ func TestProfile(t *testing.T) {
 	}
 	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false, -35)); err == nil {
 		t.Error("ES384, which the profile does not offer, was accepted")
+	}
+}
+
+// TestProfiles (issue 13): each further profile's getInfo has its key's
+// figures (sources in profile.go), vkey's credential IDs fit its
+// maxCredentialIdLength, a discoverable credential past its capacity is
+// CTAP2_ERR_KEY_STORE_FULL, an algorithm it lacks is
+// CTAP2_ERR_UNSUPPORTED_ALGORITHM and a PIN protocol it lacks is
+// CTAP1_ERR_INVALID_PARAMETER.
+func TestProfiles(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name                     string
+		versions, opts           []string
+		algs                     []int64
+		protocols                []uint64
+		msg, inList, idLen, full int
+		missingAlg               int64
+	}{
+		{name: "nitrokey3", versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
+			opts: []string{"clientPin", "credMgmt", "pinUvAuthToken", "plat", "rk", "up"}, algs: nil, protocols: []uint64{2, 1},
+			msg: 3072, inList: 10, idLen: 255, full: 10, missingAlg: -35},
+		{name: "feitian-epass-fido", versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"},
+			opts: []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}, algs: []int64{-7}, protocols: []uint64{1},
+			msg: 1024, inList: 6, idLen: 96, missingAlg: -8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, ok := ctap2.ProfileNamed(tc.name)
+			if !ok {
+				t.Fatalf("no %s profile", tc.name)
+			}
+			if p.Source == "" {
+				t.Error("the profile names no source")
+			}
+			k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+			info, err := k.c.GetInfo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var algs []int64
+			for _, a := range info.Algorithms {
+				algs = append(algs, a.Alg)
+			}
+			var opts []string
+			for name := range info.Options {
+				opts = append(opts, name)
+			}
+			slices.Sort(opts)
+			if !slices.Equal(info.Versions, tc.versions) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
+				!slices.Equal(algs, tc.algs) || !slices.Equal(opts, tc.opts) || !slices.Equal(info.PinUvAuthProtocols, tc.protocols) ||
+				info.MaxMsgSize != uint64(tc.msg) || info.MaxCredentialCountInList != uint64(tc.inList) || info.MaxCredentialIDLength != uint64(tc.idLen) ||
+				info.RemainingDiscoverableCredentials != nil || info.FirmwareVersion != 0 || !bytes.Equal(info.AAGUID, ctap2.DefaultAAGUID[:]) {
+				t.Errorf("getInfo %+v does not have the profile's shape", info)
+			}
+			att, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, _ := att.CredentialID(); len(id) > tc.idLen {
+				t.Errorf("a %d-byte credential ID, past the profile's maxCredentialIdLength %d", len(id), tc.idLen)
+			}
+			_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{201}, false, tc.missingAlg))
+			wantStatus(t, err, ctap2.ErrUnsupportedAlgorithm)
+			if tc.full > 0 {
+				for i := range tc.full {
+					if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+						t.Fatalf("discoverable credential %d: %v", i+1, err)
+					}
+				}
+				_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+				wantStatus(t, err, ctap2.ErrKeyStoreFull)
+			}
+			for _, proto := range []uint64{1, 2} {
+				err := k.c.SetPIN(ctx, proto, "1234")
+				switch {
+				case !slices.Contains(tc.protocols, proto):
+					wantStatus(t, err, ctap2.ErrInvalidParameter)
+				case err != nil && !errors.Is(err, ctap2.ErrNotAllowed):
+					t.Errorf("setPIN under protocol %d: %v", proto, err)
+				}
+			}
+		})
 	}
 }
 
