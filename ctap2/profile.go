@@ -94,7 +94,7 @@ var Profiles = []Profile{
 		// only, PIN protocol 1 only, no firmwareVersion and no
 		// remainingDiscoverableCredentials. Feitian publishes no number
 		// of discoverable credentials for it, so the profile sets none
-		// and vkey's store limit (--max-discoverable) applies.
+		// and vkey's store limit (vkey run --max-credentials) applies.
 		Source:     "https://github.com/bibi21000/PyCoffer/blob/main/docs/dev/adaptaters.rst (python-fido2 getInfo)",
 		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"},
 		Extensions: []string{"credProtect", "hmac-secret"},
