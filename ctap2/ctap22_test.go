@@ -3,6 +3,9 @@ package ctap2_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -463,5 +466,94 @@ func TestPersistentTokenRestart(t *testing.T) {
 			_, _, err = k.c.CredentialManagement(ptok, false).Metadata(ctx)
 			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 		})
+	}
+}
+
+// decryptEncIdentifier reads getInfo's encIdentifier as python-fido2's
+// Info.get_identifier does: HKDF-SHA-256 (32 zero bytes of salt, info
+// "encIdentifier", 16 bytes) of the persistent token, AES-128-CBC with the
+// first 16 bytes as IV.
+func decryptEncIdentifier(t *testing.T, token, enc []byte) []byte {
+	t.Helper()
+	if len(enc) != 32 {
+		t.Fatalf("encIdentifier of %d bytes, want 32 (IV and one block)", len(enc))
+	}
+	key, err := hkdf.Key(sha256.New, token, make([]byte, 32), "encIdentifier", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 16)
+	cipher.NewCBCDecrypter(block, enc[:16]).CryptBlocks(out, enc[16:])
+	return out
+}
+
+// TestEncIdentifier (CTAP 2.2 section 6.4, encIdentifier): absent until a
+// persistent token exists; then each getInfo carries a fresh encryption
+// (another IV) of one identifier, which survives a restart and a PIN
+// change (a new persistent token reads the same identifier) and is new
+// after authenticatorReset; a profile's key does not report it.
+func TestEncIdentifier(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var store *keystore.File
+	restart := func() *testKey {
+		if store != nil {
+			store.Close()
+		}
+		s, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+		return newKey(t, func(o *ctap2.Options) { o.Store = s })
+	}
+	t.Cleanup(func() { store.Close() })
+	identifier := func(k *testKey, pin string) []byte {
+		t.Helper()
+		tok, err := k.c.PINToken(ctx, 2, pin, ctap2.PermPersistentCredMgmtRO, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := k.c.GetInfo(ctx)
+		b, _ := k.c.GetInfo(ctx)
+		if bytes.Equal(a.EncIdentifier, b.EncIdentifier) {
+			t.Error("two getInfo answers carry the same encIdentifier bytes")
+		}
+		id := decryptEncIdentifier(t, tok.Value, a.EncIdentifier)
+		if !bytes.Equal(id, decryptEncIdentifier(t, tok.Value, b.EncIdentifier)) {
+			t.Error("two getInfo answers decrypt to different identifiers")
+		}
+		return id
+	}
+	k := restart()
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("encIdentifier without a persistent token")
+	}
+	first := identifier(k, "1234")
+	k = restart()
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier == nil {
+		t.Error("encIdentifier gone after a restart")
+	}
+	wantStatus(t, k.c.ChangePIN(ctx, 2, "1234", "5678"), ctap2.StatusOK)
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("encIdentifier after changePIN voided the persistent token")
+	}
+	if !bytes.Equal(identifier(k, "5678"), first) {
+		t.Error("the identifier changed with the PIN")
+	}
+	wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK)
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	if bytes.Equal(identifier(k, "1234"), first) {
+		t.Error("the identifier survived authenticatorReset")
+	}
+	p, _ := ctap2.ProfileNamed("yubikey5-fw5.4")
+	k = newKey(t, func(o *ctap2.Options) { o.Profile = p; o.Store = store })
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("a profile's getInfo reports encIdentifier")
 	}
 }

@@ -1,6 +1,15 @@
 package ctap2
 
-import "fmt"
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/vkey-dev/vkey/keystore"
+)
 
 // The persistent pinUvAuthToken (CTAP 2.2, the pcmr permission and the
 // perCredMgmtRO getInfo option): a token asked for with the pcmr
@@ -56,4 +65,37 @@ func (a *Authenticator) persistentTokenVerifies(protocol *uint64, param, message
 // only reads, so that the persistent token may authorize it.
 func readOnlyCredMgmt(sub uint64) bool {
 	return sub == CredMgmtGetCredsMetadata || sub == CredMgmtEnumerateRPsBegin || sub == CredMgmtEnumerateCredentialsBegin
+}
+
+// encIdentifier is getInfo's encIdentifier (CTAP 2.2 section 6.4, key
+// 0x19): the authenticator's 16-byte identifier, which only a holder of
+// the persistent token can read, as IV (16 random bytes) ||
+// AES-128-CBC(key, IV, identifier) with key = HKDF-SHA-256(salt = 32 zero
+// bytes, IKM = the persistent token, info = "encIdentifier", L = 16) -- the
+// construction python-fido2's Info.get_identifier decrypts and pico-fido
+// produces. It is absent while there is no persistent token (nothing to
+// derive the key from), and it is fresh on each getInfo (random IV) so an
+// observer without the token cannot link two answers. The identifier is
+// derived from the wrap key (like the enterprise attestation key, see
+// enterpriseIdentity), so it stays across restarts and PIN changes and is
+// new after authenticatorReset, which makes a new wrap key.
+func (a *Authenticator) encIdentifier(st keystore.PINState) ([]byte, error) {
+	if st.PersistentToken == nil {
+		return nil, nil
+	}
+	mac := hmac.New(sha256.New, a.wrapKey)
+	mac.Write([]byte("vkey encIdentifier"))
+	identifier := mac.Sum(nil)[:aes.BlockSize]
+	key, err := hkdf.Key(sha256.New, st.PersistentToken, make([]byte, 32), "encIdentifier", 16)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: deriving the encIdentifier key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("ctap2: encIdentifier cipher: %w", err)
+	}
+	out := make([]byte, 2*aes.BlockSize)
+	copy(out, randomBytes(aes.BlockSize))
+	cipher.NewCBCEncrypter(block, out[:aes.BlockSize]).CryptBlocks(out[aes.BlockSize:], identifier)
+	return out, nil
 }

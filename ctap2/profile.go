@@ -170,7 +170,7 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	if !p.RemainingInGetInfo {
 		info.RemainingDiscoverableCredentials = nil
 	}
-	info.AttestationFormats, info.MaxPINLength = nil, 0 // CTAP 2.2 fields
+	info.AttestationFormats, info.MaxPINLength, info.EncIdentifier = nil, 0, nil // CTAP 2.2 fields
 	if p.PINProtocols != nil {
 		info.PinUvAuthProtocols = p.PINProtocols
 	}
