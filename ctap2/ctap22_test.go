@@ -228,6 +228,24 @@ func TestThirdPartyPayment(t *testing.T) {
 	}
 }
 
+// shapeOf returns k's getInfo with its algorithms' COSE numbers and its
+// options' names, sorted.
+func shapeOf(t *testing.T, k *testKey) (info *ctap2.GetInfoResponse, algs []int64, opts []string) {
+	t.Helper()
+	info, err := k.c.GetInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range info.Algorithms {
+		algs = append(algs, a.Alg)
+	}
+	for name := range info.Options {
+		opts = append(opts, name)
+	}
+	slices.Sort(opts)
+	return info, algs, opts
+}
+
 // TestProfile (issue 13, `vkey run --profile yubikey5-fw5.4`): getInfo
 // has the profile's versions, extensions, options, algorithms and limits;
 // the 26th discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as on the
@@ -240,19 +258,7 @@ func TestProfile(t *testing.T) {
 		t.Fatal("no yubikey5-fw5.4 profile")
 	}
 	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
-	info, err := k.c.GetInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var algs []int64
-	for _, a := range info.Algorithms {
-		algs = append(algs, a.Alg)
-	}
-	var opts []string
-	for name := range info.Options {
-		opts = append(opts, name)
-	}
-	slices.Sort(opts)
+	info, algs, opts := shapeOf(t, k)
 	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 		!slices.Equal(algs, []int64{-7, -8}) || !slices.Equal(opts, []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}) ||
 		info.MaxMsgSize != 1200 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 128 ||
@@ -265,7 +271,7 @@ func TestProfile(t *testing.T) {
 			t.Fatalf("discoverable credential %d: %v", i+1, err)
 		}
 	}
-	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+	_, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
 	wantStatus(t, err, ctap2.ErrKeyStoreFull)
 	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{3}, true)); err != nil {
 		t.Errorf("replacing a stored credential at capacity: %v", err)
@@ -310,19 +316,7 @@ func TestProfiles(t *testing.T) {
 				t.Error("the profile names no source")
 			}
 			k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
-			info, err := k.c.GetInfo(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var algs []int64
-			for _, a := range info.Algorithms {
-				algs = append(algs, a.Alg)
-			}
-			var opts []string
-			for name := range info.Options {
-				opts = append(opts, name)
-			}
-			slices.Sort(opts)
+			info, algs, opts := shapeOf(t, k)
 			if !slices.Equal(info.Versions, tc.versions) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 				!slices.Equal(algs, tc.algs) || !slices.Equal(opts, tc.opts) || !slices.Equal(info.PinUvAuthProtocols, tc.protocols) ||
 				info.MaxMsgSize != uint64(tc.msg) || info.MaxCredentialCountInList != uint64(tc.inList) || info.MaxCredentialIDLength != uint64(tc.idLen) ||

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 )
 
 // TestE2EAlgorithmsAndAAGUIDFlags (issue 13): `vkey run --algorithms` and
@@ -111,6 +112,18 @@ func TestE2EAttestationCAFlag(t *testing.T) {
 	}
 }
 
+// makeRK makes a discoverable credential for user at example.com with an
+// exclude list of exclude unknown IDs of idLen bytes (to size the message).
+func makeRK(ctx context.Context, t *testing.T, c *client.Client, user byte, exclude, idLen int) error {
+	req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+		User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
+	for range exclude {
+		req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, idLen)})
+	}
+	_, err := c.MakeCredential(ctx, req)
+	return err
+}
+
 // TestE2EProfile (issue 13): `vkey run --profile yubikey5-fw5.4` shows
 // libfido2 the YubiKey's figures, keeps vkey's AAGUID, refuses the 26th
 // discoverable credential with CTAP2_ERR_KEY_STORE_FULL and a message
@@ -132,15 +145,7 @@ func TestE2EProfile(t *testing.T) {
 	}
 	c := dial(t, k.Where)
 	ctx := context.Background()
-	mc := func(user byte, exclude int) error {
-		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-			User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
-		for range exclude {
-			req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, 128)})
-		}
-		_, err := c.MakeCredential(ctx, req)
-		return err
-	}
+	mc := func(user byte, exclude int) error { return makeRK(ctx, t, c, user, exclude, 128) }
 	for i := range 25 {
 		if err := mc(byte(i), 0); err != nil {
 			t.Fatalf("credential %d: %v", i+1, err)
@@ -193,15 +198,7 @@ func TestE2EProfiles(t *testing.T) {
 				t.Errorf("fido2-token -I shows algorithms, which the Nitrokey 3 does not report:\n%s", info)
 			}
 			c := dial(t, k.Where)
-			mc := func(user byte, exclude int) error {
-				req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-					User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
-				for range exclude {
-					req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, 96)})
-				}
-				_, err := c.MakeCredential(ctx, req)
-				return err
-			}
+			mc := func(user byte, exclude int) error { return makeRK(ctx, t, c, user, exclude, 96) }
 			var st ctap2.Status
 			switch tc.name {
 			case "nitrokey3":
