@@ -160,9 +160,6 @@ type Authenticator struct {
 	enterprise attestationSigner
 	// keyCache holds recently loaded credential keys (see loadKey).
 	keyCache map[string]keystore.Key
-	// persistentToken is the pcmr token (persistent.go): not volatile,
-	// invalidated by a PIN change or reset.
-	persistentToken []byte
 	// u2f turns presence into U2F's polling model.
 	u2f u2fPresence
 	// events waits for the end of a command to reach opts.Observer.

@@ -147,7 +147,7 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 	if req.Protocol == nil {
 		return nil, ErrMissingParameter
 	}
-	proto, ok := PINProtocolFor(*req.Protocol)
+	proto, ok := a.pinProtocol(*req.Protocol)
 	if !ok {
 		return nil, ErrInvalidParameter
 	}
@@ -352,8 +352,9 @@ func (a *Authenticator) changePIN(proto PINProtocol, req *clientPINRequest) erro
 	if err := a.store.SetPINState(st); err != nil {
 		return fmt.Errorf("storing PIN: %w", err)
 	}
+	// st is a new PIN state without PersistentToken: CTAP 2.2, a PIN
+	// change invalidates the persistent token (persistent.go).
 	a.resetToken()
-	a.persistentToken = nil // CTAP 2.2: a PIN change invalidates it
 	a.emit(PINChanged{})
 	return nil
 }

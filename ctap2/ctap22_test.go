@@ -3,7 +3,11 @@ package ctap2_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +15,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // mcExtensions decodes the extension outputs of a makeCredential's authData.
@@ -223,6 +228,24 @@ func TestThirdPartyPayment(t *testing.T) {
 	}
 }
 
+// shapeOf returns k's getInfo with its algorithms' COSE numbers and its
+// options' names, sorted.
+func shapeOf(t *testing.T, k *testKey) (info *ctap2.GetInfoResponse, algs []int64, opts []string) {
+	t.Helper()
+	info, err := k.c.GetInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range info.Algorithms {
+		algs = append(algs, a.Alg)
+	}
+	for name := range info.Options {
+		opts = append(opts, name)
+	}
+	slices.Sort(opts)
+	return info, algs, opts
+}
+
 // TestProfile (issue 13, `vkey run --profile yubikey5-fw5.4`): getInfo
 // has the profile's versions, extensions, options, algorithms and limits;
 // the 26th discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as on the
@@ -235,19 +258,7 @@ func TestProfile(t *testing.T) {
 		t.Fatal("no yubikey5-fw5.4 profile")
 	}
 	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
-	info, err := k.c.GetInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var algs []int64
-	for _, a := range info.Algorithms {
-		algs = append(algs, a.Alg)
-	}
-	var opts []string
-	for name := range info.Options {
-		opts = append(opts, name)
-	}
-	slices.Sort(opts)
+	info, algs, opts := shapeOf(t, k)
 	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 		!slices.Equal(algs, []int64{-7, -8}) || !slices.Equal(opts, []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}) ||
 		info.MaxMsgSize != 1200 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 128 ||
@@ -260,7 +271,7 @@ func TestProfile(t *testing.T) {
 			t.Fatalf("discoverable credential %d: %v", i+1, err)
 		}
 	}
-	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+	_, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
 	wantStatus(t, err, ctap2.ErrKeyStoreFull)
 	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{3}, true)); err != nil {
 		t.Errorf("replacing a stored credential at capacity: %v", err)
@@ -270,6 +281,76 @@ func TestProfile(t *testing.T) {
 	}
 	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, false, -35)); err == nil {
 		t.Error("ES384, which the profile does not offer, was accepted")
+	}
+}
+
+// TestProfiles (issue 13): each further profile's getInfo has its key's
+// figures (sources in profile.go), vkey's credential IDs fit its
+// maxCredentialIdLength, a discoverable credential past its capacity is
+// CTAP2_ERR_KEY_STORE_FULL, an algorithm it lacks is
+// CTAP2_ERR_UNSUPPORTED_ALGORITHM and a PIN protocol it lacks is
+// CTAP1_ERR_INVALID_PARAMETER.
+func TestProfiles(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name                     string
+		versions, opts           []string
+		algs                     []int64
+		protocols                []uint64
+		msg, inList, idLen, full int
+		missingAlg               int64
+	}{
+		{name: "nitrokey3", versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
+			opts: []string{"clientPin", "credMgmt", "pinUvAuthToken", "plat", "rk", "up"}, algs: nil, protocols: []uint64{2, 1},
+			msg: 3072, inList: 10, idLen: 255, full: 10, missingAlg: -35},
+		{name: "feitian-epass-fido", versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"},
+			opts: []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}, algs: []int64{-7}, protocols: []uint64{1},
+			msg: 1024, inList: 6, idLen: 96, missingAlg: -8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, ok := ctap2.ProfileNamed(tc.name)
+			if !ok {
+				t.Fatalf("no %s profile", tc.name)
+			}
+			if p.Source == "" {
+				t.Error("the profile names no source")
+			}
+			k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+			info, algs, opts := shapeOf(t, k)
+			if !slices.Equal(info.Versions, tc.versions) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
+				!slices.Equal(algs, tc.algs) || !slices.Equal(opts, tc.opts) || !slices.Equal(info.PinUvAuthProtocols, tc.protocols) ||
+				info.MaxMsgSize != uint64(tc.msg) || info.MaxCredentialCountInList != uint64(tc.inList) || info.MaxCredentialIDLength != uint64(tc.idLen) ||
+				info.RemainingDiscoverableCredentials != nil || info.FirmwareVersion != 0 || !bytes.Equal(info.AAGUID, ctap2.DefaultAAGUID[:]) {
+				t.Errorf("getInfo %+v does not have the profile's shape", info)
+			}
+			att, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, _ := att.CredentialID(); len(id) > tc.idLen {
+				t.Errorf("a %d-byte credential ID, past the profile's maxCredentialIdLength %d", len(id), tc.idLen)
+			}
+			_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{201}, false, tc.missingAlg))
+			wantStatus(t, err, ctap2.ErrUnsupportedAlgorithm)
+			if tc.full > 0 {
+				for i := range tc.full {
+					if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+						t.Fatalf("discoverable credential %d: %v", i+1, err)
+					}
+				}
+				_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+				wantStatus(t, err, ctap2.ErrKeyStoreFull)
+			}
+			for _, proto := range []uint64{1, 2} {
+				err := k.c.SetPIN(ctx, proto, "1234")
+				switch {
+				case !slices.Contains(tc.protocols, proto):
+					wantStatus(t, err, ctap2.ErrInvalidParameter)
+				case err != nil && !errors.Is(err, ctap2.ErrNotAllowed):
+					t.Errorf("setPIN under protocol %d: %v", proto, err)
+				}
+			}
+		})
 	}
 }
 
@@ -328,5 +409,145 @@ func TestPersistentToken(t *testing.T) {
 			_, _, err = cm.Metadata(ctx)
 			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 		})
+	}
+}
+
+// TestPersistentTokenRestart: the persistent token lives in the store
+// (CTAP 2.2: it lasts until a PIN change or reset, not until power-off),
+// so vkey restarted on the same file store still accepts it for
+// credential metadata; after changePIN, and after authenticatorReset, it
+// is refused with CTAP2_ERR_PIN_AUTH_INVALID.
+func TestPersistentTokenRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	master := make([]byte, 32)
+	var store *keystore.File
+	restart := func() *testKey {
+		if store != nil {
+			if err := store.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: master})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+		return newKey(t, func(o *ctap2.Options) { o.Store = s })
+	}
+	t.Cleanup(func() { store.Close() })
+	for _, after := range []string{"changePIN", "reset"} {
+		t.Run(after, func(t *testing.T) {
+			k := restart()
+			if after == "reset" {
+				wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK) // a fresh state
+			}
+			wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+			ptok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermPersistentCredMgmtRO, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k = restart()
+			if n, _, err := k.c.CredentialManagement(ptok, false).Metadata(ctx); err != nil || n != 0 {
+				t.Fatalf("metadata with the persistent token after a restart: %d, %v", n, err)
+			}
+			if after == "changePIN" {
+				wantStatus(t, k.c.ChangePIN(ctx, 2, "1234", "5678"), ctap2.StatusOK)
+			} else {
+				wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK)
+			}
+			k = restart()
+			_, _, err = k.c.CredentialManagement(ptok, false).Metadata(ctx)
+			wantStatus(t, err, ctap2.ErrPINAuthInvalid)
+		})
+	}
+}
+
+// decryptEncIdentifier reads getInfo's encIdentifier as python-fido2's
+// Info.get_identifier does: HKDF-SHA-256 (32 zero bytes of salt, info
+// "encIdentifier", 16 bytes) of the persistent token, AES-128-CBC with the
+// first 16 bytes as IV.
+func decryptEncIdentifier(t *testing.T, token, enc []byte) []byte {
+	t.Helper()
+	if len(enc) != 32 {
+		t.Fatalf("encIdentifier of %d bytes, want 32 (IV and one block)", len(enc))
+	}
+	key, err := hkdf.Key(sha256.New, token, make([]byte, 32), "encIdentifier", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 16)
+	cipher.NewCBCDecrypter(block, enc[:16]).CryptBlocks(out, enc[16:])
+	return out
+}
+
+// TestEncIdentifier (CTAP 2.2 section 6.4, encIdentifier): absent until a
+// persistent token exists; then each getInfo carries a fresh encryption
+// (another IV) of one identifier, which survives a restart and a PIN
+// change (a new persistent token reads the same identifier) and is new
+// after authenticatorReset; a profile's key does not report it.
+func TestEncIdentifier(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var store *keystore.File
+	restart := func() *testKey {
+		if store != nil {
+			store.Close()
+		}
+		s, err := keystore.OpenFile(dir, keystore.FileOptions{MasterKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+		return newKey(t, func(o *ctap2.Options) { o.Store = s })
+	}
+	t.Cleanup(func() { store.Close() })
+	identifier := func(k *testKey, pin string) []byte {
+		t.Helper()
+		tok, err := k.c.PINToken(ctx, 2, pin, ctap2.PermPersistentCredMgmtRO, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := k.c.GetInfo(ctx)
+		b, _ := k.c.GetInfo(ctx)
+		if bytes.Equal(a.EncIdentifier, b.EncIdentifier) {
+			t.Error("two getInfo answers carry the same encIdentifier bytes")
+		}
+		id := decryptEncIdentifier(t, tok.Value, a.EncIdentifier)
+		if !bytes.Equal(id, decryptEncIdentifier(t, tok.Value, b.EncIdentifier)) {
+			t.Error("two getInfo answers decrypt to different identifiers")
+		}
+		return id
+	}
+	k := restart()
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("encIdentifier without a persistent token")
+	}
+	first := identifier(k, "1234")
+	k = restart()
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier == nil {
+		t.Error("encIdentifier gone after a restart")
+	}
+	wantStatus(t, k.c.ChangePIN(ctx, 2, "1234", "5678"), ctap2.StatusOK)
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("encIdentifier after changePIN voided the persistent token")
+	}
+	if !bytes.Equal(identifier(k, "5678"), first) {
+		t.Error("the identifier changed with the PIN")
+	}
+	wantStatus(t, k.c.Reset(ctx), ctap2.StatusOK)
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	if bytes.Equal(identifier(k, "1234"), first) {
+		t.Error("the identifier survived authenticatorReset")
+	}
+	p, _ := ctap2.ProfileNamed("yubikey5-fw5.4")
+	k = newKey(t, func(o *ctap2.Options) { o.Profile = p; o.Store = store })
+	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
+		t.Error("a profile's getInfo reports encIdentifier")
 	}
 }

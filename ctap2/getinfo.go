@@ -96,10 +96,10 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		// FIDO_2_1_PRE: the preview credential management command (0x41)
 		// accepts getPinToken tokens, as keys listing it do.
 		// No FIDO_2_2 (issue 13): of CTAP 2.2 this key has hmac-secret-mc,
-		// thirdPartyPayment, the persistent token, attestationFormats(+
-		// Preference) and maxPINLength, but not encIdentifier and
-		// encCredStoreState, which go with perCredMgmtRO, nor the CTAP 2.2
-		// reset and PIN-complexity fields; a 2.2 platform reading FIDO_2_2
+		// thirdPartyPayment, the persistent token with encIdentifier,
+		// attestationFormats(+Preference) and maxPINLength, but not
+		// encCredStoreState (CTAP 2.3's key 0x1E) nor the CTAP 2.2 reset
+		// and PIN-complexity fields; a 2.2 platform reading FIDO_2_2
 		// would assume them. Each 2.2 feature is advertised on its own.
 		Versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
 		// hmac-secret-mc: CTAP 2.2 section 12.7; a CTAP 2.1 platform
@@ -139,6 +139,9 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 		RemainingDiscoverableCredentials: &remaining,
 		AttestationFormats:               a.attestationFormats(),
 		MaxPINLength:                     maxPINBytes, // 63 bytes: 63 code points of ASCII
+	}
+	if info.EncIdentifier, err = a.encIdentifier(st); err != nil {
+		return nil, err
 	}
 	if a.opts.UserVerifier != nil {
 		// A built-in UV method, configured, that also gives tokens.

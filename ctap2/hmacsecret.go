@@ -33,7 +33,7 @@ func (a *Authenticator) parseHMACSecretInput(raw cbor.RawMessage) (*hmacSecretRe
 	if in.Protocol != nil {
 		version = *in.Protocol
 	}
-	proto, ok := PINProtocolFor(version)
+	proto, ok := a.pinProtocol(version)
 	if !ok {
 		return nil, ErrInvalidParameter
 	}

@@ -36,6 +36,13 @@ type Profile struct {
 	RemainingInGetInfo bool
 	// FirmwareVersion is getInfo's firmwareVersion (0 for none).
 	FirmwareVersion uint64
+	// PINProtocols are getInfo's pinUvAuthProtocols (nil: vkey's 2, 1).
+	// clientPIN and hmac-secret refuse another protocol with
+	// CTAP1_ERR_INVALID_PARAMETER (CTAP 2.1 section 6.5.5).
+	PINProtocols []uint64
+	// OmitAlgorithms leaves algorithms (0x0A) out of getInfo, for a key
+	// that does not report them; Algorithms still choose what it makes.
+	OmitAlgorithms bool
 }
 
 // Profiles are the keys `vkey run --profile` can stand in for.
@@ -55,6 +62,47 @@ var Profiles = []Profile{
 		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA},
 		MaxMsgSize: 1200, MaxCredentialCountInList: 8, MaxCredentialIDLength: 128,
 		Discoverable: 25, FirmwareVersion: 0x50403,
+	},
+	{
+		Name:        "nitrokey3",
+		Description: "Nitrokey 3 (NK3), firmware 1.7-1.8 (CTAP 2.1)",
+		// getInfo as `nitropy fido2 get-info` printed it in
+		// Nitrokey/pynitrokey pull request 545 (May 2024): no algorithms
+		// field, largeBlobs false (vkey cannot report largeBlobs false
+		// while it keeps large blobs, so the option is left out, which
+		// means the same to a platform: no large blobs; CTAP 2.1
+		// section 6.4). Credentials are ES256 or EdDSA (fido-authenticator's
+		// SigningAlgorithm: P256, Ed25519). 10 discoverable credentials up
+		// to firmware 1.8.1: Nitrokey/nitrokey-3-firmware pull request 602
+		// (the table's v1.8.1 row) and Nitrokey/nitrokey-documentation
+		// pull request 399; a full store answers CTAP2_ERR_KEY_STORE_FULL
+		// (fido-authenticator src/ctap2.rs, makeCredential step 12).
+		Source:     "https://github.com/Nitrokey/pynitrokey/pull/545 (get-info); https://github.com/Nitrokey/fido-authenticator src/ctap2.rs (algorithms, KEY_STORE_FULL); 10 discoverable: https://github.com/Nitrokey/nitrokey-3-firmware/pull/602, https://github.com/Nitrokey/nitrokey-documentation/pull/399",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"},
+		Extensions: []string{"credProtect", "hmac-secret"},
+		Transports: []string{"nfc", "usb"},
+		Options:    []string{"rk", "up", "plat", "credMgmt", "clientPin", "pinUvAuthToken"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA},
+		MaxMsgSize: 3072, MaxCredentialCountInList: 10, MaxCredentialIDLength: 255,
+		Discoverable: 10, OmitAlgorithms: true,
+	},
+	{
+		Name:        "feitian-epass-fido",
+		Description: "Feitian ePass FIDO-NFC (096e:0853, CTAP 2.0 with the 2.1 preview)",
+		// getInfo as python-fido2 printed it in bibi21000/PyCoffer
+		// docs/dev/adaptaters.rst ("FS ePass FIDO (096e:0853)"): ES256
+		// only, PIN protocol 1 only, no firmwareVersion and no
+		// remainingDiscoverableCredentials. Feitian publishes no number
+		// of discoverable credentials for it, so the profile sets none
+		// and vkey's store limit (vkey run --max-credentials) applies.
+		Source:     "https://github.com/bibi21000/PyCoffer/blob/main/docs/dev/adaptaters.rst (python-fido2 getInfo)",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"},
+		Extensions: []string{"credProtect", "hmac-secret"},
+		Transports: []string{"nfc", "usb"},
+		Options:    []string{"rk", "up", "plat", "clientPin", "credentialMgmtPreview"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256},
+		MaxMsgSize: 1024, MaxCredentialCountInList: 6, MaxCredentialIDLength: 96,
+		PINProtocols: []uint64{1},
 	},
 }
 
@@ -122,7 +170,23 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	if !p.RemainingInGetInfo {
 		info.RemainingDiscoverableCredentials = nil
 	}
-	info.AttestationFormats, info.MaxPINLength = nil, 0 // CTAP 2.2 fields
+	info.AttestationFormats, info.MaxPINLength, info.EncIdentifier = nil, 0, nil // CTAP 2.2 fields
+	if p.PINProtocols != nil {
+		info.PinUvAuthProtocols = p.PINProtocols
+	}
+	if p.OmitAlgorithms {
+		info.Algorithms = nil
+	}
+}
+
+// pinProtocol is PINProtocolFor limited to the profile's
+// pinUvAuthProtocols: a key that has only protocol 1 answers a request
+// for protocol 2 as for any protocol it lacks.
+func (a *Authenticator) pinProtocol(v uint64) (PINProtocol, bool) {
+	if p := a.opts.Profile; p != nil && p.PINProtocols != nil && !slices.Contains(p.PINProtocols, v) {
+		return nil, false
+	}
+	return PINProtocolFor(v)
 }
 
 // remainingDiscoverable is how many more discoverable credentials fit:

@@ -18,13 +18,14 @@ func (a *Authenticator) reset(ctx context.Context, params []byte) (any, error) {
 	if err := a.requestPresence(ctx, PresenceRequest{Command: "reset"}); err != nil {
 		return nil, err
 	}
+	// Reset wipes the PIN state and with it the persistent token
+	// (persistent.go).
 	if err := a.store.Reset(); err != nil {
 		return nil, fmt.Errorf("resetting store: %w", err)
 	}
 	if err := a.ensureIdentity(); err != nil {
 		return nil, err
 	}
-	a.persistentToken = nil
 	powerUp := a.powerUp
 	a.powerCycleLocked()
 	a.powerUp = powerUp

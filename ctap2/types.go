@@ -134,5 +134,8 @@ type GetInfoResponse struct {
 	// AttestationFormats and MaxPINLength are CTAP 2.2 fields (section
 	// 6.4, keys 0x16 and 0x1D); CTAP 2.1 platforms ignore unknown keys.
 	AttestationFormats []string `cbor:"22,keyasint,omitempty"`
-	MaxPINLength       uint64   `cbor:"29,keyasint,omitempty"`
+	// EncIdentifier is CTAP 2.2's encIdentifier (section 6.4, key 0x19),
+	// present while a persistent pinUvAuthToken exists (persistent.go).
+	EncIdentifier []byte `cbor:"25,keyasint,omitempty"`
+	MaxPINLength  uint64 `cbor:"29,keyasint,omitempty"`
 }

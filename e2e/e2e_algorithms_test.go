@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 )
 
 // TestE2EAlgorithmsAndAAGUIDFlags (issue 13): `vkey run --algorithms` and
@@ -90,6 +91,18 @@ func TestE2EAttestationCAFlag(t *testing.T) {
 	}
 }
 
+// makeRK makes a discoverable credential for user at example.com with an
+// exclude list of exclude unknown IDs of idLen bytes (to size the message).
+func makeRK(ctx context.Context, t *testing.T, c *client.Client, user byte, exclude, idLen int) error {
+	req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
+		User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
+	for range exclude {
+		req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, idLen)})
+	}
+	_, err := c.MakeCredential(ctx, req)
+	return err
+}
+
 // TestE2EProfile (issue 13): `vkey run --profile yubikey5-fw5.4` shows
 // libfido2 the YubiKey's figures, keeps vkey's AAGUID, refuses the 26th
 // discoverable credential with CTAP2_ERR_KEY_STORE_FULL and a message
@@ -111,15 +124,7 @@ func TestE2EProfile(t *testing.T) {
 	}
 	c := dial(t, k.Where)
 	ctx := context.Background()
-	mc := func(user byte, exclude int) error {
-		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-			User: &ctap2.UserEntity{ID: []byte{user}, Name: "u"}, PubKeyCredParams: esParams(t), Options: map[string]bool{"rk": true}}
-		for range exclude {
-			req.ExcludeList = append(req.ExcludeList, ctap2.CredentialDescriptor{Type: "public-key", ID: make([]byte, 128)})
-		}
-		_, err := c.MakeCredential(ctx, req)
-		return err
-	}
+	mc := func(user byte, exclude int) error { return makeRK(ctx, t, c, user, exclude, 128) }
 	for i := range 25 {
 		if err := mc(byte(i), 0); err != nil {
 			t.Fatalf("credential %d: %v", i+1, err)
@@ -134,5 +139,70 @@ func TestE2EProfile(t *testing.T) {
 	}
 	if err := mc(1, 9); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
 		t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
+	}
+}
+
+// TestE2EProfiles (issue 13): libfido2's `fido2-token -I` shows each
+// further profile's figures (sources in ctap2/profile.go), and a request
+// past a limit gets the status that key returns: the Nitrokey 3's 11th
+// discoverable credential is CTAP2_ERR_KEY_STORE_FULL; the Feitian ePass
+// answers a message past its 1024-byte maxMsgSize with CTAPHID's
+// ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER.
+func TestE2EProfiles(t *testing.T) {
+	needTool(t, "fido2-token")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"nitrokey3", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1\n", "extension strings: credProtect, hmac-secret\n",
+			"transport strings: nfc, usb\n", "maxmsgsiz: 3072\n", "maxcredcntlst: 10\n", "maxcredlen: 255\n", "pin protocols: 2, 1\n",
+			"aaguid: 766b65792d7669727475616c2d6b6579\n"}},
+		{"feitian-epass-fido", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
+			"algorithms: es256 (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
+			"maxmsgsiz: 1024\n", "maxcredcntlst: 6\n", "maxcredlen: 96\n", "pin protocols: 1\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--profile", tc.name)
+			info, err := tool(t, "", "fido2-token", "-I", k.Where)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(info, want) {
+					t.Errorf("fido2-token -I lacks %q:\n%s", want, info)
+				}
+			}
+			if tc.name == "nitrokey3" && strings.Contains(info, "algorithms:") {
+				t.Errorf("fido2-token -I shows algorithms, which the Nitrokey 3 does not report:\n%s", info)
+			}
+			c := dial(t, k.Where)
+			mc := func(user byte, exclude int) error { return makeRK(ctx, t, c, user, exclude, 96) }
+			var st ctap2.Status
+			switch tc.name {
+			case "nitrokey3":
+				for i := range 10 {
+					if err := mc(byte(i), 0); err != nil {
+						t.Fatalf("credential %d: %v", i+1, err)
+					}
+				}
+				if err := mc(99, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+					t.Errorf("11th discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
+				}
+			case "feitian-epass-fido":
+				if err := mc(1, 6); err != nil {
+					t.Errorf("an exclude list within maxMsgSize: %v", err)
+				}
+				if err := mc(1, 12); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+					t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
+				}
+				if err := c.SetPIN(ctx, 2, "1234"); !errors.As(err, &st) || st != ctap2.ErrInvalidParameter {
+					t.Errorf("setPIN under PIN protocol 2: %v, want CTAP1_ERR_INVALID_PARAMETER", err)
+				}
+				if err := c.SetPIN(ctx, 1, "1234"); err != nil {
+					t.Errorf("setPIN under PIN protocol 1: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -152,6 +152,11 @@ type PINState struct {
 	Retries int `cbor:"3,keyasint"`
 	// ForceChange is forcePINChange (set by authenticatorConfig).
 	ForceChange bool `cbor:"4,keyasint,omitempty"`
+	// PersistentToken is the persistent pinUvAuthToken (CTAP 2.2, the
+	// pcmr permission): it outlives a power cycle and is void after a PIN
+	// change or authenticatorReset. nil when none was issued (and in a
+	// state written before it existed).
+	PersistentToken []byte `cbor:"5,keyasint,omitempty"`
 }
 
 // Config is the persistent authenticatorConfig state (CTAP 2.1 section 6.11).

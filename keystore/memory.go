@@ -355,6 +355,7 @@ func (m *Memory) PINState() (PINState, error) {
 	defer m.mu.RUnlock()
 	s := m.pin
 	s.Hash = bytes.Clone(s.Hash)
+	s.PersistentToken = bytes.Clone(s.PersistentToken)
 	return s, nil
 }
 
@@ -364,6 +365,7 @@ func (m *Memory) SetPINState(s PINState) error {
 	defer m.mu.Unlock()
 	m.pin = s
 	m.pin.Hash = bytes.Clone(s.Hash)
+	m.pin.PersistentToken = bytes.Clone(s.PersistentToken)
 	return nil
 }
 

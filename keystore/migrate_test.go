@@ -87,7 +87,7 @@ func TestMigrateLegacyState(t *testing.T) {
 		}
 		pin, err := f.PINState()
 		must(t, err)
-		if pin.Retries != 6 || pin.CodePoints != 4 || string(pin.Hash) != "0123456789abcdef" {
+		if pin.Retries != 6 || pin.CodePoints != 4 || string(pin.Hash) != "0123456789abcdef" || pin.PersistentToken != nil {
 			t.Fatalf("pin %+v", pin)
 		}
 		cfg, err := f.Config()

@@ -188,13 +188,13 @@ func testDeepCopies(t *testing.T, newStore Factory) {
 		t.Fatal("Identity shares memory")
 	}
 
-	pin := keystore.PINState{Hash: []byte("0123456789abcdef"), Retries: 8}
+	pin := keystore.PINState{Hash: []byte("0123456789abcdef"), Retries: 8, PersistentToken: []byte("persistent-token")}
 	must(t, s.SetPINState(pin))
-	pin.Hash[0] = 'X'
+	pin.Hash[0], pin.PersistentToken[0] = 'X', 'X'
 	gp, err := s.PINState()
 	must(t, err)
-	gp.Hash[1] = 'X'
-	if gp2, _ := s.PINState(); string(gp2.Hash) != "0123456789abcdef" {
+	gp.Hash[1], gp.PersistentToken[1] = 'X', 'X'
+	if gp2, _ := s.PINState(); string(gp2.Hash) != "0123456789abcdef" || string(gp2.PersistentToken) != "persistent-token" {
 		t.Fatal("PINState shares memory")
 	}
 
@@ -435,7 +435,7 @@ func testPINConfigLargeBlob(t *testing.T, newStore Factory) {
 	if pin.Retries != keystore.DefaultPINRetries || pin.Hash != nil {
 		t.Fatalf("new PIN state %+v", pin)
 	}
-	want := keystore.PINState{Hash: []byte("0123456789abcdef"), CodePoints: 4, Retries: 3, ForceChange: true}
+	want := keystore.PINState{Hash: []byte("0123456789abcdef"), CodePoints: 4, Retries: 3, ForceChange: true, PersistentToken: bytes.Repeat([]byte{9}, 32)}
 	must(t, s.SetPINState(want))
 	if got, _ := s.PINState(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("PIN %+v, want %+v", got, want)
@@ -471,7 +471,7 @@ func testReset(t *testing.T, newStore Factory) {
 	must(t, s.PutCredential(Cred("nd", "a.example", "v", false, 2)))
 	must(t, s.DeleteCredential([]byte("nd")))
 	must1[uint32](t)(s.NextSignCount([]byte("unstored")))
-	must(t, s.SetPINState(keystore.PINState{Hash: []byte("0123456789abcdef"), Retries: 2}))
+	must(t, s.SetPINState(keystore.PINState{Hash: []byte("0123456789abcdef"), Retries: 2, PersistentToken: []byte("t")}))
 	must(t, s.SetConfig(keystore.Config{AlwaysUV: true}))
 	must(t, s.SetLargeBlobArray([]byte("x")))
 	must(t, s.Reset())
@@ -484,7 +484,7 @@ func testReset(t *testing.T, newStore Factory) {
 	if n, _ := s.DiscoverableCount(); n != 0 {
 		t.Fatalf("DiscoverableCount %d after Reset", n)
 	}
-	if p, _ := s.PINState(); p.Hash != nil || p.Retries != keystore.DefaultPINRetries {
+	if p, _ := s.PINState(); p.Hash != nil || p.Retries != keystore.DefaultPINRetries || p.PersistentToken != nil {
 		t.Fatalf("PIN %+v after Reset", p)
 	}
 	if c, _ := s.Config(); c.AlwaysUV {
