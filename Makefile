@@ -52,7 +52,7 @@ unit:
 
 ## race: the packages that run goroutines of their own, under the race detector.
 race:
-	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./internal/presence ./internal/procout
+	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./presence ./internal/procout .
 
 ## libfido2: go-libfido2 (cgo, libfido2-dev) drives a running vkey as an independent client.
 libfido2:
