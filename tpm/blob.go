@@ -101,28 +101,49 @@ func unmarshalPublic(pubArea []byte) (pub *tpm2.TPMTPublic, err error) {
 	return pub, nil
 }
 
-// signingKeyPrefix is the encoding of credentialKeyTemplate up to its unique
-// field: a public area the TPM made from that template starts with exactly
-// these bytes (TPM2_Create copies the template and fills in unique).
-var signingKeyPrefix = func() []byte {
-	b := tpm2.Marshal(credentialKeyTemplate())
-	return b[:len(b)-2*(2+32)]
-}()
+// templatePrefix is the encoding of template t up to its unique field
+// (two coordinates of size bytes): a public area the TPM made from t starts
+// with exactly these bytes (TPM2_Create copies the template and fills in
+// unique).
+func templatePrefix(t tpm2.TPMTPublic, size int) []byte {
+	b := tpm2.Marshal(t)
+	return b[:len(b)-2*(2+size)]
+}
 
-// signingKeyPrefixP384 is signingKeyPrefix of the ES384 (P-384) template.
-var signingKeyPrefixP384 = func() []byte {
-	b := tpm2.Marshal(credentialKeyTemplateFor(keystore.AlgES384))
-	return b[:len(b)-2*(2+48)]
-}()
+// signingKeyPrefixes are the templatePrefix of the ES256 (P-256)
+// credential key templates Load accepts: the current one (TPM_ALG_NULL
+// scheme) and the one of keys made before it (ECDSA-SHA256 scheme).
+var signingKeyPrefixes = [][]byte{
+	templatePrefix(credentialKeyTemplate(), 32),
+	templatePrefix(legacyCredentialKeyTemplate(), 32),
+}
+
+// signingKeyPrefixesP384 are signingKeyPrefixes of the ES384 (P-384)
+// templates.
+var signingKeyPrefixesP384 = [][]byte{
+	templatePrefix(credentialKeyTemplateFor(keystore.AlgES384), 48),
+	templatePrefix(legacyCredentialKeyTemplateP384(), 48),
+}
+
+// matchPrefix returns what follows the first of prefixes that b starts
+// with, and whether one did.
+func matchPrefix(b []byte, prefixes [][]byte) ([]byte, bool) {
+	for _, p := range prefixes {
+		if bytes.HasPrefix(b, p) {
+			return b[len(p):], true
+		}
+	}
+	return nil, false
+}
 
 // signingKeyPublicAlg is signingKeyPublic for either template (ES256 on
 // P-256, ES384 on P-384); it also says which.
 func signingKeyPublicAlg(pubArea []byte) (*ecdsa.PublicKey, keystore.Algorithm, error) {
-	if !bytes.HasPrefix(pubArea, signingKeyPrefixP384) {
+	rest, ok := matchPrefix(pubArea, signingKeyPrefixesP384)
+	if !ok {
 		pub, err := signingKeyPublic(pubArea)
 		return pub, keystore.AlgES256, err
 	}
-	rest := pubArea[len(signingKeyPrefixP384):]
 	var xy [2][]byte
 	for i := range xy {
 		if len(rest) < 2 {
@@ -149,14 +170,15 @@ func signingKeyPublicAlg(pubArea []byte) (*ecdsa.PublicKey, keystore.Algorithm, 
 }
 
 // signingKeyPublic checks that pubArea is a non-exportable ECC P-256 signing
-// key as Generate makes them (the exact template: fixedTPM, fixedParent,
-// sensitiveDataOrigin, sign, ECDSA-SHA256) and returns its public key. It
-// compares bytes instead of decoding the structure, which keeps Load cheap.
+// key as Generate makes them (one of the exact templates: fixedTPM,
+// fixedParent, sensitiveDataOrigin, sign; NULL or ECDSA-SHA256 scheme) and
+// returns its public key. It compares bytes instead of decoding the
+// structure, which keeps Load cheap.
 func signingKeyPublic(pubArea []byte) (*ecdsa.PublicKey, error) {
-	if !bytes.HasPrefix(pubArea, signingKeyPrefix) {
+	rest, ok := matchPrefix(pubArea, signingKeyPrefixes)
+	if !ok {
 		return nil, fmt.Errorf("%w: public area is not that of a vkey credential key", ErrBadBlob)
 	}
-	rest := pubArea[len(signingKeyPrefix):]
 	var xy [2][]byte
 	for i := range xy {
 		if len(rest) < 2 {

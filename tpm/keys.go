@@ -27,19 +27,36 @@ var sigSchemeECDSA = tpm2.TPMTSigScheme{
 	Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA256}),
 }
 
-// eccP256Unique is an all-zero P-256 point, the unique field of templates.
-func eccP256Unique() tpm2.TPMUPublicID {
-	return tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-	})
-}
+// nullECCScheme is TPM_ALG_NULL as a TPMT_ECC_SCHEME: a key that names no
+// scheme, signing with the one each TPM2_Sign gives (sigSchemeFor).
+var nullECCScheme = tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgNull}
 
 // credentialKeyTemplate is the template of credential keys: an unrestricted
-// ECC P-256 ECDSA-SHA256 signing key that cannot leave this TPM
+// ECC P-256 signing key that cannot leave this TPM
 // (fixedTPM|fixedParent|sensitiveDataOrigin), usable with an empty password
 // (userWithAuth) and exempt from dictionary-attack lockout (noDA).
+//
+// Its scheme is TPM_ALG_NULL (allowed for an unrestricted signing key, TPM
+// 2.0 Part 2 section 12.2.3.6); every TPM2_Sign names ECDSA-SHA256. The
+// tpm attestation statement carries this public area (WebAuthn section
+// 8.3), and relying-party libraries parse TPMS_ECC_PARMS.scheme as a bare
+// TPM_ALG_NULL, as Windows Hello's TPM keys have it: python-fido2 rejects
+// another scheme ("scheme is expected to be NULL") and
+// @simplewebauthn/server misreads the scheme's hashAlg as the curve.
 func credentialKeyTemplate() tpm2.TPMTPublic {
+	return eccSigningTemplate(tpm2.TPMECCNistP256, 32, nullECCScheme)
+}
+
+// legacyCredentialKeyTemplate is credentialKeyTemplate with the
+// ECDSA-SHA256 scheme in the key, as vkey made credential keys before; Load
+// still accepts their blobs.
+func legacyCredentialKeyTemplate() tpm2.TPMTPublic {
+	return eccSigningTemplate(tpm2.TPMECCNistP256, 32, eccSigScheme)
+}
+
+// eccSigningTemplate is the template of a non-exportable ECC signing key on
+// curve (coordinates of size bytes) with scheme.
+func eccSigningTemplate(curve tpm2.TPMECCCurve, size int, scheme tpm2.TPMTECCScheme) tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgECC,
 		NameAlg: tpm2.TPMAlgSHA256,
@@ -53,36 +70,35 @@ func credentialKeyTemplate() tpm2.TPMTPublic {
 		},
 		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
 			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme:    eccSigScheme,
-			CurveID:   tpm2.TPMECCNistP256,
+			Scheme:    scheme,
+			CurveID:   curve,
 			KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
 		}),
-		Unique: eccP256Unique(),
+		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+			X: tpm2.TPM2BECCParameter{Buffer: make([]byte, size)},
+			Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, size)},
+		}),
 	}
 }
 
 // credentialKeyTemplateFor is the credential key template of alg: ES256
-// on P-256 (credentialKeyTemplate), or ES384, the same on P-384 with
-// ECDSA-SHA384 (issue 13; swtpm and most TPMs offer P-384).
+// on P-256 (credentialKeyTemplate), or ES384, the same on P-384 signing
+// with ECDSA-SHA384 (issue 13; swtpm and most TPMs offer P-384); both
+// with the TPM_ALG_NULL scheme.
 func credentialKeyTemplateFor(alg keystore.Algorithm) tpm2.TPMTPublic {
-	t := credentialKeyTemplate()
 	if alg != keystore.AlgES384 {
-		return t
+		return credentialKeyTemplate()
 	}
-	t.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-		Scheme: tpm2.TPMTECCScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA384}),
-		},
-		CurveID: tpm2.TPMECCNistP384,
-		KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+	return eccSigningTemplate(tpm2.TPMECCNistP384, 48, nullECCScheme)
+}
+
+// legacyCredentialKeyTemplateP384 is the ES384 template with the
+// ECDSA-SHA384 scheme in the key, as vkey made them before.
+func legacyCredentialKeyTemplateP384() tpm2.TPMTPublic {
+	return eccSigningTemplate(tpm2.TPMECCNistP384, 48, tpm2.TPMTECCScheme{
+		Scheme:  tpm2.TPMAlgECDSA,
+		Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA384}),
 	})
-	t.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 48)},
-		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 48)},
-	})
-	return t
 }
 
 // sigSchemeFor is the TPMT_SIG_SCHEME that signs for alg.
@@ -101,8 +117,12 @@ func sigSchemeFor(alg keystore.Algorithm) tpm2.TPMTSigScheme {
 // hierarchy, so the same TPM always gives the same AIK without storing it.
 // Being restricted, it only signs TPM-generated structures (TPMS_ATTEST),
 // which is what makes TPM2_Certify evidence (TPM 2.0 Part 1, section 25.2).
+//
+// A restricted signing key names its scheme (TPM 2.0 Part 2 section
+// 12.2.3.6), so it keeps ECDSA-SHA256; the template is unchanged, so the
+// AIK (and its certificate) stays the same on a given TPM.
 func aikTemplate() tpm2.TPMTPublic {
-	t := credentialKeyTemplate()
+	t := legacyCredentialKeyTemplate()
 	t.ObjectAttributes.Restricted = true
 	return t
 }
@@ -129,6 +149,12 @@ func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error)
 	if !p.Supports(alg) {
 		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported (ES256, and ES384 where the TPM has P-384)", alg)
 	}
+	return p.generate(credentialKeyTemplateFor(alg))
+}
+
+// generate makes a credential key from template with TPM2_Create under the
+// SRK and returns its blob and the key.
+func (p provider) generate(template tpm2.TPMTPublic) ([]byte, keystore.Key, error) {
 	tp := p.tp
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
@@ -138,7 +164,7 @@ func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error)
 	}
 	rsp, err := tpm2.Create{
 		ParentHandle: tp.srkAuth(),
-		InPublic:     tpm2.New2B(credentialKeyTemplateFor(alg)),
+		InPublic:     tpm2.New2B(template),
 	}.Execute(t)
 	if err != nil {
 		return nil, nil, tp.wrap("create credential key", err)

@@ -168,8 +168,9 @@ func testAttributes(t *testing.T, tp *TPM) {
 	if pub.Type != tpm2.TPMAlgECC || pub.NameAlg != tpm2.TPMAlgSHA256 {
 		t.Errorf("type 0x%x nameAlg 0x%x", pub.Type, pub.NameAlg)
 	}
+	// No scheme in the key (TPM_ALG_NULL): each TPM2_Sign names ECDSA-SHA256.
 	parms, err := pub.Parameters.ECCDetail()
-	if err != nil || parms.CurveID != tpm2.TPMECCNistP256 || parms.Scheme.Scheme != tpm2.TPMAlgECDSA {
+	if err != nil || parms.CurveID != tpm2.TPMECCNistP256 || parms.Scheme.Scheme != tpm2.TPMAlgNull {
 		t.Errorf("ECC parameters %+v, %v", parms, err)
 	}
 	// The blob carries only the TPM-wrapped private part, not a raw P-256
@@ -474,5 +475,51 @@ func TestSwtpmES384(t *testing.T) {
 	}
 	if _, err := kp.Load(keystore.AlgES256, blob); err == nil {
 		t.Error("a P-384 blob loads as ES256")
+	}
+}
+
+// TestSwtpmCredentialKeyScheme: new credential keys name no scheme
+// (TPM_ALG_NULL), so relying-party parsers of the tpm statement's pubArea
+// (python-fido2, @simplewebauthn/server) read it; keys made before with the
+// ECDSA scheme in the key still load and sign.
+func TestSwtpmCredentialKeyScheme(t *testing.T) {
+	tp, _ := openSwtpm(t)
+	p := tp.KeyProvider().(provider)
+	for _, tc := range []struct {
+		alg    keystore.Algorithm
+		legacy tpm2.TPMTPublic
+		hash   func([]byte) []byte
+	}{
+		{keystore.AlgES256, legacyCredentialKeyTemplate(), func(b []byte) []byte { h := sha256.Sum256(b); return h[:] }},
+		{keystore.AlgES384, legacyCredentialKeyTemplateP384(), func(b []byte) []byte { h := sha512.Sum384(b); return h[:] }},
+	} {
+		_, key, err := p.Generate(tc.alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](key.(*Key).PubArea())
+		if err != nil {
+			t.Fatal(err)
+		}
+		parms, err := pub.Parameters.ECCDetail()
+		if err != nil || parms.Scheme.Scheme != tpm2.TPMAlgNull {
+			t.Errorf("alg %d: pubArea scheme %+v (%v), want TPM_ALG_NULL", tc.alg, parms, err)
+		}
+		blob, _, err := p.generate(tc.legacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := p.Load(tc.alg, blob)
+		if err != nil {
+			t.Fatalf("alg %d: a key with the ECDSA scheme in it no longer loads: %v", tc.alg, err)
+		}
+		msg := []byte("authenticatorData || clientDataHash")
+		sig, err := k.Sign(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), tc.hash(msg), sig) {
+			t.Errorf("alg %d: the legacy key's signature does not verify", tc.alg)
+		}
 	}
 }
