@@ -13,6 +13,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/internal/keyproc"
+	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -196,7 +197,8 @@ func TestE2EWebAuthnCLIEphemeral(t *testing.T) {
 
 // TestE2EWebAuthnPythonFido2Server: Debian's python3-fido2 Fido2Server,
 // through `vkey webauthn`, accepts registrations and sign-ins and sees the
-// browser's error names (testdata/python/webauthn_cli.py).
+// browser's error names (testdata/python/webauthn_cli.py); with swtpm, it
+// verifies a TPM-backed key's tpm attestation to the key's root.
 func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 	needTool(t, "/usr/bin/python3")
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
@@ -206,12 +208,36 @@ func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
 	runRPScript(t, "python3-fido2", exec.Command("/usr/bin/python3", script))
 }
 
+// tpmKeyEnv starts swtpm and a TPM-backed `vkey run --keys tpm
+// --attestation tpm` on a pty, and returns the environment that gives a
+// relying party's script its device (VKEY_TPM_DEVICE) and attestation root
+// in PEM (VKEY_TPM_ROOT, from `vkey attestation`). Without swtpm it returns
+// nothing, and the scripts say they skip their tpm case.
+func tpmKeyEnv(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Log("swtpm not on PATH (apt-get install swtpm): the tpm attestation case is skipped")
+		return nil
+	}
+	tpm := swtpmtest.Start(t)
+	k := startKey(t, "--ephemeral", "--transport", "pty", "--keys", "tpm", "--tpm", tpm.Spec(),
+		"--attestation", "tpm", "--presence", "auto")
+	root := filepath.Join(t.TempDir(), "root.pem")
+	cmd := exec.Command(keyproc.Binary(t), "attestation", "--out", root)
+	cmd.Env = k.Env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("vkey attestation: %v\n%s", err, out)
+	}
+	return []string{"VKEY_TPM_DEVICE=" + k.Where, "VKEY_TPM_ROOT=" + root}
+}
+
 // runRPScript runs a relying party's test script against the vkey binary
-// ($VKEY_BIN) with private runtime and temporary folders, and logs what it
-// says.
+// ($VKEY_BIN) with private runtime and temporary folders, and a TPM-backed
+// key for its tpm attestation case (tpmKeyEnv), and logs what it says.
 func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
 	t.Helper()
 	cmd.Env = append(os.Environ(), "VKEY_BIN="+keyproc.Binary(t), "XDG_RUNTIME_DIR="+t.TempDir(), "TMPDIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, tpmKeyEnv(t)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s failed: %v\n%s", rp, err, out)
@@ -223,7 +249,8 @@ func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
 
 // TestE2EWebAuthnSimpleWebAuthn: @simplewebauthn/server (npm), through
 // `vkey webauthn`, accepts registrations and sign-ins and sees the
-// browser's error names (testdata/node/webauthn_cli.mjs).
+// browser's error names (testdata/node/webauthn_cli.mjs); with swtpm, it
+// verifies a TPM-backed key's tpm attestation to the key's root.
 func TestE2EWebAuthnSimpleWebAuthn(t *testing.T) {
 	needTool(t, "node")
 	dir, _ := filepath.Abs("../testdata/node")
