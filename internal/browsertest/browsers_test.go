@@ -52,6 +52,12 @@ var cases = []browserCase{
 	// (kClientPinSetup), which headless Chromium cannot show. Both are
 	// therefore proven in its PIN case.
 	{name: "chromium-headless", browser: "chromium", steps: []string{"create", "get"}},
+	// Two keys, and the RP's own options: key a waits for a touch nobody
+	// gives, key b answers by itself; the kit registers on key b, Chromium
+	// registers, signs in, then signs in with the kit's credential (the
+	// key that holds it must answer); the kit signs in last. The Go test
+	// verifies all five responses with one go-webauthn RP (same-rp).
+	{name: "chromium-two-keys", browser: "chromium", steps: []string{"kit-create", "rp-create", "rp-get", "key-b", "kit-get", "same-rp"}},
 	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable"}},
 	{name: "chromium-pin", browser: "chromium", needs: []string{"Xvfb", "xdotool"}, steps: []string{"create", "get", "discoverable", "prf"}},
 	{name: "firefox-pin", browser: "firefox-esr", steps: []string{"create", "get"}},
@@ -140,9 +146,13 @@ func TestVMBrowsers(t *testing.T) {
 	if err := copyGuestFiles(share, keyproc.Binary(t), run, caseTime); err != nil {
 		t.Fatal(err)
 	}
+	rp, err := newSameRP(share)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := vmtest.TestKernel(t, ctx)
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.gz")
-	err := vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
+	err = vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
 		Init:    vmtest.HostRootInit("/vkeyshare/guest.sh", k),
 		Modules: append(append([]string{}, k.HostRootModules...), k.Modules...),
 	})
@@ -161,7 +171,7 @@ func TestVMBrowsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("one guest boot for %d browser cases: %v", len(run), res.Elapsed.Round(time.Second))
+	t.Logf("one guest boot for %d browser cases: %v\n%s", len(run), res.Elapsed.Round(time.Second), caseTimes(res.Console))
 	if res.ExitCode != 0 {
 		t.Fatalf("guest failed with exit code %d", res.ExitCode)
 	}
@@ -169,6 +179,9 @@ func TestVMBrowsers(t *testing.T) {
 	reports, err := readReports(filepath.Join(share, "out", "reports.jsonl"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if slices.ContainsFunc(run, func(c browserCase) bool { return c.name == "chromium-two-keys" }) {
+		reports = append(reports, rp.verifySameRP(share, reports)...)
 	}
 	var summary strings.Builder
 	for _, c := range run {
@@ -193,6 +206,10 @@ func TestVMBrowsers(t *testing.T) {
 		if r, ok := got["create"]; ok && r.UA != "" {
 			fmt.Fprintf(&summary, "%s: %s\n", c.name, r.UA)
 		}
+		if r, ok := got["same-rp"]; ok && r.OK {
+			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a (never touched): %v\n",
+				c.name, r.Detail["counters"], r.Detail["fields"], r.Detail["keyA"])
+		}
 		fmt.Fprintf(&summary, "%s: passed %v", c.name, passed)
 		if len(failed) > 0 {
 			fmt.Fprintf(&summary, ", FAILED %v", failed)
@@ -212,6 +229,33 @@ func TestVMBrowsers(t *testing.T) {
 	if t.Failed() {
 		logTail(t, filepath.Join(share, "out", "vkey.log"))
 	}
+}
+
+// caseTimes reads the guest script's "case NAME" and "case NAME: done"
+// lines (milliseconds since the script started) and lists each case's time.
+func caseTimes(console string) string {
+	var out strings.Builder
+	start := map[string]int{}
+	for _, line := range strings.Split(console, "\n") {
+		var ms int
+		var rest string
+		i := strings.Index(line, "browsers: [")
+		if i < 0 {
+			continue
+		}
+		if _, err := fmt.Sscanf(line[i:], "browsers: [%d ms] case", &ms); err != nil {
+			continue
+		}
+		rest = strings.TrimSpace(line[strings.Index(line[i:], "] case")+i+len("] case"):])
+		if name, ok := strings.CutSuffix(rest, ": done"); ok {
+			if s, ok := start[name]; ok {
+				fmt.Fprintf(&out, "  %s: %.1f s\n", name, float64(ms-s)/1000)
+			}
+			continue
+		}
+		start[rest] = ms
+	}
+	return out.String()
 }
 
 // shareDir returns a folder for the guest's read-write share: a short

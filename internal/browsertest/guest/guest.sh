@@ -171,6 +171,49 @@ case_firefox_pin() {
 	stop_key
 }
 
+# with_allow IN OUT CREDID: the RP's request options IN with allowCredentials
+# naming CREDID, as the RP would send them for that user.
+with_allow() {
+	python3 -c 'import json, sys
+o = json.load(open(sys.argv[1]))
+o["publicKey"]["allowCredentials"] = [{"type": "public-key", "id": sys.argv[3]}]
+json.dump(o, open(sys.argv[2], "w"))' "$1" "$2" "$3"
+}
+
+# Two keys and a relying party: key a wants a touch nobody gives, key b
+# answers by itself. The kit (vkey webauthn) registers on key b; Chromium
+# registers and signs in with the RP's options, then signs in with the
+# kit's credential, which only key b holds; the kit signs in last. Every
+# response goes to the Go test, which verifies them all with go-webauthn.
+case_chromium_two_keys() {
+	local origin=http://localhost:8080 id
+	"$S/vkey" run --transport uhid --presence touch --ephemeral --name a --ready-file /tmp/ready-ta >"$OUT/key-a.log" 2>&1 &
+	local pa=$!
+	"$S/vkey" run --transport uhid --presence auto --ephemeral --name b --ready-file /tmp/ready-tb >"$OUT/key-b.log" 2>&1 &
+	local pb=$!
+	for _ in $(seq 200); do [ -s /tmp/ready-ta ] && [ -s /tmp/ready-tb ] && break; sleep 0.05; done
+	say "keys a on $(cat /tmp/ready-ta) and b on $(cat /tmp/ready-tb)"
+	if timeout 30 "$S/vkey" webauthn create --device b --origin $origin < "$S/rp/create-kit.json" > "$OUT/kit-create.json" 2>>"$OUT/kit.log"; then
+		report chromium-two-keys kit-create true ""
+	else
+		report chromium-two-keys kit-create false "vkey webauthn create --device b failed: $(tail -n1 "$OUT/kit.log" | tr -d "\"\\\\")"
+	fi
+	id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT/kit-create.json" 2>/dev/null)
+	with_allow "$S/rp/get-b-template.json" "$S/rp/get-b.json" "$id"
+	with_allow "$S/rp/get-kit-template.json" "$S/rp/get-kit.json" "$id"
+	setsid chromium --headless=new "${chromium_flags[@]}" --user-data-dir=/tmp/chromium-two-keys \
+		--vmodule='*webauthn*=1,*fido*=1,*device_event_log*=1' \
+		"$(url chromium-two-keys 'rp=1')" >"$OUT/chromium-two-keys.log" 2>&1 &
+	wait_done chromium-two-keys $! $CASE_SECONDS
+	if timeout 30 "$S/vkey" webauthn get --device b --origin $origin < "$S/rp/get-kit.json" > "$OUT/kit-get.json" 2>>"$OUT/kit.log"; then
+		report chromium-two-keys kit-get true ""
+	else
+		report chromium-two-keys kit-get false "vkey webauthn get --device b failed: $(tail -n1 "$OUT/kit.log" | tr -d "\"\\\\")"
+	fi
+	kill $pa $pb; wait $pa $pb 2>/dev/null
+	for _ in $(seq 100); do [ -e /dev/hidraw0 ] || break; sleep 0.05; done
+}
+
 # report CASE STEP OK DETAIL: a report like the page's, for the cases the
 # script runs itself.
 report() {
@@ -284,6 +327,7 @@ while read -r c; do
 	[ -n "$c" ] || continue
 	say "case $c"
 	"case_${c//-/_}"
+	say "case $c: done"
 done < "$S/cases"
 [ -n "$XPID" ] && kill "$XPID"
 say "all cases done"
