@@ -56,8 +56,11 @@ var cases = []browserCase{
 	// gives, key b answers by itself; the kit registers on key b, Chromium
 	// registers, signs in, then signs in with the kit's credential (the
 	// key that holds it must answer); the kit signs in last. The Go test
-	// verifies all five responses with one go-webauthn RP (same-rp).
-	{name: "chromium-two-keys", browser: "chromium", steps: []string{"kit-create", "rp-create", "rp-get", "key-b", "kit-get", "same-rp"}},
+	// verifies all the responses with one go-webauthn RP (same-rp). Then
+	// the guest touches key a too (both-touched): either key b still
+	// answers, or the browser ends with NotAllowedError, as it does when a
+	// user touches the key without the credential; the summary says which.
+	{name: "chromium-two-keys", browser: "chromium", steps: []string{"kit-create", "rp-create", "rp-get", "key-b", "both-touched", "kit-get", "same-rp"}},
 	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable"}},
 	{name: "chromium-pin", browser: "chromium", needs: []string{"Xvfb", "xdotool"}, steps: []string{"create", "get", "discoverable", "prf"}},
 	{name: "firefox-pin", browser: "firefox-esr", steps: []string{"create", "get"}},
@@ -207,8 +210,8 @@ func TestVMBrowsers(t *testing.T) {
 			fmt.Fprintf(&summary, "%s: %s\n", c.name, r.UA)
 		}
 		if r, ok := got["same-rp"]; ok && r.OK {
-			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a (never touched): %v\n",
-				c.name, r.Detail["counters"], r.Detail["fields"], r.Detail["keyA"])
+			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a: %v; both keys touched: %v\n",
+				c.name, r.Detail["counters"], r.Detail["fields"], r.Detail["keyA"], r.Detail["both"])
 		}
 		fmt.Fprintf(&summary, "%s: passed %v", c.name, passed)
 		if len(failed) > 0 {

@@ -64,7 +64,7 @@ func newSameRP(dir string) (*sameRP, error) {
 			return nil, err
 		}
 	}
-	for _, name := range []string{"get-browser", "get-b-template", "get-kit-template"} {
+	for _, name := range []string{"get-browser", "get-b-template", "get-both-template", "get-kit-template"} {
 		opts, s, err := w.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationDiscouraged))
 		if err != nil {
 			return nil, fmt.Errorf("begin login: %w", err)
@@ -198,6 +198,17 @@ func (rp *sameRP) verifySameRP(share string, reports []report) []report {
 		return fail(err)
 	}
 	counters = append(counters, fmt.Sprintf("chromium get %d", c.Authenticator.SignCount))
+	both := "no report"
+	if r, ok := got["both-touched"]; ok {
+		both = fmt.Sprint(r.Detail["outcome"])
+		if _, ok := r.Detail["response"]; ok {
+			b, _ := responseOf(r)
+			if c, err = rp.login(rp.kit, "get-both", kc.ID, b); err != nil {
+				return fail(err)
+			}
+			counters = append(counters, fmt.Sprintf("chromium get, both keys touched %d", c.Authenticator.SignCount))
+		}
+	}
 	kitGet, err := read("kit-get.json")
 	if err != nil {
 		return fail(err)
@@ -208,7 +219,7 @@ func (rp *sameRP) verifySameRP(share string, reports []report) []report {
 	counters = append(counters, fmt.Sprintf("kit get %d", c.Authenticator.SignCount))
 	return []report{{Case: name, Step: "same-rp", OK: true, Detail: map[string]any{
 		"counters": strings.Join(counters, ", "), "fields": fieldsDiffer(kitCreate, got["rp-create"].Detail["response"]),
-		"keyA": touchRequests(filepath.Join(share, "out", "key-a.log"))}}}
+		"keyA": touchRequests(filepath.Join(share, "out", "key-a.log")), "both": both}}}
 }
 
 // touchRequests sums up what key a (presence touch, never touched) was

@@ -180,6 +180,14 @@ o["publicKey"]["allowCredentials"] = [{"type": "public-key", "id": sys.argv[3]}]
 json.dump(o, open(sys.argv[2], "w"))' "$1" "$2" "$3"
 }
 
+# touch_a_after_key_b: once the page reported its key-b step, touch key a
+# whenever it asks (the page's both-touched step).
+touch_a_after_key_b() {
+	grep -q '"case": "chromium-two-keys".*"step": "key-b"' "$OUT/reports.jsonl" 2>/dev/null || return 0
+	"$S/vkey" touch --name a >/dev/null 2>&1 && say "chromium-two-keys: touched key a"
+	return 0
+}
+
 # Two keys and a relying party: key a wants a touch nobody gives, key b
 # answers by itself. The kit (vkey webauthn) registers on key b; Chromium
 # registers and signs in with the RP's options, then signs in with the
@@ -201,10 +209,11 @@ case_chromium_two_keys() {
 	id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT/kit-create.json" 2>/dev/null)
 	with_allow "$S/rp/get-b-template.json" "$S/rp/get-b.json" "$id"
 	with_allow "$S/rp/get-kit-template.json" "$S/rp/get-kit.json" "$id"
+	with_allow "$S/rp/get-both-template.json" "$S/rp/get-both.json" "$id"
 	setsid chromium --headless=new "${chromium_flags[@]}" --user-data-dir=/tmp/chromium-two-keys \
 		--vmodule='*webauthn*=1,*fido*=1,*device_event_log*=1' \
 		"$(url chromium-two-keys 'rp=1')" >"$OUT/chromium-two-keys.log" 2>&1 &
-	wait_done chromium-two-keys $! $CASE_SECONDS
+	ON_TICK=touch_a_after_key_b wait_done chromium-two-keys $! $CASE_SECONDS
 	if timeout 30 "$S/vkey" webauthn get --device b --origin $origin < "$S/rp/get-kit.json" > "$OUT/kit-get.json" 2>>"$OUT/kit.log"; then
 		report chromium-two-keys kit-get true ""
 	else
