@@ -63,7 +63,7 @@ func TestSameRPOnHost(t *testing.T) {
 	bc := do(kit.Create(opts("create-browser"), rpOrigin))
 	bg := do(kit.Get(allow("get-browser", bc["id"]), rpOrigin))
 	kb := do(kit.Get(allow("get-b-template", kitID), rpOrigin))
-	kboth := do(kit.Get(allow("get-both-template", kitID), rpOrigin))
+	kalone := do(kit.Get(allow("get-b-alone-template", kitID), rpOrigin))
 	kg, err := kit.Get(allow("get-kit-template", kitID), rpOrigin)
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +75,9 @@ func TestSameRPOnHost(t *testing.T) {
 	page := []report{{Case: c, Step: "rp-create", OK: true, Detail: map[string]any{"response": bc}},
 		{Case: c, Step: "rp-get", OK: true, Detail: map[string]any{"response": bg}},
 		{Case: c, Step: "key-b", OK: true, Detail: map[string]any{"response": kb}},
-		{Case: c, Step: "both-touched", OK: true, Detail: map[string]any{"outcome": "key b signed", "response": kboth}}}
+		{Case: c, Step: "key-b-alone", OK: true, Detail: map[string]any{"response": kalone}}}
 	got := rp.verifySameRP(share, page)
-	if len(got) != 1 || !got[0].OK || got[0].Detail["both"] != "key b signed" {
+	if len(got) != 1 || !got[0].OK || got[0].Detail["twoKeys"] != "key b signed" {
 		t.Fatalf("verifySameRP: %+v", got)
 	}
 	t.Logf("%v", got[0].Detail)

@@ -180,23 +180,27 @@ o["publicKey"]["allowCredentials"] = [{"type": "public-key", "id": sys.argv[3]}]
 json.dump(o, open(sys.argv[2], "w"))' "$1" "$2" "$3"
 }
 
-# touch_a_after_key_b: once the page reported its key-b step, touch key a
-# whenever it asks (the page's both-touched step).
-touch_a_after_key_b() {
+# stop_a_after_key_b: once the page reported its key-b step, stop key a
+# (unplug it) and tell the page.
+A_PID=
+stop_a_after_key_b() {
+	[ -n "$A_PID" ] || return 0
 	grep -q '"case": "chromium-two-keys".*"step": "key-b"' "$OUT/reports.jsonl" 2>/dev/null || return 0
-	"$S/vkey" touch --name a >/dev/null 2>&1 && say "chromium-two-keys: touched key a"
-	return 0
+	kill "$A_PID"; wait "$A_PID" 2>/dev/null; A_PID=
+	echo '{}' > "$S/rp/a-stopped.json"
+	say "chromium-two-keys: key a stopped"
 }
 
 # Two keys and a relying party: key a wants a touch nobody gives, key b
 # answers by itself. The kit (vkey webauthn) registers on key b; Chromium
-# registers and signs in with the RP's options, then signs in with the
-# kit's credential, which only key b holds; the kit signs in last. Every
+# registers with the RP's options and signs in with the kit's credential,
+# which only key b holds; then key a is stopped and Chromium signs in with
+# key b alone; the kit signs in last. Every
 # response goes to the Go test, which verifies them all with go-webauthn.
 case_chromium_two_keys() {
 	local origin=http://localhost:8080 id
 	"$S/vkey" run --transport uhid --presence touch --ephemeral --name a --ready-file /tmp/ready-ta >"$OUT/key-a.log" 2>&1 &
-	local pa=$!
+	A_PID=$!
 	"$S/vkey" run --transport uhid --presence auto --ephemeral --name b --ready-file /tmp/ready-tb >"$OUT/key-b.log" 2>&1 &
 	local pb=$!
 	for _ in $(seq 200); do [ -s /tmp/ready-ta ] && [ -s /tmp/ready-tb ] && break; sleep 0.05; done
@@ -209,17 +213,18 @@ case_chromium_two_keys() {
 	id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT/kit-create.json" 2>/dev/null)
 	with_allow "$S/rp/get-b-template.json" "$S/rp/get-b.json" "$id"
 	with_allow "$S/rp/get-kit-template.json" "$S/rp/get-kit.json" "$id"
-	with_allow "$S/rp/get-both-template.json" "$S/rp/get-both.json" "$id"
+	with_allow "$S/rp/get-b-alone-template.json" "$S/rp/get-b-alone.json" "$id"
 	setsid chromium --headless=new "${chromium_flags[@]}" --user-data-dir=/tmp/chromium-two-keys \
 		--vmodule='*webauthn*=1,*fido*=1,*device_event_log*=1' \
 		"$(url chromium-two-keys 'rp=1')" >"$OUT/chromium-two-keys.log" 2>&1 &
-	ON_TICK=touch_a_after_key_b wait_done chromium-two-keys $! $CASE_SECONDS
+	ON_TICK=stop_a_after_key_b wait_done chromium-two-keys $! $CASE_SECONDS
 	if timeout 30 "$S/vkey" webauthn get --device b --origin $origin < "$S/rp/get-kit.json" > "$OUT/kit-get.json" 2>>"$OUT/kit.log"; then
 		report chromium-two-keys kit-get true ""
 	else
 		report chromium-two-keys kit-get false "vkey webauthn get --device b failed: $(tail -n1 "$OUT/kit.log" | tr -d "\"\\\\")"
 	fi
-	kill $pa $pb; wait $pa $pb 2>/dev/null
+	[ -n "$A_PID" ] && kill "$A_PID"
+	kill $pb; wait $A_PID $pb 2>/dev/null; A_PID=
 	for _ in $(seq 100); do [ -e /dev/hidraw0 ] || break; sleep 0.05; done
 }
 
