@@ -33,6 +33,9 @@ type browserCase struct {
 	// libfido2: the case runs internal/libfido2test's test binary, built
 	// here with cgo; it is skipped when that build fails.
 	libfido2 bool
+	// optional are steps run and reported whose failure names a known
+	// defect (the value) and does not fail the test.
+	optional map[string]string
 	// known, when set, names a known defect: the case runs and its
 	// outcome is reported, but a failure does not fail the test.
 	known string
@@ -52,6 +55,15 @@ var cases = []browserCase{
 	// (kClientPinSetup), which headless Chromium cannot show. Both are
 	// therefore proven in its PIN case.
 	{name: "chromium-headless", browser: "chromium", steps: []string{"create", "get"}},
+	// Two keys, and the RP's own options: key a waits for a touch nobody
+	// gives, key b answers by itself; the kit registers on key b, Chromium
+	// registers, then signs in with the kit's credential (key-b: the key
+	// that holds it must answer); key a is stopped and Chromium signs in
+	// with key b alone, with its own credential and the kit's; the kit
+	// signs in last. The Go test verifies every response with one
+	// go-webauthn RP (same-rp).
+	{name: "chromium-two-keys", browser: "chromium", steps: []string{"kit-create", "rp-create", "a-stopped", "rp-get", "key-b-alone", "kit-get", "same-rp"},
+		optional: map[string]string{"key-b": "vkey answers CTAP2_ERR_NO_CREDENTIALS before collecting a touch, and when key a's answer reaches Chromium before key b's assertion, Chromium takes it as the user touching a key without the credential (kKeyNotRegistered)"}},
 	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable"}},
 	{name: "chromium-pin", browser: "chromium", needs: []string{"Xvfb", "xdotool"}, steps: []string{"create", "get", "discoverable", "prf"}},
 	{name: "firefox-pin", browser: "firefox-esr", steps: []string{"create", "get"}},
@@ -140,9 +152,13 @@ func TestVMBrowsers(t *testing.T) {
 	if err := copyGuestFiles(share, keyproc.Binary(t), run, caseTime); err != nil {
 		t.Fatal(err)
 	}
+	rp, err := newSameRP(share)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := vmtest.TestKernel(t, ctx)
 	initrd := filepath.Join(t.TempDir(), "initramfs.cpio.gz")
-	err := vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
+	err = vmtest.Initramfs(ctx, initrd, vmtest.InitramfsSpec{
 		Init:    vmtest.HostRootInit("/vkeyshare/guest.sh", k),
 		Modules: append(append([]string{}, k.HostRootModules...), k.Modules...),
 	})
@@ -161,7 +177,7 @@ func TestVMBrowsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("one guest boot for %d browser cases: %v", len(run), res.Elapsed.Round(time.Second))
+	t.Logf("one guest boot for %d browser cases: %v\n%s", len(run), res.Elapsed.Round(time.Second), caseTimes(res.Console))
 	if res.ExitCode != 0 {
 		t.Fatalf("guest failed with exit code %d", res.ExitCode)
 	}
@@ -169,6 +185,9 @@ func TestVMBrowsers(t *testing.T) {
 	reports, err := readReports(filepath.Join(share, "out", "reports.jsonl"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if slices.ContainsFunc(run, func(c browserCase) bool { return c.name == "chromium-two-keys" }) {
+		reports = append(reports, rp.verifySameRP(share, reports)...)
 	}
 	var summary strings.Builder
 	for _, c := range run {
@@ -193,6 +212,17 @@ func TestVMBrowsers(t *testing.T) {
 		if r, ok := got["create"]; ok && r.UA != "" {
 			fmt.Fprintf(&summary, "%s: %s\n", c.name, r.UA)
 		}
+		for step, defect := range c.optional {
+			if r, ok := got[step]; !ok || !r.OK {
+				fmt.Fprintf(&summary, "%s: %s FAILED, a known defect: %s\n", c.name, step, defect)
+			} else {
+				fmt.Fprintf(&summary, "%s: %s passed (the known defect %q did not show this time: it is a race)\n", c.name, step, defect)
+			}
+		}
+		if r, ok := got["same-rp"]; ok && r.OK {
+			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a: %v; with two keys: %v\n",
+				c.name, r.Detail["counters"], r.Detail["fields"], r.Detail["keyA"], r.Detail["twoKeys"])
+		}
 		fmt.Fprintf(&summary, "%s: passed %v", c.name, passed)
 		if len(failed) > 0 {
 			fmt.Fprintf(&summary, ", FAILED %v", failed)
@@ -212,6 +242,33 @@ func TestVMBrowsers(t *testing.T) {
 	if t.Failed() {
 		logTail(t, filepath.Join(share, "out", "vkey.log"))
 	}
+}
+
+// caseTimes reads the guest script's "case NAME" and "case NAME: done"
+// lines (milliseconds since the script started) and lists each case's time.
+func caseTimes(console string) string {
+	var out strings.Builder
+	start := map[string]int{}
+	for _, line := range strings.Split(console, "\n") {
+		var ms int
+		var rest string
+		i := strings.Index(line, "browsers: [")
+		if i < 0 {
+			continue
+		}
+		if _, err := fmt.Sscanf(line[i:], "browsers: [%d ms] case", &ms); err != nil {
+			continue
+		}
+		rest = strings.TrimSpace(line[strings.Index(line[i:], "] case")+i+len("] case"):])
+		if name, ok := strings.CutSuffix(rest, ": done"); ok {
+			if s, ok := start[name]; ok {
+				fmt.Fprintf(&out, "  %s: %.1f s\n", name, float64(ms-s)/1000)
+			}
+			continue
+		}
+		start[rest] = ms
+	}
+	return out.String()
 }
 
 // shareDir returns a folder for the guest's read-write share: a short
