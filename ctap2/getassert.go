@@ -137,6 +137,19 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 		return nil, err
 	}
 	if len(creds) == 0 {
+		if up {
+			// Hardware keys take a touch before they answer that they
+			// hold none of the credentials, and platforms rely on it:
+			// with several keys plugged in, Chromium reads this answer as
+			// the user having touched a key that is not registered and
+			// stops asking the others. So a key without the credential
+			// waits for its touch (or to be cancelled when another key
+			// answers) instead of ending the ceremony for all of them. A
+			// silent (up=false) pre-flight is answered at once.
+			if err := a.requestPresence(ctx, PresenceRequest{Command: "getAssertion", RPID: req.RPID}); err != nil {
+				return nil, err
+			}
+		}
 		return nil, ErrNoCredentials
 	}
 	// Step 9: user presence.

@@ -145,10 +145,15 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 	}
 	wantKinds(t, "RemoveCredential", rec.take(), deleted)
 
-	// A failing command tells nothing.
+	// A failing command tells only of the touch it took: a key without
+	// the credential answers after a touch, as hardware keys do.
 	_, err = k.c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "none.example", ClientDataHash: make([]byte, 32)})
 	wantStatus(t, err, ctap2.ErrNoCredentials)
-	wantKinds(t, "getAssertion without credentials", rec.take())
+	wantKinds(t, "getAssertion without credentials", rec.take(), answered)
+	// A silent one tells nothing.
+	_, err = k.c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "none.example", ClientDataHash: make([]byte, 32), Options: map[string]bool{"up": false}})
+	wantStatus(t, err, ctap2.ErrNoCredentials)
+	wantKinds(t, "silent getAssertion without credentials", rec.take())
 
 	wantStatus(t, k.c.ChangePIN(ctx, 2, "1234", "5678"), ctap2.StatusOK)
 	wantKinds(t, "changePIN", rec.take(), pinChange)
