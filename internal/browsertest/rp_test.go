@@ -184,8 +184,7 @@ func (rp *sameRP) verifySameRP(share string, reports []report) []report {
 	if err != nil {
 		return fail(err)
 	}
-	// key-b: both keys plugged in. Its failure is reported by the page
-	// (and is a known defect); a response must verify.
+	// key-b: both keys plugged in; key b's response must verify.
 	twoKeys := "no response"
 	if r, ok := got["key-b"]; ok && !r.OK {
 		twoKeys = fmt.Sprint(r.Detail["error"])
