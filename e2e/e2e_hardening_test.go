@@ -27,15 +27,7 @@ func TestE2ETouchLineAfterModeSwitch(t *testing.T) {
 	}
 	c, closeC := k.ctapClient(t)
 	defer closeC()
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := c.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
-			ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "evil.example\r\x1b[2Kaccounts.google.com"},
-			User: &ctap2.UserEntity{ID: []byte("u"), Name: "u"}, PubKeyCredParams: esParam(-7)})
-		done <- err
-	}()
+	done := registerInBackground(c, "evil.example\r\x1b[2Kaccounts.google.com", 30*time.Second)
 	waitPending(t, k)
 	want := `vkey: touch requested (makeCredential for evil.example\x0d\x1b[2Kaccounts.google.com)`
 	deadline := time.Now().Add(5 * time.Second)
@@ -167,15 +159,7 @@ func TestE2EManagementDuringTouch(t *testing.T) {
 	k := startManagedKey(t, "pending", "--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "touch")
 	c, closeC := k.ctapClient(t)
 	defer closeC()
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-		defer cancel()
-		_, err := c.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
-			ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-			User: &ctap2.UserEntity{ID: []byte("u"), Name: "u"}, PubKeyCredParams: esParam(-7)})
-		done <- err
-	}()
+	done := registerInBackground(c, "example.com", 40*time.Second)
 	waitPending(t, k)
 	quick := func(what, method, path string) {
 		t.Helper()

@@ -426,6 +426,21 @@ func TestCLICompletionAndMan(t *testing.T) {
 }
 
 // waitPending polls the control API until a presence request waits.
+// registerInBackground starts a makeCredential for rpID that waits for a
+// touch; its outcome arrives on the channel (within timeout).
+func registerInBackground(c *client.Client, rpID string, timeout time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := c.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
+			ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: rpID},
+			User: &ctap2.UserEntity{ID: []byte("u"), Name: "u"}, PubKeyCredParams: esParam(-7)})
+		done <- err
+	}()
+	return done
+}
+
 func waitPending(t *testing.T, k *mkey) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -458,15 +473,7 @@ func TestCLIHarnessTouch(t *testing.T) {
 		{[]string{"touch"}, nil, "vkey: approved makeCredential for example.com\n"},
 		{[]string{"touch", "--deny", "--name", "harness"}, ctap2.ErrOperationDenied, "vkey: denied makeCredential for example.com\n"},
 	} {
-		done := make(chan error, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, err := c.MakeCredential(ctx, &ctap2.MakeCredentialRequest{
-				ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: "example.com"},
-				User: &ctap2.UserEntity{ID: []byte("u"), Name: "u"}, PubKeyCredParams: esParam(-7)})
-			done <- err
-		}()
+		done := registerInBackground(c, "example.com", 30*time.Second)
 		waitPending(t, k)
 		select {
 		case err := <-done:
