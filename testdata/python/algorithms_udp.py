@@ -47,7 +47,7 @@ def ps256_salt_workaround():
             signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
 
     PS256.verify = verify
-    print("note: cryptography %s: PS256 verified with RFC 8230's 32-byte salt (python-fido2 2.2.1 wants cryptography > 45)"
+    print("note: cryptography %s: PS256 verified with RFC 8230's 32-byte salt (python-fido2 2.2.1's package wants cryptography 45 or later)"
           % cryptography.__version__)
 
 

@@ -168,6 +168,31 @@ def prf(dev, rec, proto):
     ClientPin.PROTOCOLS = [PinProtocolV2, PinProtocolV1]
 
 
+def hmac_secret_mc_errors(ctap):
+    """hmac-secret-mc built by hand with python-fido2's PIN protocol code:
+    a bad saltAuth is CTAP2_ERR_PIN_AUTH_INVALID (section 12.7, as for
+    hmac-secret at getAssertion), and without hmac-secret: true there is
+    no output."""
+    for proto in (PinProtocolV1(), PinProtocolV2()):
+        key_agreement, shared = ClientPin(ctap, proto)._get_shared_secret()
+        salt_enc = proto.encrypt(shared, os.urandom(32))
+        good = {1: key_agreement, 2: salt_enc, 3: proto.authenticate(shared, salt_enc), 4: proto.VERSION}
+        bad = dict(good)
+        bad[3] = bytes(b ^ 1 for b in good[3])
+
+        def make(ext):
+            return AttestationResponse.from_dict(ctap.send_cbor(Ctap2.CMD.MAKE_CREDENTIAL, args(
+                os.urandom(32), RP, {"id": b"mc", "name": "mc"}, [{"type": "public-key", "alg": -7}], None, ext)))
+
+        expect_error(CtapError.ERR.PIN_AUTH_INVALID, lambda: make({"hmac-secret": True, "hmac-secret-mc": bad}),
+                     "protocol %d: hmac-secret-mc with a bad saltAuth is CTAP2_ERR_PIN_AUTH_INVALID" % proto.VERSION)
+        ext = make({"hmac-secret-mc": good}).auth_data.extensions or {}
+        check("hmac-secret-mc" not in ext, "protocol %d: hmac-secret-mc without hmac-secret: true gives no output" % proto.VERSION)
+        ext = make({"hmac-secret": True, "hmac-secret-mc": good}).auth_data.extensions or {}
+        check(ext.get("hmac-secret") is True and len(proto.decrypt(shared, ext["hmac-secret-mc"])) == 32,
+              "protocol %d: hmac-secret-mc output decrypts to 32 bytes" % proto.VERSION)
+
+
 def persistent_token(dev, proto):
     """pcmr: read-only credential management, refusals, encIdentifier."""
     ctap = Ctap2(dev)
@@ -287,6 +312,7 @@ def main():
     check(Ctap2(dev).get_info().options.get("clientPin") is True, "setPIN")
     for proto in (PinProtocolV1, PinProtocolV2):
         prf(dev, rec, proto)
+    hmac_secret_mc_errors(ctap)
     third_party_payment(dev)
     persistent_tokens(dev)
 
