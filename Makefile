@@ -39,10 +39,12 @@ build:
 run: build
 	./$(BIN) run $(RUNFLAGS)
 
-## deps: install the packages the tests need (apt-get, when root is available; npm for testdata/node).
+## deps: install the packages the tests need (apt-get, when root is available; npm for testdata/node;
+## python-fido2 2.x from Debian sid into .cache/pyfido2).
 deps:
 	@bash .ci/deps
 	@bash .ci/deps-node
+	@bash .ci/deps-pyfido2
 
 ## test: everything CI runs.
 test: deps lint unit race libfido2 packagetest fuzz vmtest

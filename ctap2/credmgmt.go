@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/fxamacker/cbor/v2"
@@ -51,9 +52,11 @@ type CredMgmtResponse struct {
 	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
 	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
-	// ThirdPartyPayment (CTAP 2.2 section 6.8, 0x0C) is present, true,
-	// for a credential made with the thirdPartyPayment extension.
-	ThirdPartyPayment bool `cbor:"12,keyasint,omitempty"`
+	// ThirdPartyPayment (CTAP 2.2 section 6.8, 0x0C) is whether the
+	// credential was made with the thirdPartyPayment extension: present,
+	// true or false, for every credential of a key that advertises that
+	// extension, absent for one that does not (a profile's).
+	ThirdPartyPayment *bool `cbor:"12,keyasint,omitempty"`
 }
 
 // credentialManagement is authenticatorCredentialManagement (CTAP 2.1
@@ -237,15 +240,23 @@ func (a *Authenticator) beginCredentials(all []*keystore.Credential, rpIDHash []
 		return nil, err
 	}
 	a.volatile.cm.creds = creds[1:]
-	resp := credentialResponse(creds[0])
+	resp := a.credentialResponse(creds[0])
 	resp.TotalCredentials = uint64(len(creds))
 	return resp, nil
 }
 
-func credentialResponse(c *keystore.Credential) CredMgmtResponse {
+func (a *Authenticator) credentialResponse(c *keystore.Credential) CredMgmtResponse {
 	level := uint64(c.CredProtect)
 	if level == 0 {
 		level = 1
+	}
+	// A key that advertises thirdPartyPayment says false too: absent
+	// would leave a CTAP 2.2 platform unable to tell an ordinary
+	// credential from a key that does not know the flag (python-fido2 2.x
+	// reports None for it).
+	var payment *bool
+	if p := a.opts.Profile; p == nil || slices.Contains(p.Extensions, "thirdPartyPayment") {
+		payment = &c.ThirdPartyPayment
 	}
 	return CredMgmtResponse{
 		// An empty user ID is an empty byte string, never null.
@@ -255,7 +266,7 @@ func credentialResponse(c *keystore.Credential) CredMgmtResponse {
 		CredProtect:  level,
 		LargeBlobKey: c.LargeBlobKey,
 
-		ThirdPartyPayment: c.ThirdPartyPayment,
+		ThirdPartyPayment: payment,
 	}
 }
 
@@ -265,7 +276,7 @@ func (a *Authenticator) nextCredential() (any, error) {
 	}
 	c := a.volatile.cm.creds[0]
 	a.volatile.cm.creds = a.volatile.cm.creds[1:]
-	return credentialResponse(c), nil
+	return a.credentialResponse(c), nil
 }
 
 func (a *Authenticator) storedDiscoverable(d *CredentialDescriptor) (*keystore.Credential, error) {

@@ -222,9 +222,31 @@ func TestThirdPartyPayment(t *testing.T) {
 		if err != nil || len(creds) != 1 {
 			t.Fatalf("enumerate: %v (%d)", err, len(creds))
 		}
-		if creds[0].ThirdPartyPayment != pay || !bytes.Equal(creds[0].ID, ids[pay]) {
-			t.Errorf("credential management thirdPartyPayment %v, want %v", creds[0].ThirdPartyPayment, pay)
+		// Present for both: python-fido2 2.x read the absent field of an
+		// ordinary credential as None, not false.
+		if got := creds[0].ThirdPartyPayment; got == nil || *got != pay || !bytes.Equal(creds[0].ID, ids[pay]) {
+			t.Errorf("credential management thirdPartyPayment %v, want %v", got, pay)
 		}
+	}
+
+	// A profile's key (no thirdPartyPayment in its getInfo) keeps the
+	// CTAP 2.1 response: no 0x0C.
+	p, _ := ctap2.ProfileNamed("nitrokey3")
+	k = newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "plain.example", []byte{1}, true)); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
+	tok, err = k.c.PINToken(ctx, 2, "1234", ctap2.PermCredentialMgmt, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := k.c.CredentialManagement(tok, false).All(ctx)
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("enumerate under a profile: %v (%d)", err, len(creds))
+	}
+	if creds[0].ThirdPartyPayment != nil {
+		t.Errorf("a profile's key reports thirdPartyPayment %v in credential management", *creds[0].ThirdPartyPayment)
 	}
 }
 

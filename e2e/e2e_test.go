@@ -214,13 +214,36 @@ func pythonScript(t *testing.T, name string, args ...string) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
 	}
-	k := startKey(t, append([]string{"--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto"}, args...)...)
+	runPython(t, udpKey(t, args...), name, nil)
+}
+
+// udpKey starts a key on an ephemeral loopback UDP port that approves
+// every request, with the extra `vkey run` arguments.
+func udpKey(t *testing.T, args ...string) *e2eKey {
+	return startKey(t, append([]string{"--ephemeral", "--transport", "udp", "--udp-addr", "127.0.0.1:0", "--presence", "auto"}, args...)...)
+}
+
+// runPython runs testdata/python/NAME with /usr/bin/python3 against k
+// (VKEY_UDP), the folder of testdata/python first on its path, then the
+// env entries (which may put another PYTHONPATH first), and logs its
+// output.
+func runPython(t *testing.T, k *e2eKey, name string, env []string) {
+	t.Helper()
 	script, _ := filepath.Abs("../testdata/python/" + name)
+	path := filepath.Dir(script)
 	cmd := exec.Command("/usr/bin/python3", script)
-	cmd.Env = append(os.Environ(), "VKEY_UDP="+strings.TrimPrefix(k.Where, "udp:"), "PYTHONPATH="+filepath.Dir(script))
+	cmd.Env = append(os.Environ(), "VKEY_UDP="+strings.TrimPrefix(k.Where, "udp:"))
+	for _, e := range env {
+		if p, ok := strings.CutPrefix(e, "PYTHONPATH="); ok {
+			path = p + string(os.PathListSeparator) + path
+			continue
+		}
+		cmd.Env = append(cmd.Env, e)
+	}
+	cmd.Env = append(cmd.Env, "PYTHONPATH="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("python3-fido2 failed: %v\n%s", err, out)
+		t.Fatalf("%s failed: %v\n%s", name, err, out)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {

@@ -121,8 +121,9 @@ type Credential struct {
 	PublicKey    cbor.RawMessage
 	CredProtect  uint64
 	LargeBlobKey []byte
-	// ThirdPartyPayment is the CTAP 2.2 field (0x0C) of a payment credential.
-	ThirdPartyPayment bool
+	// ThirdPartyPayment is the CTAP 2.2 field (0x0C): whether the
+	// credential is a payment credential, nil when the key did not say.
+	ThirdPartyPayment *bool
 }
 
 // Algorithm is the COSE algorithm (alg, label 3) of the credential's public

@@ -1,8 +1,9 @@
 """Open a vkey (or any firmware simulator) that speaks CTAPHID over UDP.
 
-python-fido2 0.9.1 talks to HID devices through a CtapHidConnection; this
-module gives it one that sends each 64-byte report as one UDP datagram, the
-convention of FIDO firmware simulators (127.0.0.1:8111).
+python-fido2 (Debian's 0.9.1, and 2.x from .cache/pyfido2) talks to HID
+devices through a CtapHidConnection; this module gives it one that sends each
+64-byte report as one UDP datagram, the convention of FIDO firmware
+simulators (127.0.0.1:8111).
 """
 
 import os
@@ -46,7 +47,10 @@ def address():
 def open_device():
     """A CtapHidDevice for the key at VKEY_UDP."""
     host, port = address()
-    desc = HidDescriptor("udp:%s:%d" % (host, port), 0, 0, REPORT_SIZE, REPORT_SIZE)
+    desc = ("udp:%s:%d" % (host, port), 0, 0, REPORT_SIZE, REPORT_SIZE)
+    if "product_name" in getattr(HidDescriptor, "__dataclass_fields__", {}):
+        desc += (None, None)  # python-fido2 1.0 and later: product name, serial number
+    desc = HidDescriptor(*desc)
     return CtapHidDevice(desc, UdpCtapHidConnection(host, port))
 
 
