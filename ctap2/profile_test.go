@@ -1,0 +1,102 @@
+package ctap2_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/vkey-dev/vkey/ctap2"
+)
+
+// TestProfileTitanV2 (issue 13, `vkey run --profile google-titan-v2`):
+// getInfo is what the key's FIDO MDS statement declares (sources in
+// profile.go): CTAP 2.0 and U2F, credProtect and hmac-secret, options rk
+// and clientPin only, maxMsgSize 2200, PIN protocol 1 only, no
+// algorithms, transports or list limits; credentials are ES256 only and PIN
+// protocol 2 is CTAP1_ERR_INVALID_PARAMETER.
+func TestProfileTitanV2(t *testing.T) {
+	ctx := context.Background()
+	p, ok := ctap2.ProfileNamed("google-titan-v2")
+	if !ok {
+		t.Fatal("no google-titan-v2 profile")
+	}
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	info, algs, opts := shapeOf(t, k)
+	if !slices.Equal(info.Versions, []string{"FIDO_2_0", "U2F_V2"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
+		algs != nil || !slices.Equal(opts, []string{"clientPin", "rk"}) || info.Options["clientPin"] ||
+		info.MaxMsgSize != 2200 || !slices.Equal(info.PinUvAuthProtocols, []uint64{1}) ||
+		info.MaxCredentialCountInList != 0 || info.MaxCredentialIDLength != 0 || info.Transports != nil ||
+		info.RemainingDiscoverableCredentials != nil || info.MaxSerializedLargeBlobArray != 0 || info.MaxCredBlobLength != 0 ||
+		info.MaxRPIDsForSetMinPINLength != 0 || info.FirmwareVersion != 0 || info.AttestationFormats != nil ||
+		!bytes.Equal(info.AAGUID, ctap2.DefaultAAGUID[:]) {
+		t.Errorf("getInfo %+v does not have the profile's shape", info)
+	}
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{1}, true)); err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []int64{-8, -35, -257} {
+		_, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{2}, false, alg))
+		wantStatus(t, err, ctap2.ErrUnsupportedAlgorithm)
+	}
+	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.ErrInvalidParameter)
+	wantStatus(t, k.c.SetPIN(ctx, 1, "1234"), ctap2.StatusOK)
+	if info, _ := k.c.GetInfo(ctx); !info.Options["clientPin"] {
+		t.Error("clientPin does not follow the PIN now set")
+	}
+}
+
+// TestProfileExcelSecu (issue 13, `vkey run --profile excelsecu-fido2`):
+// getInfo has the key's figures, among them remainingDiscoverableCredentials
+// counting down from 50 and its smaller large-blob store and RP ID list;
+// the 51st discoverable credential is CTAP2_ERR_KEY_STORE_FULL, a large-blob
+// array past 2048 bytes is CTAP2_ERR_LARGE_BLOB_STORAGE_FULL and
+// setMinPINLength with 7 RP IDs is CTAP2_ERR_PIN_POLICY_VIOLATION, while 6
+// are stored.
+func TestProfileExcelSecu(t *testing.T) {
+	ctx := context.Background()
+	p, ok := ctap2.ProfileNamed("excelsecu-fido2")
+	if !ok {
+		t.Fatal("no excelsecu-fido2 profile")
+	}
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	info, algs, opts := shapeOf(t, k)
+	wantOpts := []string{"alwaysUv", "authnrCfg", "clientPin", "credMgmt", "credentialMgmtPreview", "largeBlobs",
+		"makeCredUvNotRqd", "pinUvAuthToken", "plat", "rk", "setMinPINLength", "up"}
+	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1", "FIDO_2_1_PRE"}) ||
+		!slices.Equal(info.Extensions, []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"}) ||
+		!slices.Equal(info.Transports, []string{"usb", "nfc", "ble"}) || !slices.Equal(algs, []int64{-7, -8}) ||
+		!slices.Equal(opts, wantOpts) || !slices.Equal(info.PinUvAuthProtocols, []uint64{2, 1}) ||
+		info.MaxMsgSize != 2048 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 96 ||
+		info.MaxSerializedLargeBlobArray != 2048 || info.MinPINLength != 4 || info.MaxCredBlobLength != 32 ||
+		info.MaxRPIDsForSetMinPINLength != 6 || info.FirmwareVersion != 256 ||
+		info.RemainingDiscoverableCredentials == nil || *info.RemainingDiscoverableCredentials != 50 {
+		t.Errorf("getInfo %+v does not have the profile's shape", info)
+	}
+	att, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := att.CredentialID(); len(id) > 96 {
+		t.Errorf("a %d-byte credential ID, past the profile's maxCredentialIdLength 96", len(id))
+	}
+
+	// Large blobs (CTAP 2.1 section 6.10.2): no PIN yet, so no token.
+	wantStatus(t, k.c.WriteLargeBlobArray(ctx, nil, make([]byte, 2049)), ctap2.ErrLargeBlobStorageFull)
+
+	// setMinPINLength (CTAP 2.1 section 6.11.4), before a PIN is set.
+	rpIDs := []string{"a.example", "b.example", "c.example", "d.example", "e.example", "f.example", "g.example"}
+	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, rpIDs, false), ctap2.ErrPINPolicyViolation)
+	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, rpIDs[:6], false), ctap2.StatusOK)
+
+	for i := range 50 {
+		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+			t.Fatalf("discoverable credential %d: %v", i+1, err)
+		}
+	}
+	if info, _ := k.c.GetInfo(ctx); info.RemainingDiscoverableCredentials == nil || *info.RemainingDiscoverableCredentials != 0 {
+		t.Errorf("remainingDiscoverableCredentials after 50: %v, want 0", info.RemainingDiscoverableCredentials)
+	}
+	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
+	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+}
