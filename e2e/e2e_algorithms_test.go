@@ -145,9 +145,11 @@ func TestE2EProfile(t *testing.T) {
 // TestE2EProfiles (issue 13): libfido2's `fido2-token -I` shows each
 // further profile's figures (sources in ctap2/profile.go), and a request
 // past a limit gets the status that key returns: the Nitrokey 3's 11th
-// discoverable credential is CTAP2_ERR_KEY_STORE_FULL; the Feitian ePass
-// answers a message past its 1024-byte maxMsgSize with CTAPHID's
-// ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER.
+// discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as is the
+// ExcelSecu's 51st; the Feitian ePass and the Titan v2 answer a message
+// past their maxMsgSize (1024 and 2200 bytes) with CTAPHID's
+// ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER, as
+// does the ExcelSecu past its 2048 bytes.
 func TestE2EProfiles(t *testing.T) {
 	needTool(t, "fido2-token")
 	ctx := context.Background()
@@ -161,6 +163,13 @@ func TestE2EProfiles(t *testing.T) {
 		{"feitian-epass-fido", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
 			"algorithms: es256 (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
 			"maxmsgsiz: 1024\n", "maxcredcntlst: 6\n", "maxcredlen: 96\n", "pin protocols: 1\n"}},
+		{"google-titan-v2", []string{"version strings: FIDO_2_0, U2F_V2\n", "extension strings: credProtect, hmac-secret\n",
+			"options: rk, noclientPin\n", "maxmsgsiz: 2200\n", "pin protocols: 1\n"}},
+		{"excelsecu-fido2", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1, FIDO_2_1_PRE\n",
+			"extension strings: credBlob, credProtect, hmac-secret, largeBlobKey, minPinLength\n", "transport strings: usb, nfc, ble\n",
+			"algorithms: es256 (public-key), eddsa (public-key)\n", "fwversion: 0x100\n", "maxmsgsiz: 2048\n", "maxcredcntlst: 8\n",
+			"maxcredlen: 96\n", "maxlargeblob: 2048\n", "pin protocols: 2, 1\n", "maxrpids in minpinlen: 6\n", "remaining rk(s): 50\n",
+			"options: rk, up, noplat, noalwaysUv, credMgmt, authnrCfg, noclientPin, largeBlobs, pinUvAuthToken, setMinPINLength, makeCredUvNotRqd, credentialMgmtPreview\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--profile", tc.name)
@@ -173,7 +182,7 @@ func TestE2EProfiles(t *testing.T) {
 					t.Errorf("fido2-token -I lacks %q:\n%s", want, info)
 				}
 			}
-			if tc.name == "nitrokey3" && strings.Contains(info, "algorithms:") {
+			if (tc.name == "nitrokey3" || tc.name == "google-titan-v2") && strings.Contains(info, "algorithms:") {
 				t.Errorf("fido2-token -I shows algorithms, which the Nitrokey 3 does not report:\n%s", info)
 			}
 			c := dial(t, k.Where)
@@ -201,6 +210,28 @@ func TestE2EProfiles(t *testing.T) {
 				}
 				if err := c.SetPIN(ctx, 1, "1234"); err != nil {
 					t.Errorf("setPIN under PIN protocol 1: %v", err)
+				}
+			case "google-titan-v2":
+				if err := mc(1, 8); err != nil {
+					t.Errorf("an exclude list within maxMsgSize: %v", err)
+				}
+				if err := mc(1, 22); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+					t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
+				}
+				if err := c.SetPIN(ctx, 2, "1234"); !errors.As(err, &st) || st != ctap2.ErrInvalidParameter {
+					t.Errorf("setPIN under PIN protocol 2: %v, want CTAP1_ERR_INVALID_PARAMETER", err)
+				}
+			case "excelsecu-fido2":
+				for i := range 50 {
+					if err := mc(byte(i), 0); err != nil {
+						t.Fatalf("credential %d: %v", i+1, err)
+					}
+				}
+				if err := mc(99, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+					t.Errorf("51st discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
+				}
+				if err := mc(1, 20); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+					t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
 				}
 			}
 		})
