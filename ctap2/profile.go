@@ -72,6 +72,38 @@ var Profiles = []Profile{
 		Discoverable: 25, FirmwareVersion: 0x50403,
 	},
 	{
+		Name:        "yubikey5-fw5.7",
+		Description: "YubiKey 5 Series, firmware 5.7.1 (CTAP 2.1)",
+		// getInfo as Yubico's .NET SDK printed it in virot/powershellYK
+		// Docs/Commands/Get-YubikeyFIDO2.md ("Yubikey 5.7 FIDO2
+		// capabilities", firmwareVersion 329473 = 5.7.1): maxMsgSize 1280,
+		// PIN protocols 2 and 1, 8 IDs of 128 bytes per list, nfc and usb,
+		// ES256, EdDSA and ES384, a 4096-byte large-blob store, credBlob
+		// of 32 bytes, 1 RP ID for setMinPINLength and
+		// remainingDiscoverableCredentials 100 on an empty key, which the
+		// profile takes as its capacity. That print cuts the extension
+		// and option lists short: it shows credProtect, hmac-secret,
+		// largeBlobKey and credBlob, and options rk, up, plat and alwaysUv
+		// in the key's (canonical CBOR) order, so no ep or uv before them.
+		// minPinLength and the options after alwaysUv are ASSUMED from
+		// Yubico's YubiKey Technical Manual, "5.7 Firmware Specifics"
+		// (minimum PIN length extension, credential management,
+		// authenticator config, blob storage, setMinPINLength); options a
+		// 2.1 key must list with those features (pinUvAuthToken, the
+		// preview credential management of FIDO_2_1_PRE) are included,
+		// makeCredUvNotRqd is not, for want of a source.
+		Source:     "https://github.com/virot/powershellYK/blob/main/Docs/Commands/Get-YubikeyFIDO2.md (getInfo of a 5.7.1 key); minPinLength and the options after alwaysUv: https://docs.yubico.com/hardware/yubikey/yk-tech-manual/5.7-firmware-specifics.html",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
+		Extensions: []string{"credProtect", "hmac-secret", "largeBlobKey", "credBlob", "minPinLength"},
+		Transports: []string{"nfc", "usb"},
+		Options: []string{"rk", "up", "plat", "alwaysUv", "credMgmt", "authnrCfg", "clientPin", "largeBlobs",
+			"pinUvAuthToken", "setMinPINLength", "credentialMgmtPreview"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgES384},
+		MaxMsgSize: 1280, MaxCredentialCountInList: 8, MaxCredentialIDLength: 128,
+		Discoverable: 100, RemainingInGetInfo: true, FirmwareVersion: 0x50701,
+		RPIDsForSetMinPINLength: 1,
+	},
+	{
 		Name:        "nitrokey3",
 		Description: "Nitrokey 3 (NK3), firmware 1.7-1.8 (CTAP 2.1)",
 		// getInfo as `nitropy fido2 get-info` printed it in

@@ -100,3 +100,49 @@ func TestProfileExcelSecu(t *testing.T) {
 	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
 	wantStatus(t, err, ctap2.ErrKeyStoreFull)
 }
+
+// TestProfileYubiKey57 (issue 13, `vkey run --profile yubikey5-fw5.7`):
+// getInfo has the 5.7.1 key's figures, ES384 among its algorithms and
+// remainingDiscoverableCredentials counting down from 100; an ES384
+// credential ID fits its 128 bytes; the 101st discoverable credential is
+// CTAP2_ERR_KEY_STORE_FULL and setMinPINLength with 2 RP IDs is
+// CTAP2_ERR_PIN_POLICY_VIOLATION.
+func TestProfileYubiKey57(t *testing.T) {
+	ctx := context.Background()
+	p, ok := ctap2.ProfileNamed("yubikey5-fw5.7")
+	if !ok {
+		t.Fatal("no yubikey5-fw5.7 profile")
+	}
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	info, algs, opts := shapeOf(t, k)
+	wantOpts := []string{"alwaysUv", "authnrCfg", "clientPin", "credMgmt", "credentialMgmtPreview", "largeBlobs",
+		"pinUvAuthToken", "plat", "rk", "setMinPINLength", "up"}
+	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"}) ||
+		!slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret", "largeBlobKey", "credBlob", "minPinLength"}) ||
+		!slices.Equal(info.Transports, []string{"nfc", "usb"}) || !slices.Equal(algs, []int64{-7, -8, -35}) ||
+		!slices.Equal(opts, wantOpts) || !slices.Equal(info.PinUvAuthProtocols, []uint64{2, 1}) ||
+		info.MaxMsgSize != 1280 || info.MaxCredentialCountInList != 8 || info.MaxCredentialIDLength != 128 ||
+		info.MaxSerializedLargeBlobArray != 4096 || info.MinPINLength != 4 || info.MaxCredBlobLength != 32 ||
+		info.MaxRPIDsForSetMinPINLength != 1 || info.FirmwareVersion != 0x50701 || info.AttestationFormats != nil ||
+		info.RemainingDiscoverableCredentials == nil || *info.RemainingDiscoverableCredentials != 100 {
+		t.Errorf("getInfo %+v does not have the profile's shape", info)
+	}
+	att, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, false, -35))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := att.CredentialID(); len(id) > 128 {
+		t.Errorf("a %d-byte ES384 credential ID, past the profile's maxCredentialIdLength 128", len(id))
+	}
+	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{201}, false, -36))
+	wantStatus(t, err, ctap2.ErrUnsupportedAlgorithm)
+	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, []string{"a.example", "b.example"}, false), ctap2.ErrPINPolicyViolation)
+	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, []string{"a.example"}, false), ctap2.StatusOK)
+	for i := range 100 {
+		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+			t.Fatalf("discoverable credential %d: %v", i+1, err)
+		}
+	}
+	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, true))
+	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+}

@@ -145,8 +145,9 @@ func TestE2EProfile(t *testing.T) {
 // TestE2EProfiles (issue 13): libfido2's `fido2-token -I` shows each
 // further profile's figures (sources in ctap2/profile.go), and a request
 // past a limit gets the status that key returns: the Nitrokey 3's 11th
-// discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as is the
-// ExcelSecu's 51st; the Feitian ePass and the Titan v2 answer a message
+// discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as are the
+// ExcelSecu's 51st and the YubiKey 5.7's 101st, which also refuses a
+// second RP ID for setMinPINLength with CTAP2_ERR_PIN_POLICY_VIOLATION; the Feitian ePass and the Titan v2 answer a message
 // past their maxMsgSize (1024 and 2200 bytes) with CTAPHID's
 // ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER, as
 // does the ExcelSecu past its 2048 bytes.
@@ -163,6 +164,11 @@ func TestE2EProfiles(t *testing.T) {
 		{"feitian-epass-fido", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
 			"algorithms: es256 (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
 			"maxmsgsiz: 1024\n", "maxcredcntlst: 6\n", "maxcredlen: 96\n", "pin protocols: 1\n"}},
+		{"yubikey5-fw5.7", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE, FIDO_2_1\n",
+			"extension strings: credProtect, hmac-secret, largeBlobKey, credBlob, minPinLength\n", "transport strings: nfc, usb\n",
+			"algorithms: es256 (public-key), eddsa (public-key), es384 (public-key)\n", "fwversion: 0x50701\n", "maxmsgsiz: 1280\n",
+			"maxcredcntlst: 8\n", "maxcredlen: 128\n", "maxlargeblob: 4096\n", "maxrpids in minpinlen: 1\n", "remaining rk(s): 100\n",
+			"pin protocols: 2, 1\n"}},
 		{"google-titan-v2", []string{"version strings: FIDO_2_0, U2F_V2\n", "extension strings: credProtect, hmac-secret\n",
 			"options: rk, noclientPin\n", "maxmsgsiz: 2200\n", "pin protocols: 1\n"}},
 		{"excelsecu-fido2", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1, FIDO_2_1_PRE\n",
@@ -210,6 +216,21 @@ func TestE2EProfiles(t *testing.T) {
 				}
 				if err := c.SetPIN(ctx, 1, "1234"); err != nil {
 					t.Errorf("setPIN under PIN protocol 1: %v", err)
+				}
+			case "yubikey5-fw5.7":
+				for i := range 100 {
+					if err := mc(byte(i), 0); err != nil {
+						t.Fatalf("credential %d: %v", i+1, err)
+					}
+				}
+				if err := mc(199, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+					t.Errorf("101st discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
+				}
+				if err := mc(1, 12); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+					t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
+				}
+				if err := c.SetMinPINLength(ctx, nil, 4, []string{"a.example", "b.example"}, false); !errors.As(err, &st) || st != ctap2.ErrPINPolicyViolation {
+					t.Errorf("setMinPINLength with 2 RP IDs: %v, want CTAP2_ERR_PIN_POLICY_VIOLATION", err)
 				}
 			case "google-titan-v2":
 				if err := mc(1, 8); err != nil {
