@@ -49,7 +49,8 @@ type Profile struct {
 	LargeBlobArray int
 	// RPIDsForSetMinPINLength is the key's maxRPIDsForSetMinPINLength (0:
 	// vkey's 8). setMinPINLength with more RP IDs is
-	// CTAP2_ERR_PIN_POLICY_VIOLATION, as vkey answers past its own limit.
+	// CTAP2_ERR_PIN_POLICY_VIOLATION, as vkey answers past its own limit;
+	// the vendors do not publish their keys' status for it.
 	RPIDsForSetMinPINLength int
 }
 

@@ -52,7 +52,7 @@ func TestProfileTitanV2(t *testing.T) {
 // the 51st discoverable credential is CTAP2_ERR_KEY_STORE_FULL, a large-blob
 // array past 2048 bytes is CTAP2_ERR_LARGE_BLOB_STORAGE_FULL and
 // setMinPINLength with 7 RP IDs is CTAP2_ERR_PIN_POLICY_VIOLATION, while 6
-// are stored.
+// are stored (vkey's status for that limit).
 func TestProfileExcelSecu(t *testing.T) {
 	ctx := context.Background()
 	p, ok := ctap2.ProfileNamed("excelsecu-fido2")
@@ -145,4 +145,26 @@ func TestProfileYubiKey57(t *testing.T) {
 	}
 	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, true))
 	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+}
+
+// TestNoFIDO22 (issue 13): neither vkey's own getInfo nor any profile's
+// lists FIDO_2_2, which CTAP 2.3 section 6.4 forbids (no CTAP version
+// defines it; a CTAP 2.2 key reports FIDO_2_1), while the default still
+// lists FIDO_2_1 and the CTAP 2.2 features on their own.
+func TestNoFIDO22(t *testing.T) {
+	info, _, _ := shapeOf(t, newKey(t))
+	if slices.Contains(info.Versions, "FIDO_2_2") || !slices.Contains(info.Versions, "FIDO_2_1") ||
+		!slices.Contains(info.Extensions, "hmac-secret-mc") || !info.Options["perCredMgmtRO"] || info.MaxPINLength != 63 {
+		t.Errorf("default getInfo %+v", info)
+	}
+	for _, name := range ctap2.ProfileNames() {
+		p, _ := ctap2.ProfileNamed(name)
+		info, _, _ := shapeOf(t, newKey(t, func(o *ctap2.Options) { o.Profile = p }))
+		if slices.Contains(info.Versions, "FIDO_2_2") {
+			t.Errorf("profile %s lists FIDO_2_2", name)
+		}
+		if p.Source == "" {
+			t.Errorf("profile %s names no source", name)
+		}
+	}
 }

@@ -146,11 +146,12 @@ func TestE2EProfile(t *testing.T) {
 // further profile's figures (sources in ctap2/profile.go), and a request
 // past a limit gets the status that key returns: the Nitrokey 3's 11th
 // discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as are the
-// ExcelSecu's 51st and the YubiKey 5.7's 101st, which also refuses a
-// second RP ID for setMinPINLength with CTAP2_ERR_PIN_POLICY_VIOLATION; the Feitian ePass and the Titan v2 answer a message
-// past their maxMsgSize (1024 and 2200 bytes) with CTAPHID's
-// ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER, as
-// does the ExcelSecu past its 2048 bytes.
+// ExcelSecu's 51st and the YubiKey 5.7's 101st; the Feitian ePass, the
+// Titan v2, the ExcelSecu and the YubiKey 5.7 answer a message past their
+// maxMsgSize with CTAPHID's ERR_INVALID_LEN; the Feitian and the Titan
+// answer PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER. A second RP ID
+// for the YubiKey 5.7's setMinPINLength gets vkey's status for that limit,
+// CTAP2_ERR_PIN_POLICY_VIOLATION (Yubico does not publish the key's).
 func TestE2EProfiles(t *testing.T) {
 	needTool(t, "fido2-token")
 	ctx := context.Background()
