@@ -175,12 +175,13 @@ var Profiles = []Profile{
 		// docs/dev/adaptaters.rst ("ExcelSecu FIDO2 Security Key
 		// (1ea8:fc25)", firmware 256), including
 		// remainingDiscoverableCredentials 50 on an empty key, which the
-		// profile takes as its capacity. google/CTAP2-test-tool's result
-		// for a key whose manufacturer string is TOKEN2 shows the same USB
-		// IDs 1ea8:fc25 (AAGUID ab32f0c6-2239-afbb-c470-d2ef4e254db7, an
-		// older CTAP 2.0 firmware). The key's certifications {FIDO: 1} are
+		// profile takes as its capacity. google/CTAP2-test-tool's
+		// results/summaries/"FIDO2 Security Key_.md", for a key whose
+		// manufacturer string is TOKEN2, shows the same USB IDs 1ea8:fc25
+		// (AAGUID ab32f0c6-2239-afbb-c470-d2ef4e254db7, an older CTAP 2.0
+		// firmware with hmac-secret only). The key's certifications {FIDO: 1} are
 		// not reported: vkey is not certified.
-		Source:     "https://github.com/bibi21000/PyCoffer/blob/main/docs/dev/adaptaters.rst (python-fido2 getInfo, 1ea8:fc25); Token2 USB IDs: https://github.com/google/CTAP2-test-tool results (manufacturer TOKEN2, 0x1ea8:0xfc25)",
+		Source:     "https://github.com/bibi21000/PyCoffer/blob/main/docs/dev/adaptaters.rst (python-fido2 getInfo, 1ea8:fc25); Token2 USB IDs: https://github.com/google/CTAP2-test-tool/blob/main/results/summaries/FIDO2%20Security%20Key_.md (manufacturer TOKEN2, 0x1ea8:0xfc25)",
 		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1", "FIDO_2_1_PRE"},
 		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
 		Transports: []string{"usb", "nfc", "ble"},
