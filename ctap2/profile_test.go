@@ -9,6 +9,33 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
+// profileKey is a test key standing in for the named profile.
+func profileKey(t *testing.T, name string) *testKey {
+	t.Helper()
+	p, ok := ctap2.ProfileNamed(name)
+	if !ok {
+		t.Fatalf("no %s profile", name)
+	}
+	return newKey(t, func(o *ctap2.Options) { o.Profile = p })
+}
+
+// wantCapacity stores n discoverable credentials, checks that getInfo has
+// none left and that one more is CTAP2_ERR_KEY_STORE_FULL.
+func wantCapacity(t *testing.T, k *testKey, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
+			t.Fatalf("discoverable credential %d: %v", i+1, err)
+		}
+	}
+	if info, _ := k.c.GetInfo(ctx); info.RemainingDiscoverableCredentials == nil || *info.RemainingDiscoverableCredentials != 0 {
+		t.Errorf("remainingDiscoverableCredentials after %d: %v, want 0", n, info.RemainingDiscoverableCredentials)
+	}
+	_, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{250}, true))
+	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+}
+
 // TestProfileTitanV2 (issue 13, `vkey run --profile google-titan-v2`):
 // getInfo is what the key's FIDO MDS statement declares (sources in
 // profile.go): CTAP 2.0 and U2F, credProtect and hmac-secret, options rk
@@ -17,11 +44,7 @@ import (
 // protocol 2 is CTAP1_ERR_INVALID_PARAMETER.
 func TestProfileTitanV2(t *testing.T) {
 	ctx := context.Background()
-	p, ok := ctap2.ProfileNamed("google-titan-v2")
-	if !ok {
-		t.Fatal("no google-titan-v2 profile")
-	}
-	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	k := profileKey(t, "google-titan-v2")
 	info, algs, opts := shapeOf(t, k)
 	if !slices.Equal(info.Versions, []string{"FIDO_2_0", "U2F_V2"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 		algs != nil || !slices.Equal(opts, []string{"clientPin", "rk"}) || info.Options["clientPin"] ||
@@ -55,11 +78,7 @@ func TestProfileTitanV2(t *testing.T) {
 // are stored (vkey's status for that limit).
 func TestProfileExcelSecu(t *testing.T) {
 	ctx := context.Background()
-	p, ok := ctap2.ProfileNamed("excelsecu-fido2")
-	if !ok {
-		t.Fatal("no excelsecu-fido2 profile")
-	}
-	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	k := profileKey(t, "excelsecu-fido2")
 	info, algs, opts := shapeOf(t, k)
 	wantOpts := []string{"alwaysUv", "authnrCfg", "clientPin", "credMgmt", "credentialMgmtPreview", "largeBlobs",
 		"makeCredUvNotRqd", "pinUvAuthToken", "plat", "rk", "setMinPINLength", "up"}
@@ -89,16 +108,7 @@ func TestProfileExcelSecu(t *testing.T) {
 	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, rpIDs, false), ctap2.ErrPINPolicyViolation)
 	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, rpIDs[:6], false), ctap2.StatusOK)
 
-	for i := range 50 {
-		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
-			t.Fatalf("discoverable credential %d: %v", i+1, err)
-		}
-	}
-	if info, _ := k.c.GetInfo(ctx); info.RemainingDiscoverableCredentials == nil || *info.RemainingDiscoverableCredentials != 0 {
-		t.Errorf("remainingDiscoverableCredentials after 50: %v, want 0", info.RemainingDiscoverableCredentials)
-	}
-	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{99}, true))
-	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+	wantCapacity(t, k, 50)
 }
 
 // TestProfileYubiKey57 (issue 13, `vkey run --profile yubikey5-fw5.7`):
@@ -109,11 +119,7 @@ func TestProfileExcelSecu(t *testing.T) {
 // CTAP2_ERR_PIN_POLICY_VIOLATION.
 func TestProfileYubiKey57(t *testing.T) {
 	ctx := context.Background()
-	p, ok := ctap2.ProfileNamed("yubikey5-fw5.7")
-	if !ok {
-		t.Fatal("no yubikey5-fw5.7 profile")
-	}
-	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	k := profileKey(t, "yubikey5-fw5.7")
 	info, algs, opts := shapeOf(t, k)
 	wantOpts := []string{"alwaysUv", "authnrCfg", "clientPin", "credMgmt", "credentialMgmtPreview", "largeBlobs",
 		"pinUvAuthToken", "plat", "rk", "setMinPINLength", "up"}
@@ -138,13 +144,7 @@ func TestProfileYubiKey57(t *testing.T) {
 	wantStatus(t, err, ctap2.ErrUnsupportedAlgorithm)
 	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, []string{"a.example", "b.example"}, false), ctap2.ErrPINPolicyViolation)
 	wantStatus(t, k.c.SetMinPINLength(ctx, nil, 4, []string{"a.example"}, false), ctap2.StatusOK)
-	for i := range 100 {
-		if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{byte(i)}, true)); err != nil {
-			t.Fatalf("discoverable credential %d: %v", i+1, err)
-		}
-	}
-	_, err = k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{200}, true))
-	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+	wantCapacity(t, k, 100)
 }
 
 // TestNoFIDO22 (issue 13): neither vkey's own getInfo nor any profile's
