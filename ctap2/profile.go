@@ -273,6 +273,33 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	}
 }
 
+// profileHasCommand says whether the profile's key has command cmd. A
+// command that its getInfo does not announce is one the key lacks, so it
+// answers CTAP1_ERR_INVALID_COMMAND, as for any command it does not know:
+// credMgmt, credentialMgmtPreview, largeBlobs and authnrCfg absent mean
+// no authenticatorCredentialManagement (and its preview), LargeBlobs or
+// Config (CTAP 2.1 section 6.4); authenticatorSelection is a CTAP 2.1
+// command, which platforms send only to a key listing FIDO_2_1.
+func (a *Authenticator) profileHasCommand(cmd byte) bool {
+	p := a.opts.Profile
+	if p == nil {
+		return true
+	}
+	switch cmd {
+	case CmdCredentialManagement:
+		return slices.Contains(p.Options, "credMgmt")
+	case CmdCredentialMgmtPreview:
+		return slices.Contains(p.Options, "credentialMgmtPreview") || slices.Contains(p.Options, "credMgmt")
+	case CmdLargeBlobs:
+		return slices.Contains(p.Options, "largeBlobs")
+	case CmdConfig:
+		return slices.Contains(p.Options, "authnrCfg")
+	case CmdSelection:
+		return slices.Contains(p.Versions, "FIDO_2_1")
+	}
+	return true
+}
+
 // maxLargeBlobArray is maxSerializedLargeBlobArray: the profile's, or
 // vkey's.
 func (a *Authenticator) maxLargeBlobArray() int {

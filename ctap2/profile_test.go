@@ -168,3 +168,36 @@ func TestNoFIDO22(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileCommands (issue 13): a profile's key answers a command its
+// getInfo does not announce with CTAP1_ERR_INVALID_COMMAND, as a key that
+// lacks it does (CTAP 2.1 section 6.4): credential management (and its
+// preview) without credMgmt/credentialMgmtPreview, largeBlobs without
+// largeBlobs, config without authnrCfg, selection without FIDO_2_1.
+// Without a profile, vkey has them all.
+func TestProfileCommands(t *testing.T) {
+	cmds := []byte{ctap2.CmdCredentialManagement, ctap2.CmdCredentialMgmtPreview, ctap2.CmdSelection, ctap2.CmdLargeBlobs, ctap2.CmdConfig}
+	for _, tc := range []struct {
+		profile string
+		has     []byte
+	}{
+		{"", cmds},
+		{"google-titan-v2", nil},
+		{"feitian-epass-fido", []byte{ctap2.CmdCredentialMgmtPreview}},
+		{"yubikey5-fw5.4", []byte{ctap2.CmdCredentialMgmtPreview}},
+		{"nitrokey3", []byte{ctap2.CmdCredentialManagement, ctap2.CmdCredentialMgmtPreview, ctap2.CmdSelection}},
+		{"excelsecu-fido2", cmds},
+		{"yubikey5-fw5.7", cmds},
+	} {
+		k := newKey(t)
+		if tc.profile != "" {
+			k = profileKey(t, tc.profile)
+		}
+		for _, cmd := range cmds {
+			st, _ := k.raw(cmd, nil)
+			if has := slices.Contains(tc.has, cmd); has == (st == ctap2.ErrInvalidCommand) {
+				t.Errorf("profile %q, command 0x%02x: %v (has it: %v)", tc.profile, cmd, st, has)
+			}
+		}
+	}
+}
