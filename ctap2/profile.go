@@ -300,6 +300,19 @@ func (a *Authenticator) profileHasCommand(cmd byte) bool {
 	return true
 }
 
+// profileHasPINSubcommand says whether the profile's key has clientPIN
+// subcommand sub: without the pinUvAuthToken option it has neither
+// getPinUvAuthTokenUsingPinWithPermissions nor ...UsingUvWithPermissions
+// (CTAP 2.1 section 6.4, pinUvAuthToken), only the CTAP 2.0 getPinToken,
+// and answers them CTAP2_ERR_INVALID_SUBCOMMAND.
+func (a *Authenticator) profileHasPINSubcommand(sub uint64) bool {
+	p := a.opts.Profile
+	if p == nil || (sub != ClientPINGetTokenUsingPIN && sub != ClientPINGetTokenUsingUV) {
+		return true
+	}
+	return slices.Contains(p.Options, "pinUvAuthToken")
+}
+
 // maxLargeBlobArray is maxSerializedLargeBlobArray: the profile's, or
 // vkey's.
 func (a *Authenticator) maxLargeBlobArray() int {

@@ -201,3 +201,34 @@ func TestProfileCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestProfilePINTokens (issue 13): a profile without the pinUvAuthToken
+// option has only the CTAP 2.0 getPinToken; the permission-scoped
+// getPinUvAuthTokenUsingPinWithPermissions is
+// CTAP2_ERR_INVALID_SUBCOMMAND (CTAP 2.1 section 6.4). A profile with it,
+// and vkey without one, issue both.
+func TestProfilePINTokens(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		profile string
+		scoped  bool
+	}{
+		{"", true}, {"google-titan-v2", false}, {"feitian-epass-fido", false}, {"yubikey5-fw5.4", false},
+		{"nitrokey3", true}, {"excelsecu-fido2", true}, {"yubikey5-fw5.7", true},
+	} {
+		k := newKey(t)
+		if tc.profile != "" {
+			k = profileKey(t, tc.profile)
+		}
+		wantStatus(t, k.c.SetPIN(ctx, 1, "1234"), ctap2.StatusOK)
+		if _, err := k.c.PINToken(ctx, 1, "1234", 0, ""); err != nil {
+			t.Errorf("profile %q: getPinToken: %v", tc.profile, err)
+		}
+		_, err := k.c.PINToken(ctx, 1, "1234", ctap2.PermMakeCredential, "example.com")
+		if tc.scoped {
+			wantStatus(t, err, ctap2.StatusOK)
+		} else {
+			wantStatus(t, err, ctap2.ErrInvalidSubcommand)
+		}
+	}
+}
