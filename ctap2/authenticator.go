@@ -307,7 +307,7 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
 		return []byte{byte(ErrRequestTooLarge)}
 	}
 	fn, name := commandTable(msg[0])
-	if fn == nil {
+	if fn == nil || !a.profileHasCommand(msg[0]) {
 		return []byte{byte(ErrInvalidCommand)}
 	}
 	defer a.flushEvents(ctx) // after unlockCommand

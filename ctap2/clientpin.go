@@ -144,6 +144,9 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte) (any, erro
 	if sub != ClientPINGetKeyAgreement && sub != ClientPINSetPIN && sub != ClientPINChangePIN && sub != ClientPINGetPINToken && sub != ClientPINGetTokenUsingPIN && sub != ClientPINGetTokenUsingUV {
 		return nil, ErrInvalidSubcommand
 	}
+	if !a.profileHasPINSubcommand(sub) {
+		return nil, ErrInvalidSubcommand
+	}
 	if req.Protocol == nil {
 		return nil, ErrMissingParameter
 	}

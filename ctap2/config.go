@@ -144,7 +144,7 @@ func (a *Authenticator) setMinPINLength(cfg *keystore.Config, raw cbor.RawMessag
 		}
 		newMin = int(*p.NewMinPINLength)
 	}
-	if len(p.MinPINLengthRPIDs) > maxRPIDsForSetMinPINLength {
+	if len(p.MinPINLengthRPIDs) > a.maxRPIDsForSetMinPINLength() {
 		return ErrPINPolicyViolation
 	}
 	for _, id := range p.MinPINLengthRPIDs {

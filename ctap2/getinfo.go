@@ -95,12 +95,15 @@ func (a *Authenticator) Info() (*GetInfoResponse, error) {
 	info := &GetInfoResponse{
 		// FIDO_2_1_PRE: the preview credential management command (0x41)
 		// accepts getPinToken tokens, as keys listing it do.
-		// No FIDO_2_2 (issue 13): of CTAP 2.2 this key has hmac-secret-mc,
-		// thirdPartyPayment, the persistent token with encIdentifier,
-		// attestationFormats(+Preference) and maxPINLength, but not
-		// encCredStoreState (CTAP 2.3's key 0x1E) nor the CTAP 2.2 reset
-		// and PIN-complexity fields; a 2.2 platform reading FIDO_2_2
-		// would assume them. Each 2.2 feature is advertised on its own.
+		// No FIDO_2_2 (issue 13): no published CTAP version defines that
+		// string. The 2023 CTAP 2.2 review drafts listed it, the CTAP 2.2
+		// Proposed Standard has a 2.2 key report FIDO_2_1, and CTAP 2.3
+		// section 6.4 says FIDO_2_2 MUST NOT be in versions (as read by
+		// go-ctap, telesma-app/kit's conformance rules and pico-fido,
+		// which dropped it after Windows refused such a key's PIN). So
+		// each CTAP 2.2 feature is advertised on its own (hmac-secret-mc,
+		// thirdPartyPayment, perCredMgmtRO with encIdentifier,
+		// attestationFormats, maxPINLength), which a 2.1 platform skips.
 		Versions: []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
 		// hmac-secret-mc: CTAP 2.2 section 12.7; a CTAP 2.1 platform
 		// skips a name it does not know.

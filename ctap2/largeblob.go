@@ -93,7 +93,7 @@ func (a *Authenticator) largeBlobSet(req *largeBlobsRequest) error {
 		if req.Length == nil {
 			return ErrInvalidParameter
 		}
-		if *req.Length > maxSerializedLargeBlobArray {
+		if *req.Length > uint64(a.maxLargeBlobArray()) {
 			return ErrLargeBlobStorageFull
 		}
 		if *req.Length < 17 {

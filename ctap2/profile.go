@@ -43,6 +43,15 @@ type Profile struct {
 	// OmitAlgorithms leaves algorithms (0x0A) out of getInfo, for a key
 	// that does not report them; Algorithms still choose what it makes.
 	OmitAlgorithms bool
+	// LargeBlobArray is the key's maxSerializedLargeBlobArray (0: vkey's
+	// 4096). A set of a longer array is CTAP2_ERR_LARGE_BLOB_STORAGE_FULL
+	// (CTAP 2.1 section 6.10.2).
+	LargeBlobArray int
+	// RPIDsForSetMinPINLength is the key's maxRPIDsForSetMinPINLength (0:
+	// vkey's 8). setMinPINLength with more RP IDs is
+	// CTAP2_ERR_PIN_POLICY_VIOLATION, as vkey answers past its own limit;
+	// the vendors do not publish their keys' status for it.
+	RPIDsForSetMinPINLength int
 }
 
 // Profiles are the keys `vkey run --profile` can stand in for.
@@ -62,6 +71,38 @@ var Profiles = []Profile{
 		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA},
 		MaxMsgSize: 1200, MaxCredentialCountInList: 8, MaxCredentialIDLength: 128,
 		Discoverable: 25, FirmwareVersion: 0x50403,
+	},
+	{
+		Name:        "yubikey5-fw5.7",
+		Description: "YubiKey 5 Series, firmware 5.7.1 (CTAP 2.1)",
+		// getInfo as Yubico's .NET SDK printed it in virot/powershellYK
+		// Docs/Commands/Get-YubikeyFIDO2.md ("Yubikey 5.7 FIDO2
+		// capabilities", firmwareVersion 329473 = 5.7.1): maxMsgSize 1280,
+		// PIN protocols 2 and 1, 8 IDs of 128 bytes per list, nfc and usb,
+		// ES256, EdDSA and ES384, a 4096-byte large-blob store, credBlob
+		// of 32 bytes, 1 RP ID for setMinPINLength and
+		// remainingDiscoverableCredentials 100 on an empty key, which the
+		// profile takes as its capacity. That print cuts the extension
+		// and option lists short: it shows credProtect, hmac-secret,
+		// largeBlobKey and credBlob, and options rk, up, plat and alwaysUv
+		// in the key's (canonical CBOR) order, so no ep or uv before them.
+		// minPinLength and the options after alwaysUv are ASSUMED from
+		// Yubico's YubiKey Technical Manual, "5.7 Firmware Specifics"
+		// (minimum PIN length extension, credential management,
+		// authenticator config, blob storage, setMinPINLength); options a
+		// 2.1 key must list with those features (pinUvAuthToken, the
+		// preview credential management of FIDO_2_1_PRE) are included,
+		// makeCredUvNotRqd is not, for want of a source.
+		Source:     "https://github.com/virot/powershellYK/blob/main/Docs/Commands/Get-YubikeyFIDO2.md (getInfo of a 5.7.1 key); minPinLength and the options after alwaysUv: https://docs.yubico.com/hardware/yubikey/yk-tech-manual/5.7-firmware-specifics.html",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"},
+		Extensions: []string{"credProtect", "hmac-secret", "largeBlobKey", "credBlob", "minPinLength"},
+		Transports: []string{"nfc", "usb"},
+		Options: []string{"rk", "up", "plat", "alwaysUv", "credMgmt", "authnrCfg", "clientPin", "largeBlobs",
+			"pinUvAuthToken", "setMinPINLength", "credentialMgmtPreview"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA, keystore.AlgES384},
+		MaxMsgSize: 1280, MaxCredentialCountInList: 8, MaxCredentialIDLength: 128,
+		Discoverable: 100, RemainingInGetInfo: true, FirmwareVersion: 0x50701,
+		RPIDsForSetMinPINLength: 1,
 	},
 	{
 		Name:        "nitrokey3",
@@ -103,6 +144,53 @@ var Profiles = []Profile{
 		Algorithms: []keystore.Algorithm{keystore.AlgES256},
 		MaxMsgSize: 1024, MaxCredentialCountInList: 6, MaxCredentialIDLength: 96,
 		PINProtocols: []uint64{1},
+	},
+	{
+		Name:        "google-titan-v2",
+		Description: "Google Titan Security Key v2 (AAGUID 42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3, CTAP 2.0)",
+		// The authenticatorGetInfo of the key's FIDO Metadata Service
+		// statement (MDS3 BLOB no. 64, FIDO certificate
+		// FIDO20020230612002), as quoted in jpassing/jpki-net
+		// sources/Jpki.Powershell.Test/Security/WebAuthn/Metadata/MdsSampleData.cs:
+		// versions FIDO_2_0 and U2F_V2 in that order, credProtect and
+		// hmac-secret, options rk and clientPin only, maxMsgSize 2200, PIN
+		// protocol 1 only, and no algorithms, transports, list or ID
+		// limits. The statement's authenticationAlgorithms name only
+		// secp256r1_ecdsa_sha256_raw, so credentials are ES256. Google
+		// publishes no number of discoverable credentials in that
+		// statement, so the profile sets none and vkey's store limit
+		// applies.
+		Source:       "FIDO MDS3 statement for AAGUID 42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3, quoted in https://github.com/jpassing/jpki-net sources/Jpki.Powershell.Test/Security/WebAuthn/Metadata/MdsSampleData.cs",
+		Versions:     []string{"FIDO_2_0", "U2F_V2"},
+		Extensions:   []string{"credProtect", "hmac-secret"},
+		Options:      []string{"rk", "clientPin"},
+		Algorithms:   []keystore.Algorithm{keystore.AlgES256},
+		MaxMsgSize:   2200,
+		PINProtocols: []uint64{1}, OmitAlgorithms: true,
+	},
+	{
+		Name:        "excelsecu-fido2",
+		Description: "ExcelSecu FIDO2 Security Key, USB 1ea8:fc25, firmware 256 (CTAP 2.1); Token2's FIDO2 key reports the same USB IDs",
+		// getInfo as python-fido2 printed it in bibi21000/PyCoffer
+		// docs/dev/adaptaters.rst ("ExcelSecu FIDO2 Security Key
+		// (1ea8:fc25)", firmware 256), including
+		// remainingDiscoverableCredentials 50 on an empty key, which the
+		// profile takes as its capacity. google/CTAP2-test-tool's
+		// results/summaries/"FIDO2 Security Key_.md", for a key whose
+		// manufacturer string is TOKEN2, shows the same USB IDs 1ea8:fc25
+		// (AAGUID ab32f0c6-2239-afbb-c470-d2ef4e254db7, an older CTAP 2.0
+		// firmware with hmac-secret only). The key's certifications {FIDO: 1} are
+		// not reported: vkey is not certified.
+		Source:     "https://github.com/bibi21000/PyCoffer/blob/main/docs/dev/adaptaters.rst (python-fido2 getInfo, 1ea8:fc25); Token2 USB IDs: https://github.com/google/CTAP2-test-tool/blob/main/results/summaries/FIDO2%20Security%20Key_.md (manufacturer TOKEN2, 0x1ea8:0xfc25)",
+		Versions:   []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1", "FIDO_2_1_PRE"},
+		Extensions: []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"},
+		Transports: []string{"usb", "nfc", "ble"},
+		Options: []string{"rk", "up", "plat", "alwaysUv", "credMgmt", "authnrCfg", "clientPin", "largeBlobs",
+			"pinUvAuthToken", "setMinPINLength", "makeCredUvNotRqd", "credentialMgmtPreview"},
+		Algorithms: []keystore.Algorithm{keystore.AlgES256, keystore.AlgEdDSA},
+		MaxMsgSize: 2048, MaxCredentialCountInList: 8, MaxCredentialIDLength: 96,
+		Discoverable: 50, RemainingInGetInfo: true, FirmwareVersion: 256,
+		LargeBlobArray: 2048, RPIDsForSetMinPINLength: 6,
 	},
 }
 
@@ -167,6 +255,12 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	if !slices.Contains(p.Options, "setMinPINLength") {
 		info.MaxRPIDsForSetMinPINLength = 0
 	}
+	if info.MaxSerializedLargeBlobArray != 0 {
+		info.MaxSerializedLargeBlobArray = uint64(a.maxLargeBlobArray())
+	}
+	if info.MaxRPIDsForSetMinPINLength != 0 {
+		info.MaxRPIDsForSetMinPINLength = uint64(a.maxRPIDsForSetMinPINLength())
+	}
 	if !p.RemainingInGetInfo {
 		info.RemainingDiscoverableCredentials = nil
 	}
@@ -177,6 +271,64 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	if p.OmitAlgorithms {
 		info.Algorithms = nil
 	}
+}
+
+// profileHasCommand says whether the profile's key has command cmd. A
+// command that its getInfo does not announce is one the key lacks, so it
+// answers CTAP1_ERR_INVALID_COMMAND, as for any command it does not know:
+// credMgmt, credentialMgmtPreview, largeBlobs and authnrCfg absent mean
+// no authenticatorCredentialManagement (and its preview), LargeBlobs or
+// Config (CTAP 2.1 section 6.4); authenticatorSelection is a CTAP 2.1
+// command, which platforms send only to a key listing FIDO_2_1.
+func (a *Authenticator) profileHasCommand(cmd byte) bool {
+	p := a.opts.Profile
+	if p == nil {
+		return true
+	}
+	switch cmd {
+	case CmdCredentialManagement:
+		return slices.Contains(p.Options, "credMgmt")
+	case CmdCredentialMgmtPreview:
+		return slices.Contains(p.Options, "credentialMgmtPreview") || slices.Contains(p.Options, "credMgmt")
+	case CmdLargeBlobs:
+		return slices.Contains(p.Options, "largeBlobs")
+	case CmdConfig:
+		return slices.Contains(p.Options, "authnrCfg")
+	case CmdSelection:
+		return slices.Contains(p.Versions, "FIDO_2_1")
+	}
+	return true
+}
+
+// profileHasPINSubcommand says whether the profile's key has clientPIN
+// subcommand sub: without the pinUvAuthToken option it has neither
+// getPinUvAuthTokenUsingPinWithPermissions nor ...UsingUvWithPermissions
+// (CTAP 2.1 section 6.4, pinUvAuthToken), only the CTAP 2.0 getPinToken,
+// and answers them CTAP2_ERR_INVALID_SUBCOMMAND.
+func (a *Authenticator) profileHasPINSubcommand(sub uint64) bool {
+	p := a.opts.Profile
+	if p == nil || (sub != ClientPINGetTokenUsingPIN && sub != ClientPINGetTokenUsingUV) {
+		return true
+	}
+	return slices.Contains(p.Options, "pinUvAuthToken")
+}
+
+// maxLargeBlobArray is maxSerializedLargeBlobArray: the profile's, or
+// vkey's.
+func (a *Authenticator) maxLargeBlobArray() int {
+	if p := a.opts.Profile; p != nil && p.LargeBlobArray > 0 {
+		return p.LargeBlobArray
+	}
+	return maxSerializedLargeBlobArray
+}
+
+// maxRPIDsForSetMinPINLength is maxRPIDsForSetMinPINLength: the
+// profile's, or vkey's.
+func (a *Authenticator) maxRPIDsForSetMinPINLength() int {
+	if p := a.opts.Profile; p != nil && p.RPIDsForSetMinPINLength > 0 {
+		return p.RPIDsForSetMinPINLength
+	}
+	return maxRPIDsForSetMinPINLength
 }
 
 // pinProtocol is PINProtocolFor limited to the profile's

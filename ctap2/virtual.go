@@ -375,8 +375,8 @@ func (a *Authenticator) largeBlobArrayWith(key, blob []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(out) > maxSerializedLargeBlobArray {
-		return nil, fmt.Errorf("%w: the large-blob array would exceed %d bytes", ErrInvalidVirtualCredential, maxSerializedLargeBlobArray)
+	if limit := a.maxLargeBlobArray(); len(out) > limit {
+		return nil, fmt.Errorf("%w: the large-blob array would exceed %d bytes", ErrInvalidVirtualCredential, limit)
 	}
 	return out, nil
 }

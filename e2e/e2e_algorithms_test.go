@@ -145,22 +145,43 @@ func TestE2EProfile(t *testing.T) {
 // TestE2EProfiles (issue 13): libfido2's `fido2-token -I` shows each
 // further profile's figures (sources in ctap2/profile.go), and a request
 // past a limit gets the status that key returns: the Nitrokey 3's 11th
-// discoverable credential is CTAP2_ERR_KEY_STORE_FULL; the Feitian ePass
-// answers a message past its 1024-byte maxMsgSize with CTAPHID's
-// ERR_INVALID_LEN and PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER.
+// discoverable credential is CTAP2_ERR_KEY_STORE_FULL, as are the
+// ExcelSecu's 51st and the YubiKey 5.7's 101st; the Feitian ePass, the
+// Titan v2, the ExcelSecu and the YubiKey 5.7 answer a message past their
+// maxMsgSize with CTAPHID's ERR_INVALID_LEN; the Feitian and the Titan
+// answer PIN protocol 2 with CTAP1_ERR_INVALID_PARAMETER. A second RP ID
+// for the YubiKey 5.7's setMinPINLength gets vkey's status for that limit,
+// CTAP2_ERR_PIN_POLICY_VIOLATION (Yubico does not publish the key's).
 func TestE2EProfiles(t *testing.T) {
 	needTool(t, "fido2-token")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		want []string
+		// full is the discoverable capacity (0: none published); within
+		// and past are exclude lists of 96-byte IDs that fit maxMsgSize
+		// and that do not; protocol1 says the key has PIN protocol 1 only.
+		full, within, past int
+		protocol1          bool
 	}{
 		{"nitrokey3", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1\n", "extension strings: credProtect, hmac-secret\n",
 			"transport strings: nfc, usb\n", "maxmsgsiz: 3072\n", "maxcredcntlst: 10\n", "maxcredlen: 255\n", "pin protocols: 2, 1\n",
-			"aaguid: 766b65792d7669727475616c2d6b6579\n"}},
+			"aaguid: 766b65792d7669727475616c2d6b6579\n"}, 10, 0, 0, false},
 		{"feitian-epass-fido", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE\n", "extension strings: credProtect, hmac-secret\n",
 			"algorithms: es256 (public-key)\n", "options: rk, up, noplat, noclientPin, credentialMgmtPreview\n",
-			"maxmsgsiz: 1024\n", "maxcredcntlst: 6\n", "maxcredlen: 96\n", "pin protocols: 1\n"}},
+			"maxmsgsiz: 1024\n", "maxcredcntlst: 6\n", "maxcredlen: 96\n", "pin protocols: 1\n"}, 0, 6, 12, true},
+		{"yubikey5-fw5.7", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1_PRE, FIDO_2_1\n",
+			"extension strings: credProtect, hmac-secret, largeBlobKey, credBlob, minPinLength\n", "transport strings: nfc, usb\n",
+			"algorithms: es256 (public-key), eddsa (public-key), es384 (public-key)\n", "fwversion: 0x50701\n", "maxmsgsiz: 1280\n",
+			"maxcredcntlst: 8\n", "maxcredlen: 128\n", "maxlargeblob: 4096\n", "maxrpids in minpinlen: 1\n", "remaining rk(s): 100\n",
+			"pin protocols: 2, 1\n"}, 100, 6, 12, false},
+		{"google-titan-v2", []string{"version strings: FIDO_2_0, U2F_V2\n", "extension strings: credProtect, hmac-secret\n",
+			"options: rk, noclientPin\n", "maxmsgsiz: 2200\n", "pin protocols: 1\n"}, 0, 8, 22, true},
+		{"excelsecu-fido2", []string{"version strings: U2F_V2, FIDO_2_0, FIDO_2_1, FIDO_2_1_PRE\n",
+			"extension strings: credBlob, credProtect, hmac-secret, largeBlobKey, minPinLength\n", "transport strings: usb, nfc, ble\n",
+			"algorithms: es256 (public-key), eddsa (public-key)\n", "fwversion: 0x100\n", "maxmsgsiz: 2048\n", "maxcredcntlst: 8\n",
+			"maxcredlen: 96\n", "maxlargeblob: 2048\n", "pin protocols: 2, 1\n", "maxrpids in minpinlen: 6\n", "remaining rk(s): 50\n",
+			"options: rk, up, noplat, noalwaysUv, credMgmt, authnrCfg, noclientPin, largeBlobs, pinUvAuthToken, setMinPINLength, makeCredUvNotRqd, credentialMgmtPreview\n"}, 50, 8, 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto", "--profile", tc.name)
@@ -173,34 +194,41 @@ func TestE2EProfiles(t *testing.T) {
 					t.Errorf("fido2-token -I lacks %q:\n%s", want, info)
 				}
 			}
-			if tc.name == "nitrokey3" && strings.Contains(info, "algorithms:") {
-				t.Errorf("fido2-token -I shows algorithms, which the Nitrokey 3 does not report:\n%s", info)
+			if (tc.name == "nitrokey3" || tc.name == "google-titan-v2") && strings.Contains(info, "algorithms:") {
+				t.Errorf("fido2-token -I shows algorithms, which the %s does not report:\n%s", tc.name, info)
 			}
 			c := dial(t, k.Where)
 			mc := func(user byte, exclude int) error { return makeRK(ctx, t, c, user, exclude, 96) }
 			var st ctap2.Status
-			switch tc.name {
-			case "nitrokey3":
-				for i := range 10 {
-					if err := mc(byte(i), 0); err != nil {
-						t.Fatalf("credential %d: %v", i+1, err)
-					}
-				}
-				if err := mc(99, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
-					t.Errorf("11th discoverable credential: %v, want CTAP2_ERR_KEY_STORE_FULL", err)
-				}
-			case "feitian-epass-fido":
-				if err := mc(1, 6); err != nil {
+			if tc.past > 0 {
+				if err := mc(1, tc.within); err != nil {
 					t.Errorf("an exclude list within maxMsgSize: %v", err)
 				}
-				if err := mc(1, 12); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
+				if err := mc(1, tc.past); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_LEN") {
 					t.Errorf("a message past maxMsgSize: %v, want the CTAPHID error INVALID_LEN", err)
 				}
+			}
+			for i := range tc.full {
+				if err := mc(byte(i), 0); err != nil {
+					t.Fatalf("credential %d: %v", i+1, err)
+				}
+			}
+			if tc.full > 0 {
+				if err := mc(199, 0); !errors.As(err, &st) || st != ctap2.ErrKeyStoreFull {
+					t.Errorf("discoverable credential %d: %v, want CTAP2_ERR_KEY_STORE_FULL", tc.full+1, err)
+				}
+			}
+			if tc.protocol1 {
 				if err := c.SetPIN(ctx, 2, "1234"); !errors.As(err, &st) || st != ctap2.ErrInvalidParameter {
 					t.Errorf("setPIN under PIN protocol 2: %v, want CTAP1_ERR_INVALID_PARAMETER", err)
 				}
 				if err := c.SetPIN(ctx, 1, "1234"); err != nil {
 					t.Errorf("setPIN under PIN protocol 1: %v", err)
+				}
+			}
+			if tc.name == "yubikey5-fw5.7" {
+				if err := c.SetMinPINLength(ctx, nil, 4, []string{"a.example", "b.example"}, false); !errors.As(err, &st) || st != ctap2.ErrPINPolicyViolation {
+					t.Errorf("setMinPINLength with 2 RP IDs: %v, want CTAP2_ERR_PIN_POLICY_VIOLATION", err)
 				}
 			}
 		})
