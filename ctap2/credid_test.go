@@ -181,3 +181,80 @@ func FuzzOpenCredentialID(f *testing.F) {
 		_, _ = openCredentialIDHash(wrapKey, make([]byte, 32), append([]byte{credIDVersion2}, payload...))
 	})
 }
+
+// TestStoredKeyCredentialID (issue 13): a provider blob too long for an ID
+// (a TPM's RSA key) gives a kind 7 ID that carries no key, only the
+// extension state, and says so (keyInStore); a blob that fits (a TPM's
+// ES256 key) keeps its ID format.
+func TestStoredKeyCredentialID(t *testing.T) {
+	wrapKey := randomBytes(32)
+	h := sha256Sum([]byte("example.com"))
+	c := &keystore.Credential{
+		Algorithm: keystore.AlgRS256, Provider: tpm.ProviderName, KeyBlob: randomBytes(542), CredProtect: 3, HMACSecret: true,
+		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true, ThirdPartyPayment: true,
+	}
+	if !keyInStore(c) {
+		t.Fatal("a 542-byte blob is not left to the store")
+	}
+	id, err := sealCredentialID(wrapKey, h[:], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored-key ID with every extension: %d bytes", len(id))
+	if len(id) > credIDOverhead+4+1+maxCredBlobLength {
+		t.Errorf("%d-byte ID: it carries more than the extension state", len(id))
+	}
+	got, err := openCredentialID(wrapKey, "example.com", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.KeyBlob != nil || got.Provider != "" {
+		t.Errorf("the ID opens with provider %q and a %d-byte blob: want neither", got.Provider, len(got.KeyBlob))
+	}
+	got.Provider = c.Provider
+	sameCredential(t, got, c)
+
+	c.KeyBlob = randomBytes(300)
+	if keyInStore(c) {
+		t.Error("a 300-byte blob is left to the store")
+	}
+	id, err = sealCredentialID(wrapKey, h[:], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openCredentialID(wrapKey, "example.com", id); err != nil || !bytes.Equal(got.KeyBlob, c.KeyBlob) {
+		t.Errorf("a 300-byte blob does not round-trip in the ID: %v", err)
+	}
+}
+
+// blockingProvider's Generate waits until release is closed.
+type blockingProvider struct {
+	keystore.Software
+	release chan struct{}
+}
+
+func (p blockingProvider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
+	<-p.release
+	return p.Software.Generate(alg)
+}
+
+// TestGenerateKeyCancel: a client that cancels while the key is being
+// made (seconds for a TPM's RSA key) gets CTAP2_ERR_KEEPALIVE_CANCEL at
+// once.
+func TestGenerateKeyCancel(t *testing.T) {
+	p := blockingProvider{release: make(chan struct{})}
+	defer close(p.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := generateKey(ctx, p, keystore.AlgRS256)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; err != ErrKeepaliveCancel {
+		t.Errorf("generateKey after cancel = %v, want CTAP2_ERR_KEEPALIVE_CANCEL", err)
+	}
+	if _, _, err := generateKey(context.Background(), keystore.Software{}, keystore.AlgES256); err != nil {
+		t.Error(err)
+	}
+}
