@@ -17,8 +17,10 @@ type longBlobProvider struct{}
 
 const longBlobPad = 600
 
-func (longBlobProvider) Name() string                        { return "long" }
-func (longBlobProvider) Supports(alg keystore.Algorithm) bool { return keystore.Software{}.Supports(alg) }
+func (longBlobProvider) Name() string { return "long" }
+func (longBlobProvider) Supports(alg keystore.Algorithm) bool {
+	return keystore.Software{}.Supports(alg)
+}
 func (longBlobProvider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
 	blob, key, err := keystore.Software{}.Generate(alg)
 	return append(blob, make([]byte, longBlobPad)...), key, err
