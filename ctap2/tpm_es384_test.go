@@ -17,8 +17,8 @@ import (
 // TestTPMES384WebAuthn (issue 13): on a TPM with P-384 (swtpm), a
 // device-bound ES384 credential is a TPM key, with "tpm" attestation that
 // go-webauthn verifies, within maxCredentialIdLength, and its assertions
-// verify; an RS256 one, which the TPM provider does not make, is a
-// software key and verifies too.
+// verify; so is an RS256 one, whose key the store keeps
+// (TestTPMRSAWebAuthn).
 func TestTPMES384WebAuthn(t *testing.T) {
 	srv := swtpmtest.Start(t)
 	tp := openTPM(t, srv)
@@ -31,7 +31,7 @@ func TestTPMES384WebAuthn(t *testing.T) {
 	for _, tc := range []struct {
 		alg    int64
 		format string
-	}{{-35, "tpm"}, {-257, "packed"}} {
+	}{{-35, "tpm"}, {-257, "tpm"}} {
 		rp, err := webauthntest.New("example.com")
 		if err != nil {
 			t.Fatal(err)

@@ -22,3 +22,19 @@ func TestSimulator(t *testing.T) {
 	defer tp.Close()
 	exercise(t, tp)
 }
+
+// TestSimulatorRSA runs the RS256/PS256 checks against the reference
+// simulator.
+func TestSimulatorRSA(t *testing.T) {
+	st, err := simulator.OpenSimulator()
+	if err != nil {
+		t.Fatalf("open simulator: %v", err)
+	}
+	tp, err := newTPM(st, "simulator")
+	if err != nil {
+		t.Fatalf("newTPM(simulator): %v", err)
+	}
+	defer tp.Close()
+	t.Logf("simulator curves: %v", tp.capabilities().curves)
+	testRSA(t, tp)
+}
