@@ -2,6 +2,7 @@ package tpm
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"encoding/asn1"
 	"fmt"
 	"math/big"
@@ -379,7 +380,22 @@ func (k *Key) Sign(message []byte) ([]byte, error) {
 	if err != nil {
 		return nil, tp.wrap("sign", err)
 	}
-	return signatureBytes(&rsp.Signature, sigSchemeFor(k.alg).Scheme)
+	sig, err := signatureBytes(&rsp.Signature, sigSchemeFor(k.alg).Scheme)
+	if err == nil && k.alg == keystore.AlgPS256 {
+		err = checkPSSSalt(k.pub.(*rsa.PublicKey), digest, sig)
+	}
+	return sig, err
+}
+
+// checkPSSSalt refuses a PSS signature whose salt is not as long as the
+// digest, as RFC 8230 section 2 requires of PS256: TPM 2.0 Part 1 (section
+// B.7) lets a TPM use the longest salt the key allows instead, which
+// strict relying parties reject. It costs one public-key operation.
+func checkPSSSalt(pub *rsa.PublicKey, digest, sig []byte) error {
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
+		return fmt.Errorf("tpm: the TPM's PS256 signature does not use the 32-byte salt RFC 8230 requires: %w", err)
+	}
+	return nil
 }
 
 // signatureBytes encodes a TPMT_SIGNATURE of scheme as WebAuthn wants it:

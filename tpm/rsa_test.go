@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -149,4 +150,26 @@ func TestSwtpmES512(t *testing.T) {
 		t.Fatal("ES512 signature does not verify over SHA-512")
 	}
 	t.Logf("ES512 blob %d bytes", len(blob))
+}
+
+// TestCheckPSSSalt: a PS256 signature with the longest salt, which TPM 2.0
+// allows a TPM to make, is refused; RFC 8230's 32-byte salt passes.
+func TestCheckPSSSalt(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("message"))
+	for _, tc := range []struct {
+		salt int
+		ok   bool
+	}{{rsa.PSSSaltLengthEqualsHash, true}, {rsa.PSSSaltLengthAuto, false}} {
+		sig, err := rsa.SignPSS(rand.Reader, priv, crypto.SHA256, h[:], &rsa.PSSOptions{SaltLength: tc.salt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkPSSSalt(&priv.PublicKey, h[:], sig); (err == nil) != tc.ok {
+			t.Errorf("salt length %d: checkPSSSalt = %v", tc.salt, err)
+		}
+	}
 }
