@@ -215,6 +215,9 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 // store (kind 7): the caller must store c, discoverable or not, for the ID
 // to work. Only provider blobs too long for an ID are (a TPM's RSA key).
 func keyInStore(c *keystore.Credential) bool {
+	if c.Provider == keystore.SoftwareProviderName {
+		return false // software keys always fit (kinds 1, 2, 4-6), and parsing them costs
+	}
 	p, err := compactPayload(c)
 	return err == nil && p[0]&^credKindWideAlg == credKindStored
 }
