@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -187,7 +188,8 @@ func (provider) Name() string { return ProviderName }
 
 // Supports implements keystore.KeyProvider: ES256 (the TPM's ECC P-256),
 // ES384 and ES512 where the TPM has P-384 and P-521, and RS256 and PS256
-// where it has RSA-2048 with both signature schemes (issue 13). A wrapped
+// where it has RSA-2048 with both signature schemes (issue 13; PS256 only
+// if its PSS salt is the digest length, pssSaltOK). A wrapped
 // RSA-2048 blob is about 540 bytes, longer than a credential ID may be
 // (maxCredentialIdLength), so the authenticator keeps such a blob in its
 // encrypted store and the ID only names it.
@@ -199,10 +201,45 @@ func (p provider) Supports(alg keystore.Algorithm) bool {
 		return p.tp.capabilities().hasCurve(tpm2.TPMECCNistP384)
 	case keystore.AlgES512:
 		return p.tp.capabilities().hasCurve(tpm2.TPMECCNistP521)
-	case keystore.AlgRS256, keystore.AlgPS256:
+	case keystore.AlgRS256:
 		return p.tp.capabilities().rsa2048
+	case keystore.AlgPS256:
+		return p.tp.capabilities().rsa2048 && p.pssSaltOK()
 	}
 	return false
+}
+
+// errPSSSalt is checkPSSSalt's error: the TPM's PSS salt is not 32 bytes.
+var errPSSSalt = errors.New("the TPM's PS256 signature does not use the 32-byte salt RFC 8230 requires")
+
+// pssSaltOK reports whether the TPM's RSAPSS signatures have the salt
+// PS256 needs (checkPSSSalt). TPM 2.0 Part 1 rev 01.38 section B.7 has a
+// TPM use the longest salt the key allows, which strict relying parties
+// refuse; libtpms (swtpm) and Windows' TPMs use the digest length. A
+// throwaway key answers once, at the first PS256 key (one more key
+// creation); on a TPM that fails, PS256 keys are software keys. A TPM
+// error answers nothing: it is asked again next time, and Generate
+// reports the error.
+func (p provider) pssSaltOK() bool {
+	tp := p.tp
+	tp.mu.Lock()
+	known := tp.pssSalt
+	tp.mu.Unlock()
+	if known != nil {
+		return *known
+	}
+	_, k, err := p.generate(keystore.AlgPS256, rsaCredentialKeyTemplate())
+	if err == nil {
+		_, err = k.Sign([]byte("vkey: PS256 salt length probe"))
+	}
+	if err != nil && !errors.Is(err, errPSSSalt) {
+		return true
+	}
+	ok := err == nil
+	tp.mu.Lock()
+	tp.pssSalt = &ok
+	tp.mu.Unlock()
+	return ok
 }
 
 // Generate implements keystore.KeyProvider with TPM2_Create under the SRK.
@@ -388,12 +425,11 @@ func (k *Key) Sign(message []byte) ([]byte, error) {
 }
 
 // checkPSSSalt refuses a PSS signature whose salt is not as long as the
-// digest, as RFC 8230 section 2 requires of PS256: TPM 2.0 Part 1 (section
-// B.7) lets a TPM use the longest salt the key allows instead, which
-// strict relying parties reject. It costs one public-key operation.
+// digest, as RFC 8230 section 2 requires of PS256 (see pssSaltOK). It
+// costs one public-key operation.
 func checkPSSSalt(pub *rsa.PublicKey, digest, sig []byte) error {
 	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
-		return fmt.Errorf("tpm: the TPM's PS256 signature does not use the 32-byte salt RFC 8230 requires: %w", err)
+		return fmt.Errorf("tpm: %w: %w", errPSSSalt, err)
 	}
 	return nil
 }

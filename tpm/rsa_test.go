@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"testing"
 	"time"
 
@@ -168,8 +169,28 @@ func TestCheckPSSSalt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkPSSSalt(&priv.PublicKey, h[:], sig); (err == nil) != tc.ok {
+		if err := checkPSSSalt(&priv.PublicKey, h[:], sig); (err == nil) != tc.ok || (err != nil && !errors.Is(err, errPSSSalt)) {
 			t.Errorf("salt length %d: checkPSSSalt = %v", tc.salt, err)
 		}
+	}
+}
+
+// TestSwtpmPSSSaltProbe: swtpm's RSAPSS salt is the digest length, which
+// the provider finds once; on a TPM whose salt is the longest (TPM 2.0
+// Part 1 rev 01.38 section B.7), PS256 keys are not TPM keys (the
+// authenticator makes software keys) while RS256 keys still are.
+func TestSwtpmPSSSaltProbe(t *testing.T) {
+	tp, _ := openSwtpm(t)
+	kp := tp.KeyProvider()
+	if !kp.Supports(keystore.AlgPS256) || tp.pssSalt == nil || !*tp.pssSalt {
+		t.Fatalf("swtpm: PS256 %v after the probe (%v)", kp.Supports(keystore.AlgPS256), tp.pssSalt)
+	}
+	maxSalt := false
+	tp.pssSalt = &maxSalt
+	if kp.Supports(keystore.AlgPS256) || !kp.Supports(keystore.AlgRS256) {
+		t.Errorf("a TPM with the longest PSS salt: PS256 %v, RS256 %v; want RS256 only", kp.Supports(keystore.AlgPS256), kp.Supports(keystore.AlgRS256))
+	}
+	if _, _, err := kp.Generate(keystore.AlgPS256); err == nil {
+		t.Error("Generate(PS256) on a TPM with the longest PSS salt succeeded")
 	}
 }

@@ -62,8 +62,9 @@ type TPM struct {
 	srkName tpm2.TPM2BName
 	srkPub  tpm2.TPMTPublic
 
-	info *tpmInfo         // manufacturer/model/version, read once
-	caps *tpmCapabilities // curves and RSA sizes, asked once
+	info    *tpmInfo         // manufacturer/model/version, read once
+	caps    *tpmCapabilities // curves and RSA sizes, asked once
+	pssSalt *bool            // whether RSAPSS uses a digest-length salt, asked once (pssSaltOK)
 }
 
 // Open opens a TPM. spec is "" or a device path such as "/dev/tpmrm0" (the
