@@ -195,6 +195,7 @@ func TestTPMCredentialIDLength(t *testing.T) {
 func FuzzOpenCredentialID(f *testing.F) {
 	wrapKey := make([]byte, 32)
 	f.Add([]byte{credKindProvider, 0xf9, credFlagCredBlob, 3, 't', 'p', 'm', 0, 1, 9, 1, 5})
+	f.Add([]byte{credKindStored | credKindWideAlg, 0xfe, 0xff, credFlagCredBlob, 1, 5}) // RS256, key in the store
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		_, _ = parseCompactPayload(payload)
 		_, _ = openCredentialIDHash(wrapKey, make([]byte, 32), append([]byte{credIDVersion2}, payload...))
