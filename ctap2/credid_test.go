@@ -278,3 +278,24 @@ func TestGenerateKeyCancel(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestU2FRefusesStoredKeyID: U2F has no use for an ID whose key only the
+// store holds (a TPM's RSA key): check-only says "not ours".
+func TestU2FRefusesStoredKeyID(t *testing.T) {
+	a, err := New(Options{Store: keystore.NewMemory(0), Presence: AutoPresence{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := sha256Sum([]byte("https://example.com"))
+	handle, err := sealCredentialID(a.wrapKey, appID[:], &keystore.Credential{
+		Algorithm: keystore.AlgRS256, Provider: tpm.ProviderName, KeyBlob: randomBytes(600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 65 + len(handle)
+	apdu := append([]byte{0, U2FAuthenticate, u2fCheckOnly, 0, byte(n)}, make([]byte, 32)...)
+	apdu = append(append(append(apdu, appID[:]...), byte(len(handle))), handle...)
+	if out := a.HandleMSG(context.Background(), apdu); !bytes.Equal(out, swWrongData) {
+		t.Errorf("U2F check-only with a stored-key handle: SW %x, want 6a80", out)
+	}
+}
