@@ -43,6 +43,11 @@ import (
 // (its primes p || q, 128 bytes each, from which the rest of the key is
 // computed), so that an RSA ID (288 bytes) also stays within
 // maxCredentialIdLength and the list limits hold for every algorithm.
+// kind 7 carries no key: the credential, blob included, is kept in the
+// store under this ID. It is what a provider blob gets when the ID would
+// otherwise be longer than maxCredentialIdLength: a TPM's RSA-2048 key
+// (about 540 bytes wrapped) makes a 33-byte ID (issue 13). Such an ID is
+// worth nothing once its stored credential is gone (deleted, or reset).
 // flags holds the credProtect level (bits 0-1), hmac-secret (0x04),
 // discoverable (0x08), whether a credBlob follows (0x10) and
 // thirdPartyPayment (0x20, CTAP 2.2). An algorithm
@@ -67,7 +72,9 @@ const (
 	// maxCredentialIdLength; platforms drop longer IDs from their lists).
 	// It covers every ID it has issued: version 2 IDs (at most 97 bytes
 	// for ES256 and EdDSA software keys, 113 for ES384, 131 for ES512, 322
-	// for RSA, about 330 for TPM keys) and the version 1 IDs of
+	// for RSA; on swtpm with every extension 325 for TPM ES256 keys, 373
+	// for ES384, 427 for ES512 and 66 for RSA, whose key the store keeps)
+	// and the version 1 IDs of
 	// earlier releases (at most 310 bytes for software keys, about 430 for
 	// TPM keys).
 	maxCredentialIDLength = 512
@@ -81,6 +88,7 @@ const (
 	credKindP384     byte = 4
 	credKindP521     byte = 5
 	credKindRSA      byte = 6
+	credKindStored   byte = 7
 
 	credFlagProtectMask byte = 0x03
 	credFlagHMACSecret  byte = 0x04
@@ -186,18 +194,32 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 		if len(c.Provider) > 255 || len(c.KeyBlob) > 0xffff {
 			return nil, errors.New("credential ID: key blob too long")
 		}
-		out = append(out, byte(len(c.Provider)))
-		out = append(out, c.Provider...)
-		out = binary.BigEndian.AppendUint16(out, uint16(len(c.KeyBlob)))
-		out = append(out, c.KeyBlob...)
-	} else {
-		out = append(out, key...)
+		key = append([]byte{byte(len(c.Provider))}, c.Provider...)
+		key = binary.BigEndian.AppendUint16(key, uint16(len(c.KeyBlob)))
+		key = append(key, c.KeyBlob...)
 	}
+	var credBlob []byte
 	if c.CredBlob != nil {
-		out = append(out, byte(len(c.CredBlob)))
-		out = append(out, c.CredBlob...)
+		credBlob = append([]byte{byte(len(c.CredBlob))}, c.CredBlob...)
 	}
+	if kind == credKindProvider && credIDOverhead+len(out)+len(key)+len(credBlob) > maxCredentialIDLength {
+		// Kind 7: the key stays in the store (keyInStore).
+		out[0] = credKindStored | out[0]&credKindWideAlg
+		key = nil
+	}
+	out = append(append(out, key...), credBlob...)
 	return out, nil
+}
+
+// keyInStore reports whether the credential ID of c leaves its key to the
+// store (kind 7): the caller must store c, discoverable or not, for the ID
+// to work. Only provider blobs too long for an ID are (a TPM's RSA key).
+func keyInStore(c *keystore.Credential) bool {
+	if c.Provider == keystore.SoftwareProviderName {
+		return false // software keys always fit (kinds 1, 2, 4-6), and parsing them costs
+	}
+	p, err := compactPayload(c)
+	return err == nil && p[0]&^credKindWideAlg == credKindStored
 }
 
 // softwareKeyMaterial reduces a software PKCS#8 key to its scalar, seed or
@@ -388,6 +410,9 @@ func parseCompactPayload(p []byte) (*keystore.Credential, error) {
 			return nil, errShort
 		}
 		c.KeyBlob, rest = append([]byte(nil), rest[2:2+n]...), rest[2+n:]
+	case credKindStored:
+		// No key here: the store holds the credential under this ID, and
+		// without it (Provider and KeyBlob empty) the ID is no credential.
 	default:
 		return nil, fmt.Errorf("credential ID: unknown key kind %d", kind)
 	}

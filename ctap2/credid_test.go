@@ -145,7 +145,9 @@ func TestOldCredentialsStillWork(t *testing.T) {
 }
 
 // TestTPMCredentialIDLength: TPM-backed IDs, of either version and with
-// every extension, fit maxCredentialIdLength.
+// every extension, fit maxCredentialIdLength: ES256, ES384 and ES512 ones
+// carry the TPM's blob, RS256 and PS256 ones leave it to the store (issue
+// 13: the wrapped RSA-2048 key alone is 542 bytes on swtpm).
 func TestTPMCredentialIDLength(t *testing.T) {
 	swtpmtest.Need(t)
 	srv := swtpmtest.Start(t)
@@ -156,19 +158,36 @@ func TestTPMCredentialIDLength(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Close() })
 	wrapKey := randomBytes(32)
 	h := sha256Sum([]byte("example.com"))
-	c := fullCredential(t, tp.KeyProvider(), keystore.AlgES256)
-	v2, err := sealCredentialID(wrapKey, h[:], c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1 := sealV1(t, wrapKey, h[:], c)
-	t.Logf("TPM credential IDs with every extension: version 2 %d bytes, version 1 %d bytes", len(v2), len(v1))
-	if len(v2) > maxCredentialIDLength || len(v1) > maxCredentialIDLength {
-		t.Errorf("TPM credential IDs of %d and %d bytes, more than maxCredentialIdLength %d", len(v2), len(v1), maxCredentialIDLength)
-	}
-	got, err := openCredentialID(wrapKey, "example.com", v2)
-	if err != nil || !bytes.Equal(got.KeyBlob, c.KeyBlob) || got.Provider != tpm.ProviderName {
-		t.Fatalf("TPM ID does not round-trip: %v", err)
+	for _, alg := range []keystore.Algorithm{keystore.AlgES256, keystore.AlgES384, keystore.AlgES512, keystore.AlgRS256, keystore.AlgPS256} {
+		if !tp.KeyProvider().Supports(alg) {
+			t.Logf("alg %d: this TPM cannot make such keys", alg)
+			continue
+		}
+		c := fullCredential(t, tp.KeyProvider(), alg)
+		v2, err := sealCredentialID(wrapKey, h[:], c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("alg %d: TPM credential ID with every extension: %d bytes (blob %d bytes)", alg, len(v2), len(c.KeyBlob))
+		if len(v2) > maxCredentialIDLength {
+			t.Errorf("alg %d: TPM credential ID of %d bytes, more than maxCredentialIdLength %d", alg, len(v2), maxCredentialIDLength)
+		}
+		rsa := alg == keystore.AlgRS256 || alg == keystore.AlgPS256
+		if keyInStore(c) != rsa {
+			t.Errorf("alg %d: keyInStore = %v", alg, !rsa)
+		}
+		got, err := openCredentialID(wrapKey, "example.com", v2)
+		if err != nil || (!rsa && (!bytes.Equal(got.KeyBlob, c.KeyBlob) || got.Provider != tpm.ProviderName)) {
+			t.Fatalf("alg %d: TPM ID does not round-trip: %v", alg, err)
+		}
+		if alg != keystore.AlgES256 {
+			continue
+		}
+		v1 := sealV1(t, wrapKey, h[:], c)
+		t.Logf("alg %d: version 1 ID %d bytes", alg, len(v1))
+		if len(v1) > maxCredentialIDLength {
+			t.Errorf("TPM version 1 credential ID of %d bytes, more than maxCredentialIdLength %d", len(v1), maxCredentialIDLength)
+		}
 	}
 }
 
@@ -176,8 +195,107 @@ func TestTPMCredentialIDLength(t *testing.T) {
 func FuzzOpenCredentialID(f *testing.F) {
 	wrapKey := make([]byte, 32)
 	f.Add([]byte{credKindProvider, 0xf9, credFlagCredBlob, 3, 't', 'p', 'm', 0, 1, 9, 1, 5})
+	f.Add([]byte{credKindStored | credKindWideAlg, 0xfe, 0xff, credFlagCredBlob, 1, 5}) // RS256, key in the store
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		_, _ = parseCompactPayload(payload)
 		_, _ = openCredentialIDHash(wrapKey, make([]byte, 32), append([]byte{credIDVersion2}, payload...))
 	})
+}
+
+// TestStoredKeyCredentialID (issue 13): a provider blob too long for an ID
+// (a TPM's RSA key) gives a kind 7 ID that carries no key, only the
+// extension state, and says so (keyInStore); a blob that fits (a TPM's
+// ES256 key) keeps its ID format.
+func TestStoredKeyCredentialID(t *testing.T) {
+	wrapKey := randomBytes(32)
+	h := sha256Sum([]byte("example.com"))
+	c := &keystore.Credential{
+		Algorithm: keystore.AlgRS256, Provider: tpm.ProviderName, KeyBlob: randomBytes(542), CredProtect: 3, HMACSecret: true,
+		CredBlob: bytes.Repeat([]byte{7}, maxCredBlobLength), Discoverable: true, ThirdPartyPayment: true,
+	}
+	if !keyInStore(c) {
+		t.Fatal("a 542-byte blob is not left to the store")
+	}
+	id, err := sealCredentialID(wrapKey, h[:], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored-key ID with every extension: %d bytes", len(id))
+	if len(id) > credIDOverhead+4+1+maxCredBlobLength {
+		t.Errorf("%d-byte ID: it carries more than the extension state", len(id))
+	}
+	got, err := openCredentialID(wrapKey, "example.com", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.KeyBlob != nil || got.Provider != "" {
+		t.Errorf("the ID opens with provider %q and a %d-byte blob: want neither", got.Provider, len(got.KeyBlob))
+	}
+	got.Provider = c.Provider
+	sameCredential(t, got, c)
+
+	c.KeyBlob = randomBytes(300)
+	if keyInStore(c) {
+		t.Error("a 300-byte blob is left to the store")
+	}
+	id, err = sealCredentialID(wrapKey, h[:], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openCredentialID(wrapKey, "example.com", id); err != nil || !bytes.Equal(got.KeyBlob, c.KeyBlob) {
+		t.Errorf("a 300-byte blob does not round-trip in the ID: %v", err)
+	}
+}
+
+// blockingProvider's Generate waits until release is closed.
+type blockingProvider struct {
+	keystore.Software
+	release chan struct{}
+}
+
+func (p blockingProvider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
+	<-p.release
+	return p.Software.Generate(alg)
+}
+
+// TestGenerateKeyCancel: a client that cancels while the key is being
+// made (seconds for a TPM's RSA key) gets CTAP2_ERR_KEEPALIVE_CANCEL at
+// once.
+func TestGenerateKeyCancel(t *testing.T) {
+	p := blockingProvider{release: make(chan struct{})}
+	defer close(p.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := generateKey(ctx, p, keystore.AlgRS256)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; err != ErrKeepaliveCancel {
+		t.Errorf("generateKey after cancel = %v, want CTAP2_ERR_KEEPALIVE_CANCEL", err)
+	}
+	if _, _, err := generateKey(context.Background(), keystore.Software{}, keystore.AlgES256); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestU2FRefusesStoredKeyID: U2F has no use for an ID whose key only the
+// store holds (a TPM's RSA key): check-only says "not ours".
+func TestU2FRefusesStoredKeyID(t *testing.T) {
+	a, err := New(Options{Store: keystore.NewMemory(0), Presence: AutoPresence{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := sha256Sum([]byte("https://example.com"))
+	handle, err := sealCredentialID(a.wrapKey, appID[:], &keystore.Credential{
+		Algorithm: keystore.AlgRS256, Provider: tpm.ProviderName, KeyBlob: randomBytes(600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 65 + len(handle)
+	apdu := append([]byte{0, U2FAuthenticate, u2fCheckOnly, 0, byte(n)}, make([]byte, 32)...)
+	apdu = append(append(append(apdu, appID[:]...), byte(len(handle))), handle...)
+	if out := a.HandleMSG(context.Background(), apdu); !bytes.Equal(out, swWrongData) {
+		t.Errorf("U2F check-only with a stored-key handle: SW %x, want 6a80", out)
+	}
 }

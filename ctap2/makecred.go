@@ -235,9 +235,9 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 
 	kind := a.opts.Passkeys
 	provider := a.providerFor(alg, kind)
-	blob, key, err := provider.Generate(alg)
+	blob, key, err := generateKey(ctx, provider, alg)
 	if err != nil {
-		return nil, fmt.Errorf("generating %d key with %s: %w", alg, provider.Name(), err)
+		return nil, err
 	}
 	cred := &keystore.Credential{
 		RPID: req.RP.ID, RPName: truncateUTF8(req.RP.Name, maxEntityStringBytes),
@@ -286,8 +286,12 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		return nil, err
 	}
 	// Discoverable credentials live in the store; so do syncable ones, so
-	// that `vkey backup export` finds them.
-	if rk || cred.BackupEligible {
+	// that `vkey backup export` finds them, and those whose key is too
+	// long for their ID (a TPM's RSA key, keyInStore). A crash after this
+	// write and before the answer leaves a stored credential no relying
+	// party knows, as for a discoverable one: it is harmless, and reset
+	// removes it.
+	if rk || cred.BackupEligible || keyInStore(cred) {
 		if rk {
 			if err := a.checkProfileCapacity(cred); err != nil {
 				return nil, err
@@ -322,6 +326,32 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	a.emit(CredentialCreated{RPID: req.RP.ID, RPIDHash: rpIDHash, CredentialID: cred.ID, UserName: req.User.Name,
 		Discoverable: rk, SignCount: count})
 	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
+}
+
+// generateKey is provider.Generate, which takes a TPM seconds for an RSA
+// key: a client that cancels (CTAPHID_CANCEL) gets
+// CTAP2_ERR_KEEPALIVE_CANCEL at once, and the key, made anyway, is dropped
+// (TPM2_Create leaves nothing loaded in the TPM, and nothing is stored).
+func generateKey(ctx context.Context, provider keystore.KeyProvider, alg keystore.Algorithm) ([]byte, keystore.Key, error) {
+	type generated struct {
+		blob []byte
+		key  keystore.Key
+		err  error
+	}
+	done := make(chan generated, 1)
+	go func() {
+		blob, key, err := provider.Generate(alg)
+		done <- generated{blob, key, err}
+	}()
+	select {
+	case g := <-done:
+		if g.err != nil {
+			return nil, nil, fmt.Errorf("generating %d key with %s: %w", alg, provider.Name(), g.err)
+		}
+		return g.blob, g.key, nil
+	case <-ctx.Done():
+		return nil, nil, ErrKeepaliveCancel
+	}
 }
 
 // maxEntityStringBytes is how much of rp.name, user.name and
@@ -422,8 +452,9 @@ func (a *Authenticator) findCredential(rpID string, d CredentialDescriptor) (*ke
 		return nil, fmt.Errorf("reading credential: %w", err)
 	}
 	c, err = openCredentialID(a.wrapKey, rpID, d.ID)
-	if err != nil || c.Discoverable {
-		// A discoverable credential that is no longer stored was deleted.
+	if err != nil || c.Discoverable || c.KeyBlob == nil {
+		// A discoverable credential that is no longer stored was deleted;
+		// so was one whose ID left its key to the store (keyInStore).
 		return nil, nil
 	}
 	return c, nil

@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/protocol/webauthncose"
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
@@ -17,8 +14,8 @@ import (
 // TestTPMES384WebAuthn (issue 13): on a TPM with P-384 (swtpm), a
 // device-bound ES384 credential is a TPM key, with "tpm" attestation that
 // go-webauthn verifies, within maxCredentialIdLength, and its assertions
-// verify; an RS256 one, which the TPM provider does not make, is a
-// software key and verifies too.
+// verify; so is an RS256 one, whose key the store keeps
+// (TestTPMRSAWebAuthn).
 func TestTPMES384WebAuthn(t *testing.T) {
 	srv := swtpmtest.Start(t)
 	tp := openTPM(t, srv)
@@ -31,40 +28,26 @@ func TestTPMES384WebAuthn(t *testing.T) {
 	for _, tc := range []struct {
 		alg    int64
 		format string
-	}{{-35, "tpm"}, {-257, "packed"}} {
+	}{{-35, "tpm"}, {-257, "tpm"}} {
 		rp, err := webauthntest.New("example.com")
 		if err != nil {
 			t.Fatal(err)
 		}
 		u := webauthntest.NewUser("alice")
-		cer, err := rp.BeginRegistration(u, webauthn.WithConveyancePreference(protocol.PreferDirectAttestation),
-			webauthn.WithCredentialParameters([]protocol.CredentialParameter{{Type: "public-key", Algorithm: webauthncose.COSEAlgorithmIdentifier(tc.alg)}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := mcRequest(t, rp.ID, u.ID, false, tc.alg)
-		req.ClientDataHash = cer.ClientDataHash
-		att, err := k.c.MakeCredential(context.Background(), req)
-		if err != nil {
-			t.Fatalf("alg %d: %v", tc.alg, err)
-		}
-		id, _ := att.CredentialID()
-		t.Logf("alg %d: %s attestation, %d-byte credential ID", tc.alg, att.Format, len(id))
-		if att.Format != tc.format || len(id) > int(info.MaxCredentialIDLength) {
-			t.Errorf("alg %d: format %q, ID of %d bytes: want %q within %d", tc.alg, att.Format, len(id), tc.format, info.MaxCredentialIDLength)
-		}
-		cred, err := rp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt)
-		if err != nil {
-			t.Fatalf("alg %d: go-webauthn rejected the registration: %v", tc.alg, err)
+		cred, format, _ := registerDirect(t, k, rp, u, false, tc.alg)
+		t.Logf("alg %d: %s attestation, %d-byte credential ID", tc.alg, format, len(cred.ID))
+		if format != tc.format || len(cred.ID) > int(info.MaxCredentialIDLength) {
+			t.Errorf("alg %d: format %q, ID of %d bytes: want %q within %d", tc.alg, format, len(cred.ID), tc.format, info.MaxCredentialIDLength)
 		}
 		u.Credentials = append(u.Credentials, *cred)
 		login(t, k, rp, u, nil)
 	}
 }
 
-// TestTPMAttestationUserCAAndMetadata (issue 13): "tpm" attestation (ES256
-// and ES384) under the user's CA, checked by a go-webauthn relying party
-// against the key's MDS3 statement (trust anchor the user's root, attca).
+// TestTPMAttestationUserCAAndMetadata (issue 13): "tpm" attestation (ES256,
+// ES384, ES512, RS256 and PS256) under the user's CA, checked by a
+// go-webauthn relying party against the key's MDS3 statement (trust anchor
+// the user's root, attca).
 func TestTPMAttestationUserCAAndMetadata(t *testing.T) {
 	root, rootKey, _ := newTestCA(t, "Team root", nil, nil)
 	srv := swtpmtest.Start(t)
@@ -84,22 +67,11 @@ func TestTPMAttestationUserCAAndMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := mdsRP(t, stmt)
-	for _, alg := range []int64{-7, -35} {
+	for _, alg := range []int64{-7, -35, -36, -257, -37} {
 		u := webauthntest.NewUser("alice")
-		cer, err := rp.BeginRegistration(u, webauthn.WithConveyancePreference(protocol.PreferDirectAttestation),
-			webauthn.WithCredentialParameters([]protocol.CredentialParameter{{Type: "public-key", Algorithm: webauthncose.COSEAlgorithmIdentifier(alg)}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := mcRequest(t, rp.ID, u.ID, false, alg)
-		req.ClientDataHash = cer.ClientDataHash
-		att, err := k.c.MakeCredential(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, _ := att.CredentialID()
-		if _, err := rp.FinishRegistration(u, cer, id, att.Format, att.AuthData, att.AttStmt); err != nil || att.Format != "tpm" {
-			t.Errorf("alg %d: %s attestation under the user's CA refused against the MDS statement: %v", alg, att.Format, err)
+		// registerDirect has the MDS-checking relying party verify it.
+		if _, format, _ := registerDirect(t, k, rp, u, false, alg); format != "tpm" {
+			t.Errorf("alg %d: %s attestation, want tpm", alg, format)
 		}
 	}
 }

@@ -368,12 +368,13 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	}
 	challenge, appID, handle := data[:32], data[32:64], data[65:]
 	cred, err := openCredentialIDHash(a.wrapKey, appID, handle)
-	if err != nil || cred.Discoverable || cred.CredProtect >= credProtectOptionalWithList {
+	if err != nil || cred.Discoverable || cred.KeyBlob == nil || cred.CredProtect >= credProtectOptionalWithList {
 		// U2F knows only non-discoverable credentials without user
 		// verification: a discoverable one (stored, or deleted: its ID
 		// still opens) belongs to CTAP2 and its credential management,
 		// and one protected above userVerificationOptional must not be
-		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect). Every
+		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect); nor is
+		// one whose key only the store holds (a TPM's RSA key). Every
 		// P1, check-only included, answers as for a handle not ours.
 		return swWrongData
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,4 +60,37 @@ func TestE2ETPMKeysAndSealedState(t *testing.T) {
 	if _, err := rp.FinishLogin(u, nil, lc, resp.Credential.ID, resp.AuthData, resp.Signature, nil); err != nil {
 		t.Fatalf("go-webauthn rejected the TPM-backed assertion: %v", err)
 	}
+}
+
+// TestE2ETPMRSAFido2Tools (issue 13): with `vkey run --keys tpm` on a TPM
+// with RSA-2048 (swtpm), libfido2's fido2-cred makes rs256 credentials,
+// discoverable or not, whose packed attestation fido2-cred -V verifies,
+// and fido2-assert verifies their assertions, also after a restart (the
+// store keeps the TPM's wrapped key; the ID, within maxCredentialIdLength,
+// only names it). The attestation is packed because libfido2 1.12
+// verifies only Windows Hello's tpm statements (an RSA-SHA1 AIK and a
+// 32-byte authPolicy in pubArea, src/tpm.c); go-webauthn checks vkey's
+// (TestTPMRSAWebAuthn).
+func TestE2ETPMRSAFido2Tools(t *testing.T) {
+	swtpmtest.Need(t)
+	needTool(t, "fido2-cred", "fido2-assert")
+	tpm := swtpmtest.Start(t)
+	args := []string{"--state", filepath.Join(t.TempDir(), "state"), "--keys", "tpm", "--tpm", tpm.Spec(),
+		"--attestation", "packed", "--transport", "pty", "--presence", "auto"}
+	k := startKey(t, args...)
+	id, pub := fido2Register(t, k.Where, "example.com", "rs256")
+	raw, err := base64.StdEncoding.DecodeString(id)
+	if err != nil || len(raw) > 100 {
+		// A software RS256 ID carries the key's primes (288 bytes or more).
+		t.Fatalf("credential ID %q (%v): want the short ID of a key the store keeps", id, err)
+	}
+	t.Logf("rs256 TPM credential ID: %d bytes", len(raw))
+	fido2Assert(t, k.Where, "example.com", id, pub, "rs256")
+	_, rpub := fido2Register(t, k.Where, "resident.example", "rs256", "-r")
+	fido2Assert(t, k.Where, "resident.example", "", rpub, "rs256", "-r")
+	stopKey(t, k)
+
+	k = startKey(t, args...)
+	fido2Assert(t, k.Where, "example.com", id, pub, "rs256")
+	fido2Assert(t, k.Where, "resident.example", "", rpub, "rs256", "-r")
 }

@@ -2,11 +2,15 @@ package tpm
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/big"
+	"slices"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/vkey-dev/vkey/keystore"
@@ -17,7 +21,7 @@ const blobVersion = 1
 
 // Blob kinds (second byte).
 const (
-	kindSigningKey byte = 1 // ECC P-256 ECDSA-SHA256 signing key
+	kindSigningKey byte = 1 // credential signing key (ECC or RSA)
 	kindSealed     byte = 2 // sealed data object (keyedHash)
 )
 
@@ -110,19 +114,50 @@ func templatePrefix(t tpm2.TPMTPublic, size int) []byte {
 	return b[:len(b)-2*(2+size)]
 }
 
-// signingKeyPrefixes are the templatePrefix of the ES256 (P-256)
-// credential key templates Load accepts: the current one (TPM_ALG_NULL
-// scheme) and the one of keys made before it (ECDSA-SHA256 scheme).
-var signingKeyPrefixes = [][]byte{
-	templatePrefix(credentialKeyTemplate(), 32),
-	templatePrefix(legacyCredentialKeyTemplate(), 32),
+// credentialKeyShape is one kind of credential key Load accepts: the
+// templatePrefix of each template it was ever made with, how its unique
+// field reads, and the algorithms it signs with.
+type credentialKeyShape struct {
+	prefixes [][]byte
+	// unique reads the public key from what follows the prefix.
+	unique func(rest []byte) (crypto.PublicKey, error)
+	// algs are the COSE algorithms of keys of this shape.
+	algs []keystore.Algorithm
 }
 
-// signingKeyPrefixesP384 are signingKeyPrefixes of the ES384 (P-384)
-// templates.
-var signingKeyPrefixesP384 = [][]byte{
-	templatePrefix(credentialKeyTemplateFor(keystore.AlgES384), 48),
-	templatePrefix(legacyCredentialKeyTemplateP384(), 48),
+// credentialKeyShapes are the credential keys Generate makes, and the
+// older templates Load still accepts: ES256 on P-256 and ES384 on P-384
+// (TPM_ALG_NULL scheme, or the ECDSA scheme of keys made before it), ES512
+// on P-521, and RS256/PS256 on RSA-2048 (one key shape serves both: the
+// key names no scheme and each TPM2_Sign names its own).
+var credentialKeyShapes = []credentialKeyShape{
+	{
+		prefixes: [][]byte{templatePrefix(credentialKeyTemplate(), 32), templatePrefix(legacyCredentialKeyTemplate(), 32)},
+		unique:   func(rest []byte) (crypto.PublicKey, error) { return eccUnique(elliptic.P256(), rest) },
+		algs:     []keystore.Algorithm{keystore.AlgES256},
+	},
+	{
+		prefixes: [][]byte{templatePrefix(credentialKeyTemplateFor(keystore.AlgES384), 48), templatePrefix(legacyCredentialKeyTemplateP384(), 48)},
+		unique:   func(rest []byte) (crypto.PublicKey, error) { return eccUnique(elliptic.P384(), rest) },
+		algs:     []keystore.Algorithm{keystore.AlgES384},
+	},
+	{
+		prefixes: [][]byte{templatePrefix(credentialKeyTemplateFor(keystore.AlgES512), 66)},
+		unique:   func(rest []byte) (crypto.PublicKey, error) { return eccUnique(elliptic.P521(), rest) },
+		algs:     []keystore.Algorithm{keystore.AlgES512},
+	},
+	{
+		prefixes: [][]byte{rsaTemplatePrefix(credentialKeyTemplateFor(keystore.AlgRS256))},
+		unique:   rsaUnique,
+		algs:     []keystore.Algorithm{keystore.AlgRS256, keystore.AlgPS256},
+	},
+}
+
+// rsaTemplatePrefix is templatePrefix for an RSA template, whose unique
+// field (the modulus) is empty in the template.
+func rsaTemplatePrefix(t tpm2.TPMTPublic) []byte {
+	b := tpm2.Marshal(t)
+	return b[:len(b)-2]
 }
 
 // matchPrefix returns what follows the first of prefixes that b starts
@@ -136,56 +171,44 @@ func matchPrefix(b []byte, prefixes [][]byte) ([]byte, bool) {
 	return nil, false
 }
 
-// signingKeyPublicAlg is signingKeyPublic for either template (ES256 on
-// P-256, ES384 on P-384); it also says which.
-func signingKeyPublicAlg(pubArea []byte) (*ecdsa.PublicKey, keystore.Algorithm, error) {
-	rest, ok := matchPrefix(pubArea, signingKeyPrefixesP384)
-	if !ok {
-		pub, err := signingKeyPublic(pubArea)
-		return pub, keystore.AlgES256, err
-	}
-	var xy [2][]byte
-	for i := range xy {
-		if len(rest) < 2 {
-			return nil, 0, fmt.Errorf("%w: public area truncated", ErrBadBlob)
+// credentialKeyPublic checks that pubArea is that of a non-exportable
+// credential key as Generate makes them (one of the exact templates:
+// fixedTPM, fixedParent, sensitiveDataOrigin, sign) and returns its public
+// key and the algorithms it signs with. It compares bytes instead of
+// decoding the structure, which keeps Load cheap.
+func credentialKeyPublic(pubArea []byte) (crypto.PublicKey, []keystore.Algorithm, error) {
+	for _, s := range credentialKeyShapes {
+		if rest, ok := matchPrefix(pubArea, s.prefixes); ok {
+			pub, err := s.unique(rest)
+			return pub, s.algs, err
 		}
-		n := int(binary.BigEndian.Uint16(rest))
-		if n > 48 || len(rest) < 2+n {
-			return nil, 0, fmt.Errorf("%w: bad ECC coordinate", ErrBadBlob)
-		}
-		xy[i], rest = rest[2:2+n], rest[2+n:]
 	}
-	if len(rest) != 0 {
-		return nil, 0, fmt.Errorf("%w: %d trailing bytes in public area", ErrBadBlob, len(rest))
-	}
-	raw := make([]byte, 97)
-	raw[0] = 4
-	copy(raw[1+48-len(xy[0]):49], xy[0])
-	copy(raw[49+48-len(xy[1]):], xy[1])
-	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P384(), raw)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: ECC point: %w", ErrBadBlob, err)
-	}
-	return k, keystore.AlgES384, nil
+	return nil, nil, fmt.Errorf("%w: public area is not that of a vkey credential key", ErrBadBlob)
 }
 
-// signingKeyPublic checks that pubArea is a non-exportable ECC P-256 signing
-// key as Generate makes them (one of the exact templates: fixedTPM,
-// fixedParent, sensitiveDataOrigin, sign; NULL or ECDSA-SHA256 scheme) and
-// returns its public key. It compares bytes instead of decoding the
-// structure, which keeps Load cheap.
+// signingKeyPublic is credentialKeyPublic for an ES256 (P-256) key.
 func signingKeyPublic(pubArea []byte) (*ecdsa.PublicKey, error) {
-	rest, ok := matchPrefix(pubArea, signingKeyPrefixes)
-	if !ok {
-		return nil, fmt.Errorf("%w: public area is not that of a vkey credential key", ErrBadBlob)
+	pub, algs, err := credentialKeyPublic(pubArea)
+	if err != nil {
+		return nil, err
 	}
+	if !slices.Equal(algs, []keystore.Algorithm{keystore.AlgES256}) {
+		return nil, fmt.Errorf("%w: not a P-256 key", ErrBadBlob)
+	}
+	return pub.(*ecdsa.PublicKey), nil
+}
+
+// eccUnique reads a TPMS_ECC_POINT (two TPM2B coordinates, nothing after
+// them) as a point on curve, checking that it is on the curve.
+func eccUnique(curve elliptic.Curve, rest []byte) (*ecdsa.PublicKey, error) {
+	size := (curve.Params().BitSize + 7) / 8
 	var xy [2][]byte
 	for i := range xy {
 		if len(rest) < 2 {
 			return nil, fmt.Errorf("%w: public area truncated", ErrBadBlob)
 		}
 		n := int(binary.BigEndian.Uint16(rest))
-		if n > 32 || len(rest) < 2+n {
+		if n > size || len(rest) < 2+n {
 			return nil, fmt.Errorf("%w: bad ECC coordinate", ErrBadBlob)
 		}
 		xy[i], rest = rest[2:2+n], rest[2+n:]
@@ -193,8 +216,28 @@ func signingKeyPublic(pubArea []byte) (*ecdsa.PublicKey, error) {
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes in public area", ErrBadBlob, len(rest))
 	}
-	return p256Point(xy[0], xy[1])
+	return eccPoint(curve, xy[0], xy[1])
 }
+
+// rsaUnique reads a TPM2B_PUBLIC_KEY_RSA as the modulus of an RSA-2048
+// key with the template's exponent (0, which means 2^16+1: TPM 2.0 Part 2
+// section 12.2.3.5).
+func rsaUnique(rest []byte) (crypto.PublicKey, error) {
+	if len(rest) != 2+rsaKeyBytes || int(binary.BigEndian.Uint16(rest)) != rsaKeyBytes {
+		return nil, fmt.Errorf("%w: RSA modulus is not %d bytes", ErrBadBlob, rsaKeyBytes)
+	}
+	n := new(big.Int).SetBytes(rest[2:])
+	if n.BitLen() != keystore.RSAKeyBits || n.Bit(0) == 0 {
+		return nil, fmt.Errorf("%w: not an RSA-%d modulus", ErrBadBlob, keystore.RSAKeyBits)
+	}
+	return &rsa.PublicKey{N: n, E: rsaDefaultExponent}, nil
+}
+
+// rsaKeyBytes is the modulus size of RSA credential keys in bytes.
+const rsaKeyBytes = keystore.RSAKeyBits / 8
+
+// rsaDefaultExponent is the public exponent of a key whose template says 0.
+const rsaDefaultExponent = 1<<16 + 1
 
 // eccPublic converts the unique field of an ECC P-256 public area into an
 // *ecdsa.PublicKey, checking that the point is on the curve.
@@ -210,20 +253,21 @@ func eccPublic(pub *tpm2.TPMTPublic) (*ecdsa.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECC point: %w", ErrBadBlob, err)
 	}
-	return p256Point(pt.X.Buffer, pt.Y.Buffer)
+	return eccPoint(elliptic.P256(), pt.X.Buffer, pt.Y.Buffer)
 }
 
-// p256Point makes an *ecdsa.PublicKey of big-endian coordinates, checking
-// that the point is on the curve.
-func p256Point(x, y []byte) (*ecdsa.PublicKey, error) {
-	if len(x) > 32 || len(y) > 32 {
+// eccPoint makes an *ecdsa.PublicKey on curve of big-endian coordinates,
+// checking that the point is on the curve.
+func eccPoint(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
+	size := (curve.Params().BitSize + 7) / 8
+	if len(x) > size || len(y) > size {
 		return nil, fmt.Errorf("%w: ECC point too long", ErrBadBlob)
 	}
-	raw := make([]byte, 65)
+	raw := make([]byte, 1+2*size)
 	raw[0] = 4
-	copy(raw[1+32-len(x):33], x)
-	copy(raw[33+32-len(y):], y)
-	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+	copy(raw[1+size-len(x):1+size], x)
+	copy(raw[1+2*size-len(y):], y)
+	k, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECC point: %w", ErrBadBlob, err)
 	}

@@ -2,13 +2,15 @@ package tpm
 
 import (
 	"crypto"
-	"crypto/ecdsa"
+	"crypto/rsa"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -54,20 +56,26 @@ func legacyCredentialKeyTemplate() tpm2.TPMTPublic {
 	return eccSigningTemplate(tpm2.TPMECCNistP256, 32, eccSigScheme)
 }
 
+// credentialKeyAttributes are the attributes of every credential key:
+// non-exportable (fixedTPM|fixedParent|sensitiveDataOrigin), usable with an
+// empty password (userWithAuth), exempt from dictionary-attack lockout
+// (noDA), unrestricted signing.
+var credentialKeyAttributes = tpm2.TPMAObject{
+	FixedTPM:            true,
+	FixedParent:         true,
+	SensitiveDataOrigin: true,
+	UserWithAuth:        true,
+	NoDA:                true,
+	SignEncrypt:         true,
+}
+
 // eccSigningTemplate is the template of a non-exportable ECC signing key on
 // curve (coordinates of size bytes) with scheme.
 func eccSigningTemplate(curve tpm2.TPMECCCurve, size int, scheme tpm2.TPMTECCScheme) tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgECC,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM:            true,
-			FixedParent:         true,
-			SensitiveDataOrigin: true,
-			UserWithAuth:        true,
-			NoDA:                true,
-			SignEncrypt:         true,
-		},
+		Type:             tpm2.TPMAlgECC,
+		NameAlg:          tpm2.TPMAlgSHA256,
+		ObjectAttributes: credentialKeyAttributes,
 		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
 			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
 			Scheme:    scheme,
@@ -82,14 +90,42 @@ func eccSigningTemplate(curve tpm2.TPMECCCurve, size int, scheme tpm2.TPMTECCSch
 }
 
 // credentialKeyTemplateFor is the credential key template of alg: ES256
-// on P-256 (credentialKeyTemplate), or ES384, the same on P-384 signing
-// with ECDSA-SHA384 (issue 13; swtpm and most TPMs offer P-384); both
-// with the TPM_ALG_NULL scheme.
+// on P-256 (credentialKeyTemplate); ES384 and ES512, the same on P-384 and
+// P-521 (issue 13: where the TPM offers the curve); RS256 and PS256 on
+// RSA-2048 (rsaCredentialKeyTemplate). All name no scheme (TPM_ALG_NULL).
 func credentialKeyTemplateFor(alg keystore.Algorithm) tpm2.TPMTPublic {
-	if alg != keystore.AlgES384 {
-		return credentialKeyTemplate()
+	switch alg {
+	case keystore.AlgES384:
+		return eccSigningTemplate(tpm2.TPMECCNistP384, 48, nullECCScheme)
+	case keystore.AlgES512:
+		return eccSigningTemplate(tpm2.TPMECCNistP521, 66, nullECCScheme)
+	case keystore.AlgRS256, keystore.AlgPS256:
+		return rsaCredentialKeyTemplate()
 	}
-	return eccSigningTemplate(tpm2.TPMECCNistP384, 48, nullECCScheme)
+	return credentialKeyTemplate()
+}
+
+// rsaCredentialKeyTemplate is the template of RSA credential keys: an
+// unrestricted RSA-2048 signing key with the attributes of
+// credentialKeyTemplate, the default exponent 2^16+1 (0 in the template,
+// TPM 2.0 Part 2 section 12.2.3.5) and no scheme (TPM_ALG_NULL), so one
+// key shape serves RS256 (each TPM2_Sign names RSASSA-SHA256) and PS256
+// (RSAPSS-SHA256). As for the ECC keys, relying-party parsers of the tpm
+// statement's pubArea read TPMS_RSA_PARMS.scheme as a bare algorithm ID
+// with no details: python-fido2 and @simplewebauthn/server read keyBits
+// and exponent right after it, so a named scheme would be misread.
+func rsaCredentialKeyTemplate() tpm2.TPMTPublic {
+	return tpm2.TPMTPublic{
+		Type:             tpm2.TPMAlgRSA,
+		NameAlg:          tpm2.TPMAlgSHA256,
+		ObjectAttributes: credentialKeyAttributes,
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme:    tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgNull},
+			KeyBits:   keystore.RSAKeyBits,
+		}),
+		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{}),
+	}
 }
 
 // legacyCredentialKeyTemplateP384 is the ES384 template with the
@@ -101,14 +137,27 @@ func legacyCredentialKeyTemplateP384() tpm2.TPMTPublic {
 	})
 }
 
-// sigSchemeFor is the TPMT_SIG_SCHEME that signs for alg.
+// sigSchemeFor is the TPMT_SIG_SCHEME that signs for alg: ECDSA with
+// the hash of ES256, ES384 or ES512 (keystore.Digest), RSASSA-PKCS1-v1_5
+// with SHA-256 for RS256 and RSASSA-PSS with SHA-256 for PS256 (RFC 8230
+// section 2). A TPM's PSS salt is as long as the digest when the key is
+// large enough (TPM 2.0 Part 1 section B.7, 32 bytes for RSA-2048 and
+// SHA-256), which is the salt length RFC 8230 gives PS256.
 func sigSchemeFor(alg keystore.Algorithm) tpm2.TPMTSigScheme {
-	if alg != keystore.AlgES384 {
-		return sigSchemeECDSA
+	scheme, hash := tpm2.TPMAlgECDSA, tpm2.TPMAlgSHA256
+	switch alg {
+	case keystore.AlgES384:
+		hash = tpm2.TPMAlgSHA384
+	case keystore.AlgES512:
+		hash = tpm2.TPMAlgSHA512
+	case keystore.AlgRS256:
+		scheme = tpm2.TPMAlgRSASSA
+	case keystore.AlgPS256:
+		scheme = tpm2.TPMAlgRSAPSS
 	}
 	return tpm2.TPMTSigScheme{
-		Scheme:  tpm2.TPMAlgECDSA,
-		Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA384}),
+		Scheme:  scheme,
+		Details: tpm2.NewTPMUSigScheme(scheme, &tpm2.TPMSSchemeHash{HashAlg: hash}),
 	}
 }
 
@@ -127,7 +176,8 @@ func aikTemplate() tpm2.TPMTPublic {
 	return t
 }
 
-// KeyProvider returns the keystore.KeyProvider of TPM-resident ES256 keys.
+// KeyProvider returns the keystore.KeyProvider of TPM-resident credential
+// keys.
 func (tp *TPM) KeyProvider() keystore.KeyProvider { return provider{tp} }
 
 // provider implements keystore.KeyProvider.
@@ -137,24 +187,74 @@ type provider struct{ tp *TPM }
 func (provider) Name() string { return ProviderName }
 
 // Supports implements keystore.KeyProvider: ES256 (the TPM's ECC P-256),
-// and ES384 when the TPM has P-384. RSA keys are not offered: a TPM's
-// wrapped RSA-2048 blob would make credential IDs longer than
-// maxCredentialIdLength, so device-bound RSA credentials are software keys.
+// ES384 and ES512 where the TPM has P-384 and P-521, and RS256 and PS256
+// where it has RSA-2048 with both signature schemes (issue 13; PS256 only
+// if its PSS salt is the digest length, pssSaltOK). A wrapped
+// RSA-2048 blob is about 540 bytes, longer than a credential ID may be
+// (maxCredentialIdLength), so the authenticator keeps such a blob in its
+// encrypted store and the ID only names it.
 func (p provider) Supports(alg keystore.Algorithm) bool {
-	return alg == keystore.AlgES256 || (alg == keystore.AlgES384 && p.tp.hasP384())
+	switch alg {
+	case keystore.AlgES256:
+		return true
+	case keystore.AlgES384:
+		return p.tp.capabilities().hasCurve(tpm2.TPMECCNistP384)
+	case keystore.AlgES512:
+		return p.tp.capabilities().hasCurve(tpm2.TPMECCNistP521)
+	case keystore.AlgRS256:
+		return p.tp.capabilities().rsa2048
+	case keystore.AlgPS256:
+		return p.tp.capabilities().rsa2048 && p.pssSaltOK()
+	}
+	return false
+}
+
+// errPSSSalt is checkPSSSalt's error: the TPM's PSS salt is not 32 bytes.
+var errPSSSalt = errors.New("the TPM's PS256 signature does not use the 32-byte salt RFC 8230 requires")
+
+// pssSaltOK reports whether the TPM's RSAPSS signatures have the salt
+// PS256 needs (checkPSSSalt). TPM 2.0 Part 1 rev 01.38 section B.7 has a
+// TPM use the longest salt the key allows, which strict relying parties
+// refuse; libtpms (swtpm) and Windows' TPMs use the digest length. A
+// throwaway key answers once, at the first PS256 key (one more key
+// creation); on a TPM that fails, PS256 keys are software keys. A TPM
+// error answers nothing: it is asked again next time, and Generate
+// reports the error.
+func (p provider) pssSaltOK() bool {
+	tp := p.tp
+	tp.mu.Lock()
+	known := tp.pssSalt
+	tp.mu.Unlock()
+	if known != nil {
+		return *known
+	}
+	_, k, err := p.generate(keystore.AlgPS256, rsaCredentialKeyTemplate())
+	if err == nil {
+		_, err = k.Sign([]byte("vkey: PS256 salt length probe"))
+	}
+	if err != nil && !errors.Is(err, errPSSSalt) {
+		return true
+	}
+	ok := err == nil
+	tp.mu.Lock()
+	tp.pssSalt = &ok
+	tp.mu.Unlock()
+	return ok
 }
 
 // Generate implements keystore.KeyProvider with TPM2_Create under the SRK.
+// An RSA key takes the TPM a prime search: from a fraction of a second
+// (swtpm) to several seconds on hardware TPMs.
 func (p provider) Generate(alg keystore.Algorithm) ([]byte, keystore.Key, error) {
 	if !p.Supports(alg) {
-		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported (ES256, and ES384 where the TPM has P-384)", alg)
+		return nil, nil, fmt.Errorf("tpm: algorithm %d not supported by %s (ES256; ES384, ES512, RS256 and PS256 where it has P-384, P-521 and RSA-2048)", alg, p.tp.desc)
 	}
-	return p.generate(credentialKeyTemplateFor(alg))
+	return p.generate(alg, credentialKeyTemplateFor(alg))
 }
 
-// generate makes a credential key from template with TPM2_Create under the
-// SRK and returns its blob and the key.
-func (p provider) generate(template tpm2.TPMTPublic) ([]byte, keystore.Key, error) {
+// generate makes a credential key of alg from template with TPM2_Create
+// under the SRK and returns its blob and the key.
+func (p provider) generate(alg keystore.Algorithm, template tpm2.TPMTPublic) ([]byte, keystore.Key, error) {
 	tp := p.tp
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
@@ -175,20 +275,17 @@ func (p provider) generate(template tpm2.TPMTPublic) ([]byte, keystore.Key, erro
 		public:     append([]byte(nil), rsp.OutPublic.Bytes()...),
 		private:    append([]byte(nil), rsp.OutPrivate.Buffer...),
 	}
-	k, err := tp.newKey(b)
+	k, err := tp.newKey(b, alg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: created key: %w", tp.desc, err)
 	}
 	return b.marshal(), k, nil
 }
 
-// Load implements keystore.KeyProvider. It checks the blob and that it was
-// made under this TPM's storage key; the TPM itself is used only by Sign and
-// CertifyTPM.
+// Load implements keystore.KeyProvider. It checks the blob, that it was
+// made under this TPM's storage key and that it holds a key of alg; the
+// TPM itself is used only by Sign and CertifyTPM.
 func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error) {
-	if alg != keystore.AlgES256 && alg != keystore.AlgES384 {
-		return nil, fmt.Errorf("tpm: algorithm %d not supported (ES256 and ES384 only)", alg)
-	}
 	b, err := parseBlob(data, kindSigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: load key: %w", err)
@@ -202,40 +299,77 @@ func (p provider) Load(alg keystore.Algorithm, data []byte) (keystore.Key, error
 	if err := tp.checkParent(b); err != nil {
 		return nil, fmt.Errorf("%s: load key: %w", tp.desc, err)
 	}
-	k, err := tp.newKey(b)
-	if err == nil && k.alg != alg {
-		return nil, fmt.Errorf("%w: a key of algorithm %d, not %d", ErrBadBlob, k.alg, alg)
-	}
-	return k, err
+	return tp.newKey(b, alg)
 }
 
-// newKey builds a Key from a checked blob.
-func (tp *TPM) newKey(b *blob) (*Key, error) {
-	pub, alg, err := signingKeyPublicAlg(b.public)
+// newKey builds a Key of alg from a checked blob.
+func (tp *TPM) newKey(b *blob, alg keystore.Algorithm) (*Key, error) {
+	pub, algs, err := credentialKeyPublic(b.public)
 	if err != nil {
 		return nil, err
+	}
+	if !slices.Contains(algs, alg) {
+		return nil, fmt.Errorf("%w: a key for algorithms %v, not %d", ErrBadBlob, algs, alg)
 	}
 	return &Key{tp: tp, b: b, pub: pub, alg: alg}, nil
 }
 
-// hasP384 reports whether the TPM implements NIST P-384 (TPM2_GetCapability
-// TPM_CAP_ECC_CURVES), asked once.
-func (tp *TPM) hasP384() bool {
+// tpmCapabilities is what credential keys the TPM can make.
+type tpmCapabilities struct {
+	curves  []tpm2.TPMECCCurve // TPM_CAP_ECC_CURVES
+	rsa2048 bool               // RSA-2048 keys (TPM2_TestParms) with RSASSA and RSAPSS
+}
+
+// hasCurve reports whether the TPM implements curve.
+func (c *tpmCapabilities) hasCurve(curve tpm2.TPMECCCurve) bool {
+	return slices.Contains(c.curves, curve)
+}
+
+// capabilities asks the TPM once which curves and RSA sizes it offers
+// (TPM2_GetCapability TPM_CAP_ECC_CURVES and TPM_CAP_ALGS, and
+// TPM2_TestParms for RSA-2048, TPM 2.0 Part 3 section 10.3). A TPM that
+// does not answer offers nothing beyond P-256.
+func (tp *TPM) capabilities() *tpmCapabilities {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
-	if tp.p384 == nil {
-		has := false
-		if t, err := tp.conn(); err == nil {
-			rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapECCCurves, PropertyCount: 64}.Execute(t)
-			if err == nil {
-				if curves, err := rsp.CapabilityData.Data.ECCCurves(); err == nil {
-					has = slices.Contains(curves.ECCCurves, tpm2.TPMECCNistP384)
-				}
-			}
-		}
-		tp.p384 = &has
+	if tp.caps != nil {
+		return tp.caps
 	}
-	return *tp.p384
+	c := &tpmCapabilities{}
+	t, err := tp.conn()
+	if err != nil {
+		return c // not remembered: a closed TPM answers nothing
+	}
+	if rsp, err := (tpm2.GetCapability{Capability: tpm2.TPMCapECCCurves, PropertyCount: 64}).Execute(t); err == nil {
+		if curves, err := rsp.CapabilityData.Data.ECCCurves(); err == nil {
+			c.curves = curves.ECCCurves
+		}
+	}
+	_, err = tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{
+		Type:       tpm2.TPMAlgRSA,
+		Parameters: rsaCredentialKeyTemplate().Parameters,
+	}}.Execute(t)
+	if err == nil {
+		c.rsa2048 = tp.hasAlgs(t, tpm2.TPMAlgRSASSA, tpm2.TPMAlgRSAPSS)
+	}
+	tp.caps = c
+	return c
+}
+
+// hasAlgs reports whether the TPM implements every one of algs
+// (TPM_CAP_ALGS). Callers hold tp.mu.
+func (tp *TPM) hasAlgs(t transport.TPM, algs ...tpm2.TPMAlgID) bool {
+	for _, alg := range algs {
+		rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapAlgs, Property: uint32(alg), PropertyCount: 1}.Execute(t)
+		if err != nil {
+			return false
+		}
+		got, err := rsp.CapabilityData.Data.Algorithms()
+		if err != nil || len(got.AlgProperties) == 0 || got.AlgProperties[0].Alg != alg {
+			return false
+		}
+	}
+	return true
 }
 
 // Key is a credential key resident in the TPM. It implements keystore.Key
@@ -243,7 +377,7 @@ func (tp *TPM) hasP384() bool {
 type Key struct {
 	tp  *TPM
 	b   *blob
-	pub *ecdsa.PublicKey
+	pub crypto.PublicKey // *ecdsa.PublicKey or *rsa.PublicKey
 	alg keystore.Algorithm
 }
 
@@ -252,15 +386,17 @@ var _ keystore.TPMKey = (*Key)(nil)
 // Algorithm implements keystore.Key.
 func (k *Key) Algorithm() keystore.Algorithm { return k.alg }
 
-// Public implements keystore.Key; it is an *ecdsa.PublicKey.
+// Public implements keystore.Key; it is an *ecdsa.PublicKey, or an
+// *rsa.PublicKey for RS256 and PS256.
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
 // PubArea returns the key's TPMT_PUBLIC as the TPM encoded it.
 func (k *Key) PubArea() []byte { return append([]byte(nil), k.b.public...) }
 
-// Sign implements keystore.Key: TPM2_Load, TPM2_Sign of SHA-256(message)
-// (SHA-384 for ES384), TPM2_FlushContext; the result is an ASN.1 DER ECDSA
-// signature.
+// Sign implements keystore.Key: TPM2_Load, TPM2_Sign of the digest of
+// message (keystore.Digest) with the scheme of the key's algorithm
+// (sigSchemeFor), TPM2_FlushContext. The result is what WebAuthn section
+// 6.5.5 wants: an ASN.1 DER ECDSA signature, or the RSA signature's bytes.
 func (k *Key) Sign(message []byte) ([]byte, error) {
 	digest := keystore.Digest(k.alg, message)
 	tp := k.tp
@@ -281,7 +417,45 @@ func (k *Key) Sign(message []byte) ([]byte, error) {
 	if err != nil {
 		return nil, tp.wrap("sign", err)
 	}
-	return derSignature(&rsp.Signature)
+	sig, err := signatureBytes(&rsp.Signature, sigSchemeFor(k.alg).Scheme)
+	if err == nil && k.alg == keystore.AlgPS256 {
+		err = checkPSSSalt(k.pub.(*rsa.PublicKey), digest, sig)
+	}
+	return sig, err
+}
+
+// checkPSSSalt refuses a PSS signature whose salt is not as long as the
+// digest, as RFC 8230 section 2 requires of PS256 (see pssSaltOK). It
+// costs one public-key operation.
+func checkPSSSalt(pub *rsa.PublicKey, digest, sig []byte) error {
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
+		return fmt.Errorf("tpm: %w: %w", errPSSSalt, err)
+	}
+	return nil
+}
+
+// signatureBytes encodes a TPMT_SIGNATURE of scheme as WebAuthn wants it:
+// ECDSA as DER (derSignature), RSASSA and RSAPSS as the signature's bytes.
+func signatureBytes(sig *tpm2.TPMTSignature, scheme tpm2.TPMAlgID) ([]byte, error) {
+	if sig.SigAlg != scheme {
+		return nil, fmt.Errorf("tpm: signature algorithm 0x%04x, want 0x%04x", uint16(sig.SigAlg), uint16(scheme))
+	}
+	var (
+		rs  *tpm2.TPMSSignatureRSA
+		err error
+	)
+	switch scheme {
+	case tpm2.TPMAlgRSASSA:
+		rs, err = sig.Signature.RSASSA()
+	case tpm2.TPMAlgRSAPSS:
+		rs, err = sig.Signature.RSAPSS()
+	default:
+		return derSignature(sig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tpm: signature: %w", err)
+	}
+	return append([]byte(nil), rs.Sig.Buffer...), nil
 }
 
 // derSignature encodes a TPMT_SIGNATURE (ECDSA) as ASN.1 DER

@@ -11,6 +11,21 @@ import (
 // TestSimulator runs the same checks against go-tpm-tools' in-process
 // reference simulator (needs cgo).
 func TestSimulator(t *testing.T) {
+	tp := openSimulator(t)
+	exercise(t, tp)
+}
+
+// TestSimulatorRSA runs the RS256/PS256 checks against the reference
+// simulator.
+func TestSimulatorRSA(t *testing.T) {
+	tp := openSimulator(t)
+	t.Logf("simulator curves: %v", tp.capabilities().curves)
+	testRSA(t, tp)
+}
+
+// openSimulator starts the reference simulator; it stops with the test.
+func openSimulator(t *testing.T) *TPM {
+	t.Helper()
 	st, err := simulator.OpenSimulator()
 	if err != nil {
 		t.Fatalf("open simulator: %v", err)
@@ -19,6 +34,6 @@ func TestSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatalf("newTPM(simulator): %v", err)
 	}
-	defer tp.Close()
-	exercise(t, tp)
+	t.Cleanup(func() { _ = tp.Close() })
+	return tp
 }

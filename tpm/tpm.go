@@ -1,7 +1,8 @@
 // Package tpm keeps vkey's device-bound credential keys and its sealed master
 // key in a TPM 2.0, through github.com/google/go-tpm (package tpm2).
 //
-// Credential keys are ECC P-256 signing keys created under an ECC storage
+// Credential keys are signing keys (ECC P-256, and P-384, P-521 and
+// RSA-2048 where the TPM has them) created under an ECC storage
 // primary key (the SRK, re-derived from the owner hierarchy's seed with a fixed
 // template, so it is the same after every restart and needs no persistent
 // handle). They carry fixedTPM|fixedParent|sensitiveDataOrigin: the private
@@ -61,8 +62,9 @@ type TPM struct {
 	srkName tpm2.TPM2BName
 	srkPub  tpm2.TPMTPublic
 
-	info *tpmInfo // manufacturer/model/version, read once
-	p384 *bool    // whether the TPM has NIST P-384, asked once
+	info    *tpmInfo         // manufacturer/model/version, read once
+	caps    *tpmCapabilities // curves and RSA sizes, asked once
+	pssSalt *bool            // whether RSAPSS uses a digest-length salt, asked once (pssSaltOK)
 }
 
 // Open opens a TPM. spec is "" or a device path such as "/dev/tpmrm0" (the

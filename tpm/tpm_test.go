@@ -447,8 +447,8 @@ func TestRestartAndForeign(t *testing.T) {
 func TestSwtpmES384(t *testing.T) {
 	tp, _ := openSwtpm(t)
 	kp := tp.KeyProvider()
-	if !kp.Supports(keystore.AlgES384) || kp.Supports(keystore.AlgRS256) {
-		t.Fatalf("ES384 %v, RS256 %v: want ES384 only", kp.Supports(keystore.AlgES384), kp.Supports(keystore.AlgRS256))
+	if !kp.Supports(keystore.AlgES384) || kp.Supports(keystore.AlgEdDSA) {
+		t.Fatalf("ES384 %v, EdDSA %v: want ES384 only", kp.Supports(keystore.AlgES384), kp.Supports(keystore.AlgEdDSA))
 	}
 	blob, key, err := kp.Generate(keystore.AlgES384)
 	if err != nil {
@@ -505,7 +505,7 @@ func TestSwtpmCredentialKeyScheme(t *testing.T) {
 		if err != nil || parms.Scheme.Scheme != tpm2.TPMAlgNull {
 			t.Errorf("alg %d: pubArea scheme %+v (%v), want TPM_ALG_NULL", tc.alg, parms, err)
 		}
-		blob, _, err := p.generate(tc.legacy)
+		blob, _, err := p.generate(tc.alg, tc.legacy)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,40 +130,44 @@ const rootFile = process.env.VKEY_TPM_ROOT;
 if (!device || !rootFile) {
   console.log('skip attestation=tpm: VKEY_TPM_DEVICE and VKEY_TPM_ROOT are not set (no swtpm)');
 } else {
-  SettingsService.setRootCertificates({ identifier: 'tpm', certificates: [readFileSync(rootFile, 'utf8')] });
-  const options = await generateRegistrationOptions({
-    rpName: 'Example', rpID: RPID, userName: 'carol', attestationType: 'direct', supportedAlgorithmIDs: [-7],
-    authenticatorSelection: { residentKey: 'discouraged', userVerification: 'discouraged' },
-  });
-  const response = vkeyDevice('create', options, device);
-  const expect = {
-    response, expectedChallenge: options.challenge, expectedOrigin: ORIGIN, expectedRPID: RPID,
-    requireUserVerification: false,
-  };
-  // verifyAttestationTPM: pubArea is the credential key, certInfo (magic,
-  // type, extraData, name) and its signature by the AIK, the AIK
-  // certificate's requirements, and the chain to the tpm root set above.
-  const verified = await verifyRegistrationResponse(expect);
-  check(verified.verified, 'tpm registration not verified');
-  check(verified.registrationInfo.fmt === 'tpm', 'fmt ' + verified.registrationInfo.fmt + ', want tpm');
-  // The same statement with another root as the only anchor (Apple's
-  // WebAuthn root, which the library ships) is refused: the chain is checked.
-  // (With no tpm root at all the library skips the chain.)
-  SettingsService.setRootCertificates({
-    identifier: 'tpm', certificates: SettingsService.getRootCertificates({ identifier: 'apple' }),
-  });
-  const otherRoot = await verifyRegistrationResponse(expect).then(() => null, (e) => e);
-  check(otherRoot, 'tpm statement verified with another root as the only tpm trust anchor');
-  const credential = verified.registrationInfo.credential;
-  const login = await generateAuthenticationOptions({
-    rpID: RPID, userVerification: 'discouraged', allowCredentials: [{ id: credential.id }],
-  });
-  const got = vkeyDevice('get', login, device);
-  const v = await verifyAuthenticationResponse({
-    response: got, expectedChallenge: login.challenge, expectedOrigin: ORIGIN, expectedRPID: RPID,
-    credential, requireUserVerification: false,
-  });
-  check(v.verified, 'tpm sign-in not verified');
-  console.log('ok attestation=tpm (verifyAttestationTPM and chain to vkey\'s root; without the root: ' + otherRoot.message + ')');
+  // ES256, and RS256 and PS256 (issue 13: RSA-2048 keys in the TPM, whose
+  // pubArea names no scheme, as the ECC keys).
+  for (const alg of [-7, -257, -37]) {
+    SettingsService.setRootCertificates({ identifier: 'tpm', certificates: [readFileSync(rootFile, 'utf8')] });
+    const options = await generateRegistrationOptions({
+      rpName: 'Example', rpID: RPID, userName: 'carol', attestationType: 'direct', supportedAlgorithmIDs: [alg],
+      authenticatorSelection: { residentKey: 'discouraged', userVerification: 'discouraged' },
+    });
+    const response = vkeyDevice('create', options, device);
+    const expect = {
+      response, expectedChallenge: options.challenge, expectedOrigin: ORIGIN, expectedRPID: RPID,
+      requireUserVerification: false, supportedAlgorithmIDs: [alg],
+    };
+    // verifyAttestationTPM: pubArea is the credential key, certInfo (magic,
+    // type, extraData, name) and its signature by the AIK, the AIK
+    // certificate's requirements, and the chain to the tpm root set above.
+    const verified = await verifyRegistrationResponse(expect);
+    check(verified.verified, 'tpm registration not verified');
+    check(verified.registrationInfo.fmt === 'tpm', 'fmt ' + verified.registrationInfo.fmt + ', want tpm');
+    // The same statement with another root as the only anchor (Apple's
+    // WebAuthn root, which the library ships) is refused: the chain is checked.
+    // (With no tpm root at all the library skips the chain.)
+    SettingsService.setRootCertificates({
+      identifier: 'tpm', certificates: SettingsService.getRootCertificates({ identifier: 'apple' }),
+    });
+    const otherRoot = await verifyRegistrationResponse(expect).then(() => null, (e) => e);
+    check(otherRoot, 'tpm statement verified with another root as the only tpm trust anchor');
+    const credential = verified.registrationInfo.credential;
+    const login = await generateAuthenticationOptions({
+      rpID: RPID, userVerification: 'discouraged', allowCredentials: [{ id: credential.id }],
+    });
+    const got = vkeyDevice('get', login, device);
+    const v = await verifyAuthenticationResponse({
+      response: got, expectedChallenge: login.challenge, expectedOrigin: ORIGIN, expectedRPID: RPID,
+      credential, requireUserVerification: false,
+    });
+    check(v.verified, 'tpm sign-in not verified');
+    console.log(`ok attestation=tpm alg=${alg} ` + '(verifyAttestationTPM and chain to vkey\'s root; without the root: ' + otherRoot.message + ')');
+  }
 }
 console.log('OK');
