@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vkey-dev/vkey/keystore"
@@ -127,13 +126,11 @@ type Authenticator struct {
 	opts  Options
 	store keystore.Store
 
-	// cmdMu serialises commands (CTAP2 and U2F), as on a hardware key. A
+	// cmd serialises commands (CTAP2 and U2F), as on a hardware key. A
 	// command holds it from start to end, also while it waits for user
-	// presence, when it releases mu (see requestPresence).
-	cmdMu sync.Mutex
-	// waiting is set while a command waits for user presence: another
+	// presence, when it releases mu (see requestPresence); another
 	// command then answers busy at once instead of waiting behind it.
-	waiting atomic.Bool
+	cmd commandGate
 
 	mu sync.Mutex // guards the state below; management takes only mu
 	// epoch changes when a power cycle, a reset or the control API
@@ -311,11 +308,14 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, msg []byte) []byte {
 		return []byte{byte(ErrInvalidCommand)}
 	}
 	defer a.flushEvents(ctx) // after unlockCommand
-	if !a.lockCommand() {
+	if err := a.lockCommand(ctx); errors.Is(err, errGateBusy) {
 		// Another command waits for a touch: a hardware key answers busy
 		// (CTAP 2.1 section 11.2.4; CTAP1_ERR_CHANNEL_BUSY is the same
 		// code as CTAPHID's ERR_CHANNEL_BUSY).
 		return []byte{byte(ErrChannelBusy)}
+	} else if err != nil {
+		// Cancelled before it started (CTAP 2.1 section 11.2.9.1.5).
+		return []byte{byte(ErrKeepaliveCancel)}
 	}
 	defer a.unlockCommand()
 	if msg[0] != CmdGetAssertion && msg[0] != CmdGetNextAssertion {
@@ -361,26 +361,23 @@ func (a *Authenticator) safeCall(ctx context.Context, fn commandFunc, params []b
 	return fn(a, ctx, params)
 }
 
-// lockCommand starts a command: it takes cmdMu and mu. It reports false,
-// taking nothing, when another command holds cmdMu while it waits for
-// user presence.
-func (a *Authenticator) lockCommand() bool {
-	for !a.cmdMu.TryLock() {
-		// Rare: only callers that do not come through one hid.Device
-		// (which runs one request at a time) get here.
-		if a.waiting.Load() {
-			return false
-		}
-		time.Sleep(time.Millisecond)
+// lockCommand starts a command: it takes the command gate and mu. It
+// takes nothing and returns errGateBusy when another command holds the
+// gate while it waits for user presence, or ctx's error when ctx ends
+// while another command runs. Only callers that do not come through one
+// hid.Device (which runs one request at a time) ever wait here.
+func (a *Authenticator) lockCommand(ctx context.Context) error {
+	if err := a.cmd.enter(ctx); err != nil {
+		return err
 	}
 	a.mu.Lock()
-	return true
+	return nil
 }
 
 // unlockCommand ends a command started by lockCommand.
 func (a *Authenticator) unlockCommand() {
 	a.mu.Unlock()
-	a.cmdMu.Unlock()
+	a.cmd.leave()
 }
 
 // requestPresence asks the user and maps the outcome to a CTAP status. It
@@ -400,11 +397,11 @@ func (a *Authenticator) requestPresence(ctx context.Context, req PresenceRequest
 	defer cancel()
 	epoch := a.epoch
 	a.cancelWait = cancel
-	a.waiting.Store(true)
+	a.cmd.setWaiting(true)
 	a.mu.Unlock()
 	err := a.askPresence(ctx, req)
 	a.mu.Lock()
-	a.waiting.Store(false)
+	a.cmd.setWaiting(false)
 	a.cancelWait = nil
 	if err == nil && a.epoch != epoch {
 		return ErrKeepaliveCancel // approved, but for a state that is gone

@@ -291,8 +291,8 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 		return swClaNotSupported
 	}
 	defer a.flushEvents(ctx) // after unlockCommand
-	if !a.lockCommand() {
-		return swConditionsNotSatisfied // busy with a touch: poll again
+	if a.lockCommand(ctx) != nil {
+		return swConditionsNotSatisfied // busy with a touch (or cancelled): poll again
 	}
 	defer a.unlockCommand()
 	a.volatile.next = nil
