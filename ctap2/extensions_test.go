@@ -1,6 +1,7 @@
 package ctap2_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -97,5 +98,40 @@ func TestExtensionInputStatus(t *testing.T) {
 	wantStatus(t, k.c.SetPIN(context.Background(), 2, "1234"), ctap2.StatusOK)
 	if got, _ := k.raw(ctap2.CmdMakeCredential, mc(raw(ext{"credProtect": "x"}), true)); got != ctap2.ErrCBORUnexpectedType {
 		t.Errorf("makeCredential with a PIN set and a malformed credProtect: %v", got)
+	}
+}
+
+// TestExtensionsWireFormat: the typed extension inputs encode as the map
+// keyed by extension identifier that CTAP 2.1 section 12 defines (the form
+// callers built by hand before), omit the parameter when empty, and decode
+// back, keeping extensions without a field in Other.
+func TestExtensionsWireFormat(t *testing.T) {
+	proto := uint64(2)
+	hs := &ctap2.HMACSecretInput{KeyAgreement: &ctap2.COSEKeyAgreement{Kty: 2, Alg: -25, Crv: 1, X: []byte{1}, Y: []byte{2}},
+		SaltEnc: []byte{3}, SaltAuth: []byte{4}, PinUvAuthProtocol: &proto}
+	hsMap := map[int]any{1: map[int]any{1: 2, 3: -25, -1: 1, -2: []byte{1}, -3: []byte{2}}, 2: []byte{3}, 3: []byte{4}, 4: 2}
+	mc := ctap2.MakeCredentialExtensions{CredProtect: 2, HMACSecret: true, HMACSecretMC: hs, CredBlob: []byte{},
+		LargeBlobKey: true, MinPINLength: true, ThirdPartyPayment: true, Other: map[string][]byte{"example": {0xf5}}}
+	want := mustCBOR(t, map[string]any{"credProtect": 2, "hmac-secret": true, "hmac-secret-mc": hsMap, "credBlob": []byte{},
+		"largeBlobKey": true, "minPinLength": true, "thirdPartyPayment": true, "example": true})
+	if got := mustCBOR(t, mc); !bytes.Equal(got, want) {
+		t.Errorf("makeCredential extensions encode as %x, want %x", got, want)
+	}
+	var back ctap2.MakeCredentialExtensions
+	if err := ctap2.Unmarshal(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustCBOR(t, back); !bytes.Equal(got, want) {
+		t.Errorf("makeCredential extensions decode and encode as %x, want %x", got, want)
+	}
+	ga := ctap2.GetAssertionExtensions{HMACSecret: hs, CredBlob: true, LargeBlobKey: true, ThirdPartyPayment: true}
+	want = mustCBOR(t, map[string]any{"hmac-secret": hsMap, "credBlob": true, "largeBlobKey": true, "thirdPartyPayment": true})
+	if got := mustCBOR(t, ga); !bytes.Equal(got, want) {
+		t.Errorf("getAssertion extensions encode as %x, want %x", got, want)
+	}
+	// Without extensions the parameter is absent.
+	req := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: []byte{1}}
+	if got, want := mustCBOR(t, req), mustCBOR(t, map[int]any{1: "example.com", 2: []byte{1}}); !bytes.Equal(got, want) {
+		t.Errorf("a request without extensions encodes as %x, want %x", got, want)
 	}
 }

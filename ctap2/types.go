@@ -1,7 +1,5 @@
 package ctap2
 
-import "github.com/fxamacker/cbor/v2"
-
 // WebAuthn entities as CTAP2 carries them (CTAP 2.1 section 6.1.1, WebAuthn
 // section 5.4). Field names are the WebAuthn member names; unknown members
 // are ignored.
@@ -64,16 +62,16 @@ const publicKeyType = "public-key"
 // MakeCredentialRequest is the authenticatorMakeCredential parameter map
 // (CTAP 2.1 section 6.1).
 type MakeCredentialRequest struct {
-	ClientDataHash        []byte                     `cbor:"1,keyasint"`
-	RP                    *RPEntity                  `cbor:"2,keyasint"`
-	User                  *UserEntity                `cbor:"3,keyasint"`
-	PubKeyCredParams      []CredentialParameter      `cbor:"4,keyasint"`
-	ExcludeList           []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
-	Extensions            map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
-	Options               map[string]bool            `cbor:"7,keyasint,omitempty"`
-	PinUvAuthParam        []byte                     `cbor:"8,keyasint,omitempty"`
-	PinUvAuthProtocol     *uint64                    `cbor:"9,keyasint,omitempty"`
-	EnterpriseAttestation *uint64                    `cbor:"10,keyasint,omitempty"`
+	ClientDataHash        []byte                   `cbor:"1,keyasint"`
+	RP                    *RPEntity                `cbor:"2,keyasint"`
+	User                  *UserEntity              `cbor:"3,keyasint"`
+	PubKeyCredParams      []CredentialParameter    `cbor:"4,keyasint"`
+	ExcludeList           []CredentialDescriptor   `cbor:"5,keyasint,omitempty"`
+	Extensions            MakeCredentialExtensions `cbor:"6,keyasint,omitzero"`
+	Options               map[string]bool          `cbor:"7,keyasint,omitempty"`
+	PinUvAuthParam        []byte                   `cbor:"8,keyasint,omitempty"`
+	PinUvAuthProtocol     *uint64                  `cbor:"9,keyasint,omitempty"`
+	EnterpriseAttestation *uint64                  `cbor:"10,keyasint,omitempty"`
 	// AttestationFormatsPreference is the platform's order of preferred
 	// attestation formats (CTAP 2.2 section 6.1, parameter 0x0B).
 	AttestationFormatsPreference []string `cbor:"11,keyasint,omitempty"`
@@ -91,13 +89,13 @@ type MakeCredentialResponse struct {
 // GetAssertionRequest is the authenticatorGetAssertion parameter map
 // (CTAP 2.1 section 6.2).
 type GetAssertionRequest struct {
-	RPID              string                     `cbor:"1,keyasint"`
-	ClientDataHash    []byte                     `cbor:"2,keyasint"`
-	AllowList         []CredentialDescriptor     `cbor:"3,keyasint,omitempty"`
-	Extensions        map[string]cbor.RawMessage `cbor:"4,keyasint,omitempty"`
-	Options           map[string]bool            `cbor:"5,keyasint,omitempty"`
-	PinUvAuthParam    []byte                     `cbor:"6,keyasint,omitempty"`
-	PinUvAuthProtocol *uint64                    `cbor:"7,keyasint,omitempty"`
+	RPID              string                 `cbor:"1,keyasint"`
+	ClientDataHash    []byte                 `cbor:"2,keyasint"`
+	AllowList         []CredentialDescriptor `cbor:"3,keyasint,omitempty"`
+	Extensions        GetAssertionExtensions `cbor:"4,keyasint,omitzero"`
+	Options           map[string]bool        `cbor:"5,keyasint,omitempty"`
+	PinUvAuthParam    []byte                 `cbor:"6,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64                `cbor:"7,keyasint,omitempty"`
 }
 
 // GetAssertionResponse is the authenticatorGetAssertion response map.
