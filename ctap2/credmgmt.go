@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -47,7 +46,7 @@ type CredMgmtResponse struct {
 	TotalRPs                                uint64                `cbor:"5,keyasint,omitempty"`
 	User                                    *UserEntity           `cbor:"6,keyasint,omitempty"`
 	CredentialID                            *CredentialDescriptor `cbor:"7,keyasint,omitempty"`
-	PublicKey                               cbor.RawMessage       `cbor:"8,keyasint,omitempty"`
+	PublicKey                               COSEKey               `cbor:"8,keyasint,omitempty"`
 	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
 	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
@@ -251,7 +250,7 @@ func credentialResponse(c *keystore.Credential) CredMgmtResponse {
 		// An empty user ID is an empty byte string, never null.
 		User:         &UserEntity{ID: append([]byte{}, c.UserID...), Name: c.UserName, DisplayName: c.UserDisplayName},
 		CredentialID: &CredentialDescriptor{Type: publicKeyType, ID: c.ID},
-		PublicKey:    cbor.RawMessage(c.PublicKey),
+		PublicKey:    COSEKey(c.PublicKey),
 		CredProtect:  level,
 		LargeBlobKey: c.LargeBlobKey,
 

@@ -135,3 +135,18 @@ func TestExtensionsWireFormat(t *testing.T) {
 		t.Errorf("a request without extensions encodes as %x, want %x", got, want)
 	}
 }
+
+// TestCOSEKeyWireFormat: credential management's publicKey (CTAP 2.1
+// section 6.8, 0x08) is the COSE_Key map itself, not a byte string.
+func TestCOSEKeyWireFormat(t *testing.T) {
+	key := mustCBOR(t, map[int]any{1: 2, 3: -7, -1: 1, -2: []byte{1}, -3: []byte{2}})
+	resp := ctap2.CredMgmtResponse{PublicKey: key}
+	want := mustCBOR(t, map[int]any{8: cbor.RawMessage(key)})
+	if got := mustCBOR(t, resp); !bytes.Equal(got, want) {
+		t.Fatalf("encoded as %x, want %x", got, want)
+	}
+	var back ctap2.CredMgmtResponse
+	if err := ctap2.Unmarshal(want, &back); err != nil || !bytes.Equal(back.PublicKey, key) || back.PublicKey.Algorithm() != -7 {
+		t.Errorf("decoded %x (alg %d, %v), want %x", back.PublicKey, back.PublicKey.Algorithm(), err, key)
+	}
+}

@@ -137,3 +137,35 @@ type GetInfoResponse struct {
 	EncIdentifier []byte `cbor:"25,keyasint,omitempty"`
 	MaxPINLength  uint64 `cbor:"29,keyasint,omitempty"`
 }
+
+// COSEKey is an encoded COSE_Key (RFC 9052 section 7; CTAP 2.1 section
+// 6.5.6 for the key types), such as credential management reports for a
+// credential's public key. It travels inside a message as the map it
+// holds, not as a byte string.
+type COSEKey []byte
+
+// MarshalCBOR returns the key as it is (CBOR null when empty).
+func (k COSEKey) MarshalCBOR() ([]byte, error) {
+	if len(k) == 0 {
+		return []byte{0xf6}, nil
+	}
+	return k, nil
+}
+
+// UnmarshalCBOR keeps a copy of the encoded key.
+func (k *COSEKey) UnmarshalCBOR(data []byte) error {
+	*k = append((*k)[:0], data...)
+	return nil
+}
+
+// Algorithm is the COSE algorithm (alg, label 3) of the key, or 0 when
+// the key cannot be read.
+func (k COSEKey) Algorithm() int64 {
+	var v struct {
+		Alg int64 `cbor:"3,keyasint"`
+	}
+	if len(k) == 0 || Unmarshal(k, &v) != nil {
+		return 0
+	}
+	return v.Alg
+}
