@@ -261,7 +261,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	}
 	a.emit(CredentialCreated{RPID: req.RP.ID, RPIDHash: rpIDHash, CredentialID: cred.ID, UserName: req.User.Name,
 		Discoverable: rk, SignCount: count})
-	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
+	return makeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
 }
 
 // maxEntityStringBytes is how much of rp.name, user.name and

@@ -77,8 +77,8 @@ type MakeCredentialRequest struct {
 	AttestationFormatsPreference []string `cbor:"11,keyasint,omitempty"`
 }
 
-// MakeCredentialResponse is the authenticatorMakeCredential response map.
-type MakeCredentialResponse struct {
+// makeCredentialResponse is the authenticatorMakeCredential response map.
+type makeCredentialResponse struct {
 	Format       string         `cbor:"1,keyasint"`
 	AuthData     []byte         `cbor:"2,keyasint"`
 	AttStmt      map[string]any `cbor:"3,keyasint"`
