@@ -9,33 +9,15 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/internal/procout"
 	"github.com/vkey-dev/vkey/presence"
 )
-
-// syncBuffer is a log destination the key's goroutines may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogObserverLines drives an in-process key through makeCredential,
 // getAssertion with hmac-secret, a U2F register, a relying party whose ID
@@ -46,7 +28,7 @@ func (b *syncBuffer) String() string {
 func TestLogObserverLines(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs procout.Buffer // the key's goroutines write to it
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
