@@ -149,4 +149,9 @@ func TestCOSEKeyWireFormat(t *testing.T) {
 	if err := ctap2.Unmarshal(want, &back); err != nil || !bytes.Equal(back.PublicKey, key) || back.PublicKey.Algorithm() != -7 {
 		t.Errorf("decoded %x (alg %d, %v), want %x", back.PublicKey, back.PublicKey.Algorithm(), err, key)
 	}
+	// Without a key (getCredsMetadata) the member is absent, not null.
+	total := uint64(1)
+	if got, want := mustCBOR(t, ctap2.CredMgmtResponse{ExistingResidentCredentialsCount: &total}), mustCBOR(t, map[int]any{1: 1}); !bytes.Equal(got, want) {
+		t.Errorf("a response without a key encodes as %x, want %x", got, want)
+	}
 }

@@ -144,6 +144,10 @@ type GetInfoResponse struct {
 // holds, not as a byte string.
 type COSEKey []byte
 
+// IsZero reports whether k is empty: a response then omits the member, as
+// canonical CTAP2 CBOR must (python-fido2 refuses a null in its place).
+func (k COSEKey) IsZero() bool { return len(k) == 0 }
+
 // MarshalCBOR returns the key as it is (CBOR null when empty).
 func (k COSEKey) MarshalCBOR() ([]byte, error) {
 	if len(k) == 0 {
