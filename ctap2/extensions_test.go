@@ -45,6 +45,8 @@ func TestExtensionInputStatus(t *testing.T) {
 	}{
 		{"not a map", raw(5), false, ctap2.ErrCBORUnexpectedType},
 		{"integer key", raw(map[int]bool{1: true}), false, ctap2.ErrCBORUnexpectedType},
+		// {"credProtect": 1, "credProtect": 2}: a duplicate key is not canonical CBOR.
+		{"duplicate key", append(append([]byte{0xa2, 0x6b}, "credProtect\x01\x6b"...), "credProtect\x02"...), false, ctap2.ErrInvalidCBOR},
 		{"unknown extension", raw(ext{"example": map[int]int{1: 2}}), false, ctap2.StatusOK},
 		{"credProtect text", raw(ext{"credProtect": "x"}), false, ctap2.ErrCBORUnexpectedType},
 		{"credProtect negative", raw(ext{"credProtect": -1}), false, ctap2.ErrCBORUnexpectedType},
