@@ -1,14 +1,21 @@
 package ctap2
 
-import "github.com/fxamacker/cbor/v2"
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+)
 
 // Authenticator extension inputs (CTAP 2.1 section 12, CTAP 2.2 section 12)
 // as typed values. On the wire each is a map keyed by extension identifier
 // (makeCredential parameter 0x06, getAssertion parameter 0x04); these types
 // encode and decode that map, so callers never handle raw CBOR. Decoding
-// never fails on a value of the wrong type: it keeps the first such status
-// for the command to report at the step where it processes its extensions,
-// as it did when it read the map itself.
+// never fails on a value of the wrong type: it keeps the status of the
+// first malformed input, in the order the request lists them, for the
+// command to report at the step where it processes its extensions.
 
 // HMACSecretInput is the hmac-secret input of getAssertion (CTAP 2.1
 // section 12.5) and the hmac-secret-mc input of makeCredential (CTAP 2.2
@@ -78,6 +85,9 @@ type GetAssertionExtensions struct {
 
 	// invalid is the first status of an input that did not decode.
 	invalid error
+	// hmacSecretFirst says that no input before hmac-secret failed to
+	// decode.
+	hmacSecretFirst bool
 }
 
 // IsZero reports whether e sends no extension (the request then omits the
@@ -121,21 +131,35 @@ func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
 		return err
 	}
 	*e = MakeCredentialExtensions{}
-	var level uint64
-	if d.take("credProtect", &level) && level >= 1 && level <= 3 {
-		e.CredProtect = uint8(level)
+	for _, name := range d.names {
+		raw := d.m[name]
+		switch name {
+		case "credProtect":
+			var level uint64
+			if d.decode(raw, &level) && level >= 1 && level <= 3 {
+				e.CredProtect = uint8(level)
+			}
+		case "hmac-secret":
+			d.decode(raw, &e.HMACSecret)
+		case "hmac-secret-mc":
+			// Checked only when it is used (with hmac-secret), so a
+			// malformed one is otherwise ignored.
+			e.HMACSecretMC = decodeHMACSecretInput(raw)
+		case "credBlob":
+			if d.decode(raw, &e.CredBlob) && e.CredBlob == nil {
+				e.CredBlob = []byte{}
+			}
+		case "largeBlobKey":
+			d.largeBlobKey(raw, &e.LargeBlobKey)
+		case "minPinLength":
+			d.decode(raw, &e.MinPINLength)
+		case "thirdPartyPayment":
+			d.decode(raw, &e.ThirdPartyPayment)
+		default:
+			e.Other = addOther(e.Other, name, raw)
+		}
 	}
-	d.take("hmac-secret", &e.HMACSecret)
-	// hmac-secret-mc is decoded only when it is used (with hmac-secret),
-	// so a malformed one is otherwise ignored.
-	e.HMACSecretMC = d.hmacSecret("hmac-secret-mc")
-	if d.take("credBlob", &e.CredBlob) && e.CredBlob == nil {
-		e.CredBlob = []byte{}
-	}
-	d.largeBlobKey(&e.LargeBlobKey)
-	d.take("minPinLength", &e.MinPINLength)
-	d.take("thirdPartyPayment", &e.ThirdPartyPayment)
-	e.Other, e.invalid = d.rest(), d.err
+	e.invalid = d.err
 	return nil
 }
 
@@ -171,14 +195,26 @@ func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
 		return err
 	}
 	*e = GetAssertionExtensions{}
-	e.HMACSecret = d.hmacSecret("hmac-secret")
-	if e.HMACSecret != nil && e.HMACSecret.invalid != nil && d.err == nil {
-		d.err = e.HMACSecret.invalid
+	for _, name := range d.names {
+		raw := d.m[name]
+		switch name {
+		case "hmac-secret":
+			// The input's checks against the key agreement come
+			// before those of any malformed input after it.
+			e.hmacSecretFirst = d.err == nil
+			e.HMACSecret = decodeHMACSecretInput(raw)
+			d.fail(e.HMACSecret.invalid)
+		case "credBlob":
+			d.decode(raw, &e.CredBlob)
+		case "largeBlobKey":
+			d.largeBlobKey(raw, &e.LargeBlobKey)
+		case "thirdPartyPayment":
+			d.decode(raw, &e.ThirdPartyPayment)
+		default:
+			e.Other = addOther(e.Other, name, raw)
+		}
 	}
-	d.take("credBlob", &e.CredBlob)
-	d.largeBlobKey(&e.LargeBlobKey)
-	d.take("thirdPartyPayment", &e.ThirdPartyPayment)
-	e.Other, e.invalid = d.rest(), d.err
+	e.invalid = d.err
 	return nil
 }
 
@@ -191,11 +227,25 @@ func otherInputs(other map[string][]byte) map[string]any {
 	return m
 }
 
-// extensionDecoder takes the inputs out of a decoded extensions map one by
-// one, keeping the status of the first that does not decode.
+// addOther adds an extension the authenticator does not implement.
+func addOther(other map[string][]byte, name string, raw []byte) map[string][]byte {
+	if other == nil {
+		other = map[string][]byte{}
+	}
+	other[name] = raw
+	return other
+}
+
+// extensionDecoder decodes the inputs of an extensions map one by one,
+// keeping the status of the first that does not decode.
 type extensionDecoder struct {
-	m   map[string]cbor.RawMessage
-	err error
+	m map[string]cbor.RawMessage
+	// names are m's keys in CTAP2 canonical order (CTAP 2.1 section 8:
+	// shorter first, then bytewise), the order a conforming platform
+	// sends them in: when several inputs are malformed, the first is
+	// reported, as a key that reads the map in order would.
+	names []string
+	err   error
 }
 
 // newExtensionDecoder decodes the map. Its error is the decoder's own, so
@@ -207,53 +257,40 @@ func newExtensionDecoder(data []byte) (*extensionDecoder, error) {
 	if err := defaultCodec.dec.Unmarshal(data, &d.m); err != nil {
 		return nil, err
 	}
+	d.names = slices.SortedFunc(maps.Keys(d.m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
 	return d, nil
 }
 
-// take decodes input name into v and reports whether it was present.
-func (d *extensionDecoder) take(name string, v any) bool {
-	raw, ok := d.m[name]
-	if !ok {
-		return false
-	}
-	delete(d.m, name)
-	if err := Unmarshal(raw, v); err != nil && d.err == nil {
+// fail records err unless an earlier input failed.
+func (d *extensionDecoder) fail(err error) {
+	if d.err == nil {
 		d.err = err
 	}
-	return true
+}
+
+// decode decodes one input into v and reports whether it decoded.
+func (d *extensionDecoder) decode(raw []byte, v any) bool {
+	err := Unmarshal(raw, v)
+	d.fail(err)
+	return err == nil
 }
 
 // largeBlobKey decodes the largeBlobKey input, whose only valid value is
 // true (CTAP 2.1 section 12.3): anything else is CTAP2_ERR_INVALID_OPTION.
-func (d *extensionDecoder) largeBlobKey(v *bool) {
-	if d.take("largeBlobKey", v) && !*v && d.err == nil {
-		d.err = ErrInvalidOption
+func (d *extensionDecoder) largeBlobKey(raw []byte, v *bool) {
+	if d.decode(raw, v) && !*v {
+		d.fail(ErrInvalidOption)
 	}
 }
 
-// hmacSecret decodes an hmac-secret input map, keeping its status inside
-// when it does not decode.
-func (d *extensionDecoder) hmacSecret(name string) *HMACSecretInput {
-	raw, ok := d.m[name]
-	if !ok {
-		return nil
-	}
-	delete(d.m, name)
+// decodeHMACSecretInput decodes an hmac-secret input map, keeping its
+// status inside when it does not decode.
+func decodeHMACSecretInput(raw []byte) *HMACSecretInput {
 	var in HMACSecretInput
 	if err := Unmarshal(raw, &in); err != nil {
 		return &HMACSecretInput{invalid: err}
 	}
 	return &in
-}
-
-// rest is what the authenticator does not implement.
-func (d *extensionDecoder) rest() map[string][]byte {
-	if len(d.m) == 0 {
-		return nil
-	}
-	other := make(map[string][]byte, len(d.m))
-	for name, raw := range d.m {
-		other[name] = raw
-	}
-	return other
 }

@@ -95,6 +95,29 @@ func TestExtensionInputStatus(t *testing.T) {
 			t.Errorf("getAssertion, %s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	// Of several malformed inputs, the first in CTAP2 canonical order
+	// (shorter identifiers first, the order a platform sends them in) is
+	// reported, every time: hmac-secret's checks come in their turn.
+	orderCases := []struct {
+		name string
+		msg  []byte
+		cmd  byte
+		want ctap2.Status
+	}{
+		{"credProtect before largeBlobKey", mc(raw(ext{"credProtect": "x", "largeBlobKey": false}), true), ctap2.CmdMakeCredential, ctap2.ErrCBORUnexpectedType},
+		{"credBlob before hmac-secret", ga("example.com", raw(ext{"credBlob": 1, "hmac-secret": map[int]int{}})), ctap2.CmdGetAssertion, ctap2.ErrCBORUnexpectedType},
+		{"hmac-secret before largeBlobKey", ga("example.com", raw(ext{"hmac-secret": map[int]int{}, "largeBlobKey": false})), ctap2.CmdGetAssertion, ctap2.ErrMissingParameter},
+		{"hmac-secret before thirdPartyPayment", ga("example.com", raw(ext{"hmac-secret": true, "thirdPartyPayment": "x"})), ctap2.CmdGetAssertion, ctap2.ErrCBORUnexpectedType},
+	}
+	for _, tc := range orderCases {
+		for range 20 {
+			if got, _ := k.raw(tc.cmd, tc.msg); got != tc.want {
+				t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+
 	// With a PIN set, a malformed extension is reported before the
 	// missing pinUvAuthParam.
 	wantStatus(t, k.c.SetPIN(context.Background(), 2, "1234"), ctap2.StatusOK)

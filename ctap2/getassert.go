@@ -40,7 +40,9 @@ type getAssertionExtensions struct {
 // (CTAP 2.1 section 12) and prepares the hmac-secret output.
 func (a *Authenticator) checkGetAssertionExtensions(in *GetAssertionExtensions) (getAssertionExtensions, error) {
 	e := getAssertionExtensions{credBlob: in.CredBlob, largeBlobKey: in.LargeBlobKey, payment: in.ThirdPartyPayment}
-	if in.invalid != nil {
+	// Inputs are checked in the order of the request (see
+	// extensionDecoder).
+	if in.invalid != nil && !in.hmacSecretFirst {
 		return e, in.invalid
 	}
 	if in.HMACSecret != nil {
@@ -50,7 +52,7 @@ func (a *Authenticator) checkGetAssertionExtensions(in *GetAssertionExtensions) 
 		}
 		e.hmacProto, e.hmacShared, e.hmacSalts = r.proto, r.shared, r.salts
 	}
-	return e, nil
+	return e, in.invalid
 }
 
 // getAssertion is authenticatorGetAssertion (CTAP 2.1 section 6.2.2).
