@@ -154,6 +154,13 @@ func TestExtensionsWireFormat(t *testing.T) {
 	if got := mustCBOR(t, ga); !bytes.Equal(got, want) {
 		t.Errorf("getAssertion extensions encode as %x, want %x", got, want)
 	}
+	// Other sends a value no field can hold; a field set wins over it.
+	if got, want := mustCBOR(t, ctap2.MakeCredentialExtensions{Other: map[string][]byte{"largeBlobKey": {0xf4}}}), mustCBOR(t, map[string]bool{"largeBlobKey": false}); !bytes.Equal(got, want) {
+		t.Errorf("Other encodes as %x, want %x", got, want)
+	}
+	if got, want := mustCBOR(t, ctap2.MakeCredentialExtensions{LargeBlobKey: true, Other: map[string][]byte{"largeBlobKey": {0xf4}}}), mustCBOR(t, map[string]bool{"largeBlobKey": true}); !bytes.Equal(got, want) {
+		t.Errorf("a field and Other encode as %x, want %x", got, want)
+	}
 	// Without extensions the parameter is absent.
 	req := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: []byte{1}}
 	if got, want := mustCBOR(t, req), mustCBOR(t, map[int]any{1: "example.com", 2: []byte{1}}); !bytes.Equal(got, want) {
