@@ -72,14 +72,10 @@ func (a *Authenticator) credentialManagementPreview(ctx context.Context, params 
 
 // credMgmt serves both codes of credential management.
 func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
-	var req subcommandRequest
-	if err := decodeParams(params, &req); err != nil {
+	req, sub, err := decodeSubcommand(params)
+	if err != nil {
 		return nil, err
 	}
-	if req.SubCommand == nil {
-		return nil, ErrMissingParameter
-	}
-	sub := *req.SubCommand
 	var p credMgmtParams
 	if len(req.SubCommandParams) > 0 {
 		if err := Unmarshal(req.SubCommandParams, &p); err != nil {
