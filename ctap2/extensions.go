@@ -102,24 +102,16 @@ func (e MakeCredentialExtensions) inputs() map[string]any {
 	if e.CredProtect != 0 {
 		m["credProtect"] = e.CredProtect
 	}
-	if e.HMACSecret {
-		m["hmac-secret"] = true
-	}
+	setTrue(m, "hmac-secret", e.HMACSecret)
 	if e.HMACSecretMC != nil {
 		m["hmac-secret-mc"] = e.HMACSecretMC
 	}
 	if e.CredBlob != nil {
 		m["credBlob"] = e.CredBlob
 	}
-	if e.LargeBlobKey {
-		m["largeBlobKey"] = true
-	}
-	if e.MinPINLength {
-		m["minPinLength"] = true
-	}
-	if e.ThirdPartyPayment {
-		m["thirdPartyPayment"] = true
-	}
+	setTrue(m, "largeBlobKey", e.LargeBlobKey)
+	setTrue(m, "minPinLength", e.MinPINLength)
+	setTrue(m, "thirdPartyPayment", e.ThirdPartyPayment)
 	return m
 }
 
@@ -175,15 +167,9 @@ func (e GetAssertionExtensions) inputs() map[string]any {
 	if e.HMACSecret != nil {
 		m["hmac-secret"] = e.HMACSecret
 	}
-	if e.CredBlob {
-		m["credBlob"] = true
-	}
-	if e.LargeBlobKey {
-		m["largeBlobKey"] = true
-	}
-	if e.ThirdPartyPayment {
-		m["thirdPartyPayment"] = true
-	}
+	setTrue(m, "credBlob", e.CredBlob)
+	setTrue(m, "largeBlobKey", e.LargeBlobKey)
+	setTrue(m, "thirdPartyPayment", e.ThirdPartyPayment)
 	return m
 }
 
@@ -216,6 +202,14 @@ func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
 	}
 	e.invalid = d.err
 	return nil
+}
+
+// setTrue sets input name to true when set is: the only value a platform
+// sends for these extensions.
+func setTrue(m map[string]any, name string, set bool) {
+	if set {
+		m[name] = true
+	}
 }
 
 // otherInputs copies Other into a map to encode.
