@@ -267,8 +267,6 @@ func (a *Authenticator) powerCycleLocked() {
 // MaxMsgSize is the largest CTAP message the authenticator accepts.
 func (a *Authenticator) MaxMsgSize() int { return a.opts.MaxMsgSize }
 
-// Store returns the authenticator's store.
-func (a *Authenticator) Store() keystore.Store { return a.store }
 
 type commandFunc func(a *Authenticator, ctx context.Context, params []byte) (any, error)
 
