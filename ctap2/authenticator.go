@@ -267,7 +267,6 @@ func (a *Authenticator) powerCycleLocked() {
 // MaxMsgSize is the largest CTAP message the authenticator accepts.
 func (a *Authenticator) MaxMsgSize() int { return a.opts.MaxMsgSize }
 
-
 type commandFunc func(a *Authenticator, ctx context.Context, params []byte) (any, error)
 
 // commandTable maps CTAP2 command codes to their handlers.
