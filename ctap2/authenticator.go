@@ -10,14 +10,19 @@
 // Observer that is told what commands did as typed Events
 // (CredentialCreated, PresenceRequested, ...).
 //
-// Shared with the platform side (package ctap2/client, the CLI, tests): the
-// command codes and subcommands, Status and its codes, the request and
-// response types (MakeCredentialRequest, GetAssertionResponse,
-// GetInfoResponse, CredentialParameter, ...) with their CTAP2 CBOR form
-// (Marshal, Unmarshal), the PIN/UV auth protocols (PINProtocol,
-// SharedSecret, Permission), the large-blob array format and U2F's APDU
-// parsing. They are the wire format, which both sides must agree on; the
-// platform's rules (which protocol, which token) live in ctap2/client.
+// Shared with the platform side (package ctap2/client, ctap2/browser, the
+// CLI, tests): the command codes and subcommands, Status and its codes, the
+// request and response types (MakeCredentialRequest, GetAssertionResponse,
+// GetInfoResponse, CredentialParameter, ...) with typed extension inputs
+// (MakeCredentialExtensions, GetAssertionExtensions, HMACSecretInput) and
+// keys (COSEKey, COSEKeyAgreement), their CTAP2 CBOR form (Marshal,
+// Unmarshal), the PIN/UV auth protocols (PINProtocol, SharedSecret,
+// Permission) and the messages a pinUvAuthParam authenticates
+// (ConfigAuthMessage, CredMgmtAuthMessage, LargeBlobAuthMessage), the
+// large-blob array format (LargeBlobEntry) and U2F's instruction codes.
+// They are the wire format, which both sides must agree on; no caller
+// needs a CBOR library to fill them in. The platform's rules (which
+// protocol, which token) live in ctap2/client.
 package ctap2
 
 import (
@@ -184,7 +189,7 @@ func New(opts Options) (*Authenticator, error) {
 		opts.SoftwareKeys = keystore.Software{}
 	}
 	if opts.Presence == nil {
-		opts.Presence = DenyPresence{}
+		opts.Presence = denyPresence{}
 	}
 	if opts.AAGUID == ([16]byte{}) {
 		opts.AAGUID = DefaultAAGUID
@@ -258,9 +263,6 @@ func (a *Authenticator) powerCycleLocked() {
 
 // MaxMsgSize is the largest CTAP message the authenticator accepts.
 func (a *Authenticator) MaxMsgSize() int { return a.opts.MaxMsgSize }
-
-// Store returns the authenticator's store.
-func (a *Authenticator) Store() keystore.Store { return a.store }
 
 type commandFunc func(a *Authenticator, ctx context.Context, params []byte) (any, error)
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
@@ -327,7 +326,7 @@ func TestCredProtect(t *testing.T) {
 			t.Fatal(err)
 		}
 		req := mcRequest(t, "example.com", []byte{byte(level)}, true)
-		req.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, level)}
+		req.Extensions = ctap2.MakeCredentialExtensions{CredProtect: uint8(level)}
 		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
 		att, err := k.c.MakeCredential(ctx, req)
 		if err != nil {

@@ -31,6 +31,20 @@ type subcommandRequest struct {
 	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
 }
 
+// decodeSubcommand decodes the request map of authenticatorConfig or
+// authenticatorCredentialManagement; a missing subCommand is
+// CTAP2_ERR_MISSING_PARAMETER.
+func decodeSubcommand(params []byte) (*subcommandRequest, uint64, error) {
+	var req subcommandRequest
+	if err := decodeParams(params, &req); err != nil {
+		return nil, 0, err
+	}
+	if req.SubCommand == nil {
+		return nil, 0, ErrMissingParameter
+	}
+	return &req, *req.SubCommand, nil
+}
+
 type setMinPINLengthParams struct {
 	NewMinPINLength   *uint64  `cbor:"1,keyasint,omitempty"`
 	MinPINLengthRPIDs []string `cbor:"2,keyasint,omitempty"`
@@ -94,14 +108,10 @@ func (a *Authenticator) authorizeManagement(protocol *uint64, param, message []b
 
 // config is authenticatorConfig (CTAP 2.1 section 6.11).
 func (a *Authenticator) config(ctx context.Context, params []byte) (any, error) {
-	var req subcommandRequest
-	if err := decodeParams(params, &req); err != nil {
+	req, sub, err := decodeSubcommand(params)
+	if err != nil {
 		return nil, err
 	}
-	if req.SubCommand == nil {
-		return nil, ErrMissingParameter
-	}
-	sub := *req.SubCommand
 	if sub != ConfigEnableEnterpriseAttestation && sub != ConfigToggleAlwaysUV && sub != ConfigSetMinPINLength {
 		return nil, ErrInvalidSubcommand
 	}

@@ -42,7 +42,7 @@ func TestConfigAndForcedPINChange(t *testing.T) {
 	// minPinLength extension, for a listed RP only.
 	for rp, want := range map[string]bool{"example.com": true, "other.example": false} {
 		req := mcRequest(t, rp, []byte{1}, false)
-		req.Extensions = map[string]cbor.RawMessage{"minPinLength": mustCBOR(t, true)}
+		req.Extensions = ctap2.MakeCredentialExtensions{MinPINLength: true}
 		att, err := k.c.MakeCredential(ctx, req)
 		if err != nil {
 			t.Fatal(err)

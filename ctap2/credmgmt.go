@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -48,7 +47,7 @@ type CredMgmtResponse struct {
 	TotalRPs                                uint64                `cbor:"5,keyasint,omitempty"`
 	User                                    *UserEntity           `cbor:"6,keyasint,omitempty"`
 	CredentialID                            *CredentialDescriptor `cbor:"7,keyasint,omitempty"`
-	PublicKey                               cbor.RawMessage       `cbor:"8,keyasint,omitempty"`
+	PublicKey                               COSEKey               `cbor:"8,keyasint,omitzero"`
 	TotalCredentials                        uint64                `cbor:"9,keyasint,omitempty"`
 	CredProtect                             uint64                `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                            []byte                `cbor:"11,keyasint,omitempty"`
@@ -76,14 +75,10 @@ func (a *Authenticator) credentialManagementPreview(ctx context.Context, params 
 
 // credMgmt serves both codes of credential management.
 func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
-	var req subcommandRequest
-	if err := decodeParams(params, &req); err != nil {
+	req, sub, err := decodeSubcommand(params)
+	if err != nil {
 		return nil, err
 	}
-	if req.SubCommand == nil {
-		return nil, ErrMissingParameter
-	}
-	sub := *req.SubCommand
 	var p credMgmtParams
 	if len(req.SubCommandParams) > 0 {
 		if err := Unmarshal(req.SubCommandParams, &p); err != nil {
@@ -262,7 +257,7 @@ func (a *Authenticator) credentialResponse(c *keystore.Credential) CredMgmtRespo
 		// An empty user ID is an empty byte string, never null.
 		User:         &UserEntity{ID: append([]byte{}, c.UserID...), Name: c.UserName, DisplayName: c.UserDisplayName},
 		CredentialID: &CredentialDescriptor{Type: publicKeyType, ID: c.ID},
-		PublicKey:    cbor.RawMessage(c.PublicKey),
+		PublicKey:    COSEKey(c.PublicKey),
 		CredProtect:  level,
 		LargeBlobKey: c.LargeBlobKey,
 

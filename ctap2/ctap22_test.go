@@ -62,7 +62,7 @@ func TestHMACSecretMC(t *testing.T) {
 						t.Fatal(err)
 					}
 					req := mcRequest(t, "example.com", []byte{1}, rk)
-					req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, hs.Input["hmac-secret"])}
+					req.Extensions = ctap2.MakeCredentialExtensions{HMACSecret: true, HMACSecretMC: hs.Input}
 					if uv {
 						tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermMakeCredential|ctap2.PermGetAssertion, "example.com")
 						if err != nil {
@@ -98,21 +98,18 @@ func TestHMACSecretMC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := hs.Input["hmac-secret"].(map[int]any)
-	bad := map[int]any{}
-	for key, v := range in {
-		bad[key] = v
-	}
-	bad[3] = bytes.Repeat([]byte{0}, len(in[3].([]byte)))
+	in := hs.Input
+	bad := *in
+	bad.SaltAuth = bytes.Repeat([]byte{0}, len(in.SaltAuth))
 	req := mcRequest(t, "example.com", []byte{1}, false)
-	req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true), "hmac-secret-mc": mustCBOR(t, bad)}
+	req.Extensions = ctap2.MakeCredentialExtensions{HMACSecret: true, HMACSecretMC: &bad}
 	_, err = k.c.MakeCredential(ctx, req)
 	wantStatus(t, err, ctap2.ErrPINAuthInvalid)
 	if k.up.n.Load() != 0 {
 		t.Error("a bad saltAuth asked for a touch")
 	}
 
-	req.Extensions = map[string]cbor.RawMessage{"hmac-secret-mc": mustCBOR(t, in)}
+	req.Extensions = ctap2.MakeCredentialExtensions{HMACSecretMC: in}
 	att, err := k.c.MakeCredential(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +176,7 @@ func TestThirdPartyPayment(t *testing.T) {
 		for _, rk := range []bool{false, true} {
 			req := mcRequest(t, fmt.Sprintf("pay%v.example", pay), []byte{1}, rk)
 			if pay {
-				req.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+				req.Extensions = ctap2.MakeCredentialExtensions{ThirdPartyPayment: true}
 			}
 			att, err := k.c.MakeCredential(ctx, req)
 			if err != nil {
@@ -190,7 +187,7 @@ func TestThirdPartyPayment(t *testing.T) {
 				ga := &ctap2.GetAssertionRequest{RPID: req.RP.ID, ClientDataHash: make([]byte, 32),
 					AllowList: []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}}}
 				if ask {
-					ga.Extensions = map[string]cbor.RawMessage{"thirdPartyPayment": mustCBOR(t, true)}
+					ga.Extensions = ctap2.GetAssertionExtensions{ThirdPartyPayment: true}
 				}
 				resp, err := k.c.GetAssertion(ctx, ga)
 				if err != nil {

@@ -42,7 +42,7 @@ func FuzzHandleCBOR(f *testing.F) {
 // inputs that reach deep into each one.
 func fuzzSeeds(t testing.TB) [][]byte {
 	mc := mcRequest(t, "example.com", []byte{1}, true)
-	mc.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, 2), "hmac-secret": mustCBOR(t, true), "credBlob": mustCBOR(t, []byte("x"))}
+	mc.Extensions = ctap2.MakeCredentialExtensions{CredProtect: 2, HMACSecret: true, CredBlob: []byte("x")}
 	msg := func(cmd byte, v any) []byte {
 		if v == nil {
 			return []byte{cmd}

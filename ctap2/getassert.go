@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -25,14 +24,6 @@ type nextAssertionState struct {
 	started        time.Time
 }
 
-// hmacSecretInput is the hmac-secret extension input (CTAP 2.1 section 12.5).
-type hmacSecretInput struct {
-	KeyAgreement *COSEKeyAgreement `cbor:"1,keyasint"`
-	SaltEnc      []byte            `cbor:"2,keyasint"`
-	SaltAuth     []byte            `cbor:"3,keyasint"`
-	Protocol     *uint64           `cbor:"4,keyasint,omitempty"`
-}
-
 // getAssertionExtensions is what getAssertion understood of the extensions.
 type getAssertionExtensions struct {
 	hmacProto    PINProtocol
@@ -45,34 +36,23 @@ type getAssertionExtensions struct {
 	payment bool
 }
 
-func (a *Authenticator) parseGetAssertionExtensions(ext map[string]cbor.RawMessage) (getAssertionExtensions, error) {
-	var e getAssertionExtensions
-	for name, raw := range ext {
-		switch name {
-		case "hmac-secret":
-			r, err := a.parseHMACSecretInput(raw)
-			if err != nil {
-				return e, err
-			}
-			e.hmacProto, e.hmacShared, e.hmacSalts = r.proto, r.shared, r.salts
-		case "thirdPartyPayment":
-			if err := Unmarshal(raw, &e.payment); err != nil {
-				return e, err
-			}
-		case "credBlob":
-			if err := Unmarshal(raw, &e.credBlob); err != nil {
-				return e, err
-			}
-		case "largeBlobKey":
-			if err := Unmarshal(raw, &e.largeBlobKey); err != nil {
-				return e, err
-			}
-			if !e.largeBlobKey {
-				return e, ErrInvalidOption
-			}
-		}
+// checkGetAssertionExtensions checks the extension inputs of a request
+// (CTAP 2.1 section 12) and prepares the hmac-secret output.
+func (a *Authenticator) checkGetAssertionExtensions(in *GetAssertionExtensions) (getAssertionExtensions, error) {
+	e := getAssertionExtensions{credBlob: in.CredBlob, largeBlobKey: in.LargeBlobKey, payment: in.ThirdPartyPayment}
+	// Inputs are checked in the order of the request (see
+	// extensionDecoder).
+	if in.invalid != nil && !in.hmacSecretFirst {
+		return e, in.invalid
 	}
-	return e, nil
+	if in.HMACSecret != nil {
+		r, err := a.checkHMACSecretInput(in.HMACSecret)
+		if err != nil {
+			return e, err
+		}
+		e.hmacProto, e.hmacShared, e.hmacSalts = r.proto, r.shared, r.salts
+	}
+	return e, in.invalid
 }
 
 // getAssertion is authenticatorGetAssertion (CTAP 2.1 section 6.2.2).
@@ -127,7 +107,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 			return nil, err
 		}
 	}
-	ext, err := a.parseGetAssertionExtensions(req.Extensions)
+	ext, err := a.checkGetAssertionExtensions(&req.Extensions)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
@@ -239,7 +238,7 @@ func TestU2FRefusesCTAP2Credentials(t *testing.T) {
 	credID := func(rk bool, protect int) []byte {
 		req := mcRequest(t, rp, []byte{byte(protect), 7}, rk)
 		if protect != 0 {
-			req.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, protect)}
+			req.Extensions = ctap2.MakeCredentialExtensions{CredProtect: uint8(protect)}
 		}
 		return k.register(t, req)
 	}

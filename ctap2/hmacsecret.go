@@ -1,9 +1,6 @@
 package ctap2
 
-import (
-	"github.com/fxamacker/cbor/v2"
-	"github.com/vkey-dev/vkey/keystore"
-)
+import "github.com/vkey-dev/vkey/keystore"
 
 // hmacSecretRequest is a checked hmac-secret (getAssertion, CTAP 2.1
 // section 12.5) or hmac-secret-mc (makeCredential, CTAP 2.2 section 12.7)
@@ -14,24 +11,23 @@ type hmacSecretRequest struct {
 	salts  []byte // salt1 || optional salt2
 }
 
-// parseHMACSecretInput checks an hmac-secret input map against the
+// checkHMACSecretInput checks an hmac-secret input against the
 // current key agreement key: a missing member is
 // CTAP2_ERR_MISSING_PARAMETER, an unknown protocol
 // CTAP1_ERR_INVALID_PARAMETER, a saltAuth that does not verify
 // CTAP2_ERR_PIN_AUTH_INVALID and salts other than 32 or 64 bytes
 // CTAP1_ERR_INVALID_LENGTH (CTAP 2.1 section 12.5, which section 12.7 of
 // CTAP 2.2 follows for hmac-secret-mc).
-func (a *Authenticator) parseHMACSecretInput(raw cbor.RawMessage) (*hmacSecretRequest, error) {
-	var in hmacSecretInput
-	if err := Unmarshal(raw, &in); err != nil {
-		return nil, err
+func (a *Authenticator) checkHMACSecretInput(in *HMACSecretInput) (*hmacSecretRequest, error) {
+	if in.invalid != nil {
+		return nil, in.invalid
 	}
 	if in.KeyAgreement == nil || in.SaltEnc == nil || in.SaltAuth == nil {
 		return nil, ErrMissingParameter
 	}
 	version := uint64(1)
-	if in.Protocol != nil {
-		version = *in.Protocol
+	if in.PinUvAuthProtocol != nil {
+		version = *in.PinUvAuthProtocol
 	}
 	proto, ok := a.pinProtocol(version)
 	if !ok {

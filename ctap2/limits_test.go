@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
@@ -71,9 +70,8 @@ func TestEveryLimitAtOnce(t *testing.T) {
 				User:             &ctap2.UserEntity{ID: bytes.Repeat([]byte{2}, 64), Name: name, DisplayName: name},
 				PubKeyCredParams: credParams(t, tc.alg, -8, -19),
 				ExcludeList:      fullDescriptors(t, count, idLen),
-				Extensions: map[string]cbor.RawMessage{
-					"credProtect": mustCBOR(t, 2), "hmac-secret": mustCBOR(t, true), "credBlob": mustCBOR(t, bytes.Repeat([]byte{3}, 32)),
-					"largeBlobKey": mustCBOR(t, true), "minPinLength": mustCBOR(t, true),
+				Extensions: ctap2.MakeCredentialExtensions{
+					CredProtect: 2, HMACSecret: true, CredBlob: bytes.Repeat([]byte{3}, 32), LargeBlobKey: true, MinPINLength: true,
 				},
 				Options:               map[string]bool{"rk": true, "up": true, "uv": false},
 				EnterpriseAttestation: &ep,
@@ -95,11 +93,9 @@ func TestEveryLimitAtOnce(t *testing.T) {
 			}
 			ga := &ctap2.GetAssertionRequest{
 				RPID: rpID, ClientDataHash: bytes.Repeat([]byte{6}, 32),
-				AllowList: fullDescriptors(t, count, idLen, id),
-				Extensions: map[string]cbor.RawMessage{
-					"hmac-secret": mustCBOR(t, hs.Input["hmac-secret"]), "credBlob": mustCBOR(t, true), "largeBlobKey": mustCBOR(t, true),
-				},
-				Options: map[string]bool{"up": true, "uv": false},
+				AllowList:  fullDescriptors(t, count, idLen, id),
+				Extensions: ctap2.GetAssertionExtensions{HMACSecret: hs.Input, CredBlob: true, LargeBlobKey: true},
+				Options:    map[string]bool{"up": true, "uv": false},
 			}
 			tok, _ = k.c.PINToken(ctx, proto, flowPIN, ctap2.PermGetAssertion, rpID) // the last one was used up
 			ga.PinUvAuthParam, ga.PinUvAuthProtocol = withToken(tok, ga.ClientDataHash)

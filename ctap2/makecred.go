@@ -78,66 +78,6 @@ func (a *Authenticator) providerNamed(name string) keystore.KeyProvider {
 	return nil
 }
 
-// makeCredentialExtensions is what makeCredential understood of the
-// extensions map (CTAP 2.1 section 12).
-type makeCredentialExtensions struct {
-	credProtect  uint8
-	hmacSecret   bool
-	credBlob     []byte
-	hasCredBlob  bool
-	largeBlobKey bool
-	minPINLength bool
-	// thirdPartyPayment (CTAP 2.2 section 12.9) marks a payment credential.
-	thirdPartyPayment bool
-	// hmacSecretMC is the hmac-secret-mc input (CTAP 2.2 section 12.7),
-	// checked once the key agreement is known.
-	hmacSecretMC cbor.RawMessage
-}
-
-func parseMakeCredentialExtensions(ext map[string]cbor.RawMessage) (makeCredentialExtensions, error) {
-	var e makeCredentialExtensions
-	for name, raw := range ext {
-		switch name {
-		case "credProtect":
-			var level uint64
-			if err := Unmarshal(raw, &level); err != nil {
-				return e, err
-			}
-			if level >= 1 && level <= 3 {
-				e.credProtect = uint8(level)
-			}
-		case "hmac-secret":
-			if err := Unmarshal(raw, &e.hmacSecret); err != nil {
-				return e, err
-			}
-		case "credBlob":
-			if err := Unmarshal(raw, &e.credBlob); err != nil {
-				return e, err
-			}
-			e.hasCredBlob = true
-		case "largeBlobKey":
-			if err := Unmarshal(raw, &e.largeBlobKey); err != nil {
-				return e, err
-			}
-			if !e.largeBlobKey {
-				// CTAP 2.1 section 12.3: the only valid input is true.
-				return e, ErrInvalidOption
-			}
-		case "minPinLength":
-			if err := Unmarshal(raw, &e.minPINLength); err != nil {
-				return e, err
-			}
-		case "hmac-secret-mc":
-			e.hmacSecretMC = raw
-		case "thirdPartyPayment":
-			if err := Unmarshal(raw, &e.thirdPartyPayment); err != nil {
-				return e, err
-			}
-		}
-	}
-	return e, nil
-}
-
 // makeCredential is authenticatorMakeCredential (CTAP 2.1 section 6.1.2).
 func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any, error) {
 	var req MakeCredentialRequest
@@ -182,11 +122,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if builtinUV && a.opts.UserVerifier == nil {
 		return nil, ErrInvalidOption
 	}
-	ext, err := parseMakeCredentialExtensions(req.Extensions)
-	if err != nil {
-		return nil, err
+	ext := &req.Extensions
+	if ext.invalid != nil {
+		return nil, ext.invalid
 	}
-	if ext.largeBlobKey && !rk {
+	if ext.LargeBlobKey && !rk {
 		return nil, ErrInvalidOption // CTAP 2.1 section 12.3
 	}
 	// Steps 6-11: user verification through the pinUvAuthToken, or the
@@ -207,8 +147,8 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	// hmac-secret-mc (CTAP 2.2 section 12.7) goes with hmac-secret: true;
 	// alone it is ignored, as an extension the key does not process.
 	var hmacMC *hmacSecretRequest
-	if ext.hmacSecretMC != nil && ext.hmacSecret {
-		if hmacMC, err = a.parseHMACSecretInput(ext.hmacSecretMC); err != nil {
+	if ext.HMACSecretMC != nil && ext.HMACSecret {
+		if hmacMC, err = a.checkHMACSecretInput(ext.HMACSecretMC); err != nil {
 			return nil, err
 		}
 	}
@@ -245,32 +185,32 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		UserName:        truncateUTF8(req.User.Name, maxEntityStringBytes),
 		UserDisplayName: truncateUTF8(req.User.DisplayName, maxEntityStringBytes),
 		Algorithm:       alg, Provider: provider.Name(), KeyBlob: blob,
-		Discoverable: rk, CredProtect: ext.credProtect,
-		BackupEligible: kind == Syncable, ThirdPartyPayment: ext.thirdPartyPayment,
+		Discoverable: rk, CredProtect: ext.CredProtect,
+		BackupEligible: kind == Syncable, ThirdPartyPayment: ext.ThirdPartyPayment,
 		Created: a.opts.Now(),
 	}
 	outExt := map[string]any{}
-	if ext.credProtect != 0 {
-		outExt["credProtect"] = ext.credProtect
+	if ext.CredProtect != 0 {
+		outExt["credProtect"] = ext.CredProtect
 	}
-	if ext.hmacSecret {
+	if ext.HMACSecret {
 		cred.HMACSecret = true // sealCredentialID derives its CredRandom values
 		outExt["hmac-secret"] = true
 	}
-	if ext.hasCredBlob {
-		stored := len(ext.credBlob) <= maxCredBlobLength
+	if ext.CredBlob != nil {
+		stored := len(ext.CredBlob) <= maxCredBlobLength
 		if stored {
-			cred.CredBlob = ext.credBlob
+			cred.CredBlob = ext.CredBlob
 		}
 		outExt["credBlob"] = stored
 	}
-	if ext.minPINLength {
+	if ext.MinPINLength {
 		if n, ok := a.minPINLengthFor(req.RP.ID); ok {
 			outExt["minPinLength"] = uint64(n)
 		}
 	}
 	var largeBlobKey []byte
-	if ext.largeBlobKey {
+	if ext.LargeBlobKey {
 		largeBlobKey = randomBytes(32)
 		cred.LargeBlobKey = largeBlobKey
 	}
@@ -325,7 +265,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	}
 	a.emit(CredentialCreated{RPID: req.RP.ID, RPIDHash: rpIDHash, CredentialID: cred.ID, UserName: req.User.Name,
 		Discoverable: rk, SignCount: count})
-	return MakeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
+	return makeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
 }
 
 // generateKey is provider.Generate, which takes a TPM seconds for an RSA

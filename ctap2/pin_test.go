@@ -230,7 +230,7 @@ func TestHMACSecret(t *testing.T) {
 	ctx := context.Background()
 	k := newKey(t)
 	req := mcRequest(t, "example.com", []byte{1}, true)
-	req.Extensions = map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, true)}
+	req.Extensions = ctap2.MakeCredentialExtensions{HMACSecret: true}
 	att, err := k.c.MakeCredential(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +263,7 @@ func hmacSecretAssertion(t *testing.T, k *testKey, proto uint64, id []byte, uv b
 	}
 	ga := &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
 		AllowList:  []ctap2.CredentialDescriptor{{Type: "public-key", ID: id}},
-		Extensions: map[string]cbor.RawMessage{"hmac-secret": mustCBOR(t, hs.Input["hmac-secret"])}}
+		Extensions: ctap2.GetAssertionExtensions{HMACSecret: hs.Input}}
 	if uv {
 		tok, err := k.c.PINToken(ctx, proto, "1234", ctap2.PermGetAssertion, "example.com")
 		if err != nil {
@@ -294,7 +294,7 @@ func TestCredBlobAndLargeBlobKey(t *testing.T) {
 	ctx := context.Background()
 	k := newKey(t)
 	req := mcRequest(t, "example.com", []byte{1}, true)
-	req.Extensions = map[string]cbor.RawMessage{"credBlob": mustCBOR(t, []byte("blob!")), "largeBlobKey": mustCBOR(t, true)}
+	req.Extensions = ctap2.MakeCredentialExtensions{CredBlob: []byte("blob!"), LargeBlobKey: true}
 	att, err := k.c.MakeCredential(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestCredBlobAndLargeBlobKey(t *testing.T) {
 		t.Fatal("largeBlobKey missing from makeCredential")
 	}
 	resp, err := k.c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
-		Extensions: map[string]cbor.RawMessage{"credBlob": mustCBOR(t, true), "largeBlobKey": mustCBOR(t, true)}})
+		Extensions: ctap2.GetAssertionExtensions{CredBlob: true, LargeBlobKey: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestCredBlobAndLargeBlobKey(t *testing.T) {
 		t.Error("largeBlobKey differs between registration and assertion")
 	}
 	req = mcRequest(t, "example.com", []byte{2}, true)
-	req.Extensions = map[string]cbor.RawMessage{"credBlob": mustCBOR(t, make([]byte, 33))}
+	req.Extensions = ctap2.MakeCredentialExtensions{CredBlob: make([]byte, 33)}
 	att, err = k.c.MakeCredential(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -40,11 +40,11 @@ type AutoPresence struct{}
 // Request implements Presence.
 func (AutoPresence) Request(ctx context.Context, _ PresenceRequest) error { return ctx.Err() }
 
-// DenyPresence refuses every request.
-type DenyPresence struct{}
+// denyPresence refuses every request.
+type denyPresence struct{}
 
 // Request implements Presence.
-func (DenyPresence) Request(ctx context.Context, _ PresenceRequest) error {
+func (denyPresence) Request(ctx context.Context, _ PresenceRequest) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

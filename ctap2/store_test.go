@@ -83,7 +83,8 @@ func TestDeletedSyncableRefused(t *testing.T) {
 		}},
 	} {
 		t.Run(s.name, func(t *testing.T) {
-			k := newKey(t, func(o *ctap2.Options) { o.Store = s.store(); o.Passkeys = ctap2.Syncable })
+			store := s.store()
+			k := newKey(t, func(o *ctap2.Options) { o.Store = store; o.Passkeys = ctap2.Syncable })
 			att, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{1}, false))
 			if err != nil {
 				t.Fatal(err)
@@ -94,12 +95,12 @@ func TestDeletedSyncableRefused(t *testing.T) {
 			if _, err := k.c.GetAssertion(ctx, req); err != nil {
 				t.Fatalf("before delete: %v", err)
 			}
-			if err := k.a.Store().DeleteCredential(id); err != nil {
+			if err := store.DeleteCredential(id); err != nil {
 				t.Fatal(err)
 			}
 			_, err = k.c.GetAssertion(ctx, req)
 			wantStatus(t, err, ctap2.ErrNoCredentials)
-			if _, err := k.a.Store().NextSignCount(id); err == nil {
+			if _, err := store.NextSignCount(id); err == nil {
 				t.Fatal("a deleted credential's counter still counts")
 			}
 		})

@@ -1,7 +1,5 @@
 package ctap2
 
-import "github.com/fxamacker/cbor/v2"
-
 // WebAuthn entities as CTAP2 carries them (CTAP 2.1 section 6.1.1, WebAuthn
 // section 5.4). Field names are the WebAuthn member names; unknown members
 // are ignored.
@@ -64,23 +62,23 @@ const publicKeyType = "public-key"
 // MakeCredentialRequest is the authenticatorMakeCredential parameter map
 // (CTAP 2.1 section 6.1).
 type MakeCredentialRequest struct {
-	ClientDataHash        []byte                     `cbor:"1,keyasint"`
-	RP                    *RPEntity                  `cbor:"2,keyasint"`
-	User                  *UserEntity                `cbor:"3,keyasint"`
-	PubKeyCredParams      []CredentialParameter      `cbor:"4,keyasint"`
-	ExcludeList           []CredentialDescriptor     `cbor:"5,keyasint,omitempty"`
-	Extensions            map[string]cbor.RawMessage `cbor:"6,keyasint,omitempty"`
-	Options               map[string]bool            `cbor:"7,keyasint,omitempty"`
-	PinUvAuthParam        []byte                     `cbor:"8,keyasint,omitempty"`
-	PinUvAuthProtocol     *uint64                    `cbor:"9,keyasint,omitempty"`
-	EnterpriseAttestation *uint64                    `cbor:"10,keyasint,omitempty"`
+	ClientDataHash        []byte                   `cbor:"1,keyasint"`
+	RP                    *RPEntity                `cbor:"2,keyasint"`
+	User                  *UserEntity              `cbor:"3,keyasint"`
+	PubKeyCredParams      []CredentialParameter    `cbor:"4,keyasint"`
+	ExcludeList           []CredentialDescriptor   `cbor:"5,keyasint,omitempty"`
+	Extensions            MakeCredentialExtensions `cbor:"6,keyasint,omitzero"`
+	Options               map[string]bool          `cbor:"7,keyasint,omitempty"`
+	PinUvAuthParam        []byte                   `cbor:"8,keyasint,omitempty"`
+	PinUvAuthProtocol     *uint64                  `cbor:"9,keyasint,omitempty"`
+	EnterpriseAttestation *uint64                  `cbor:"10,keyasint,omitempty"`
 	// AttestationFormatsPreference is the platform's order of preferred
 	// attestation formats (CTAP 2.2 section 6.1, parameter 0x0B).
 	AttestationFormatsPreference []string `cbor:"11,keyasint,omitempty"`
 }
 
-// MakeCredentialResponse is the authenticatorMakeCredential response map.
-type MakeCredentialResponse struct {
+// makeCredentialResponse is the authenticatorMakeCredential response map.
+type makeCredentialResponse struct {
 	Format       string         `cbor:"1,keyasint"`
 	AuthData     []byte         `cbor:"2,keyasint"`
 	AttStmt      map[string]any `cbor:"3,keyasint"`
@@ -91,13 +89,13 @@ type MakeCredentialResponse struct {
 // GetAssertionRequest is the authenticatorGetAssertion parameter map
 // (CTAP 2.1 section 6.2).
 type GetAssertionRequest struct {
-	RPID              string                     `cbor:"1,keyasint"`
-	ClientDataHash    []byte                     `cbor:"2,keyasint"`
-	AllowList         []CredentialDescriptor     `cbor:"3,keyasint,omitempty"`
-	Extensions        map[string]cbor.RawMessage `cbor:"4,keyasint,omitempty"`
-	Options           map[string]bool            `cbor:"5,keyasint,omitempty"`
-	PinUvAuthParam    []byte                     `cbor:"6,keyasint,omitempty"`
-	PinUvAuthProtocol *uint64                    `cbor:"7,keyasint,omitempty"`
+	RPID              string                 `cbor:"1,keyasint"`
+	ClientDataHash    []byte                 `cbor:"2,keyasint"`
+	AllowList         []CredentialDescriptor `cbor:"3,keyasint,omitempty"`
+	Extensions        GetAssertionExtensions `cbor:"4,keyasint,omitzero"`
+	Options           map[string]bool        `cbor:"5,keyasint,omitempty"`
+	PinUvAuthParam    []byte                 `cbor:"6,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64                `cbor:"7,keyasint,omitempty"`
 }
 
 // GetAssertionResponse is the authenticatorGetAssertion response map.
@@ -138,4 +136,40 @@ type GetInfoResponse struct {
 	// present while a persistent pinUvAuthToken exists (persistent.go).
 	EncIdentifier []byte `cbor:"25,keyasint,omitempty"`
 	MaxPINLength  uint64 `cbor:"29,keyasint,omitempty"`
+}
+
+// COSEKey is an encoded COSE_Key (RFC 9052 section 7; CTAP 2.1 section
+// 6.5.6 for the key types), such as credential management reports for a
+// credential's public key. It travels inside a message as the map it
+// holds, not as a byte string.
+type COSEKey []byte
+
+// IsZero reports whether k is empty: a response then omits the member, as
+// canonical CTAP2 CBOR must (python-fido2 refuses a null in its place).
+func (k COSEKey) IsZero() bool { return len(k) == 0 }
+
+// MarshalCBOR returns the key as it is (CBOR null when empty).
+func (k COSEKey) MarshalCBOR() ([]byte, error) {
+	if len(k) == 0 {
+		return []byte{0xf6}, nil
+	}
+	return k, nil
+}
+
+// UnmarshalCBOR keeps a copy of the encoded key.
+func (k *COSEKey) UnmarshalCBOR(data []byte) error {
+	*k = append((*k)[:0], data...)
+	return nil
+}
+
+// Algorithm is the COSE algorithm (alg, label 3) of the key, or 0 when
+// the key cannot be read.
+func (k COSEKey) Algorithm() int64 {
+	var v struct {
+		Alg int64 `cbor:"3,keyasint"`
+	}
+	if len(k) == 0 || Unmarshal(k, &v) != nil {
+		return 0
+	}
+	return v.Alg
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -205,7 +204,7 @@ func TestRelyingPartyVerifiesUVAndExtensions(t *testing.T) {
 	}
 	req := mcRequest(t, rp.ID, u.ID, true)
 	req.ClientDataHash = cer.ClientDataHash
-	req.Extensions = map[string]cbor.RawMessage{"credProtect": mustCBOR(t, 2), "hmac-secret": mustCBOR(t, true)}
+	req.Extensions = ctap2.MakeCredentialExtensions{CredProtect: 2, HMACSecret: true}
 	req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
 	att, err := k.c.MakeCredential(ctx, req)
 	if err != nil {

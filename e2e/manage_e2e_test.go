@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
@@ -222,7 +221,7 @@ func register(t *testing.T, c *client.Client, rp, user string, alg int64, rk, la
 		PubKeyCredParams: esParam(alg), Options: map[string]bool{"rk": rk},
 	}
 	if largeBlob {
-		req.Extensions = map[string]cbor.RawMessage{"largeBlobKey": cbor.RawMessage{0xf5}}
+		req.Extensions = ctap2.MakeCredentialExtensions{LargeBlobKey: true}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -32,7 +32,7 @@ var defaultCredParams = []CredentialParameter{{Type: "public-key", Alg: -7}, {Ty
 
 // credProtectLevels maps credentialProtectionPolicy to the credProtect
 // extension's levels (CTAP 2.1 section 12.1).
-var credProtectLevels = map[string]uint64{
+var credProtectLevels = map[string]uint8{
 	"userVerificationOptional":                     1,
 	"userVerificationOptionalWithCredentialIDList": 2,
 	"userVerificationRequired":                     3,
@@ -98,23 +98,14 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 	}
 
 	// Extensions (sections 9 and 10; CTAP 2.1 section 12).
-	ext := map[string]cbor.RawMessage{}
+	var ext ctap2.MakeCredentialExtensions
 	results := ClientExtensionResults{}
 	in := o.Extensions
-	put := func(name string, v any) error {
-		raw, err := ctap2.Marshal(v)
-		if err == nil {
-			ext[name] = raw
-		}
-		return err
-	}
 	if in.CredentialProtectionPolicy != "" {
 		if level, ok := credProtectLevels[in.CredentialProtectionPolicy]; ok {
 			switch {
 			case s.supportsExtension("credProtect"):
-				if err := put("credProtect", level); err != nil {
-					return nil, err
-				}
+				ext.CredProtect = level
 			case in.EnforceCredentialProtectionPolicy && level > 1:
 				// CTAP 2.1 section 12.1: the client must not create a
 				// credential with less protection than enforced.
@@ -127,11 +118,7 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 		return nil, domError(NotSupportedError, nil, "prf.evalByCredential is not allowed in create()")
 	}
 	wantHMAC := in.HMACCreateSecret || in.PRF != nil
-	if wantHMAC && s.supportsExtension("hmac-secret") {
-		if err := put("hmac-secret", true); err != nil {
-			return nil, err
-		}
-	}
+	ext.HMACSecret = wantHMAC && s.supportsExtension("hmac-secret")
 	if lb := in.LargeBlob; lb != nil {
 		if lb.Read || lb.Write != nil {
 			return nil, domError(NotSupportedError, nil, "largeBlob read and write belong to get(), not create()")
@@ -140,22 +127,12 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 		if !ok && lb.Support == "required" {
 			return nil, domError(NotAllowedError, nil, "largeBlob support is required and the authenticator cannot store large blobs for this credential (it needs largeBlobs and a discoverable credential)")
 		}
-		if ok {
-			if err := put("largeBlobKey", true); err != nil {
-				return nil, err
-			}
-		}
+		ext.LargeBlobKey = ok
 	}
 	if in.CredBlob != nil && s.supportsExtension("credBlob") && uint64(len(in.CredBlob)) <= s.info.MaxCredBlobLength {
-		if err := put("credBlob", []byte(in.CredBlob)); err != nil {
-			return nil, err
-		}
+		ext.CredBlob = []byte(in.CredBlob)
 	}
-	if in.MinPinLength && s.supportsExtension("minPinLength") {
-		if err := put("minPinLength", true); err != nil {
-			return nil, err
-		}
-	}
+	ext.MinPINLength = in.MinPinLength && s.supportsExtension("minPinLength")
 
 	// User verification. A discoverable credential on a key with a PIN
 	// needs it (makeCredUvNotRqd covers only non-discoverable ones, CTAP
@@ -204,9 +181,7 @@ func (c *Client) create(ctx context.Context, o *CreationOptions, origin, topOrig
 		User:             &ctap2.UserEntity{ID: o.User.ID, Name: o.User.Name, DisplayName: o.User.DisplayName},
 		PubKeyCredParams: algs,
 		ExcludeList:      exclude,
-	}
-	if len(ext) > 0 {
-		req.Extensions = ext
+		Extensions:       ext,
 	}
 	var options map[string]bool
 	if rk {

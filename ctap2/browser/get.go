@@ -117,13 +117,7 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		return nil, err
 	}
 
-	var ext map[string]cbor.RawMessage // made when an extension is sent
-	setExt := func(name string, raw cbor.RawMessage) {
-		if ext == nil {
-			ext = map[string]cbor.RawMessage{}
-		}
-		ext[name] = raw
-	}
+	var ext ctap2.GetAssertionExtensions
 	var hmac *client.HMACSecret
 	var salts [][]byte
 	switch {
@@ -157,18 +151,10 @@ func (c *Client) get(ctx context.Context, o *RequestOptions, origin, topOrigin s
 		if err != nil {
 			return nil, ctapError("the hmac-secret key agreement", err)
 		}
-		raw, err := ctap2.Marshal(hmac.Input["hmac-secret"])
-		if err != nil {
-			return nil, err
-		}
-		setExt("hmac-secret", raw)
+		ext.HMACSecret = hmac.Input
 	}
-	if in.GetCredBlob && s.supportsExtension("credBlob") {
-		setExt("credBlob", cbor.RawMessage{0xf5})
-	}
-	if in.LargeBlob != nil && (in.LargeBlob.Read || in.LargeBlob.Write != nil) && s.option("largeBlobs") {
-		setExt("largeBlobKey", cbor.RawMessage{0xf5})
-	}
+	ext.CredBlob = in.GetCredBlob && s.supportsExtension("credBlob")
+	ext.LargeBlobKey = in.LargeBlob != nil && (in.LargeBlob.Read || in.LargeBlob.Write != nil) && s.option("largeBlobs")
 
 	req := &ctap2.GetAssertionRequest{RPID: s.rpID, ClientDataHash: cdHash, AllowList: allow}
 	req.Extensions = ext

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 )
 
@@ -118,7 +117,7 @@ type Credential struct {
 	RPID         string
 	User         ctap2.UserEntity
 	ID           []byte
-	PublicKey    cbor.RawMessage
+	PublicKey    ctap2.COSEKey
 	CredProtect  uint64
 	LargeBlobKey []byte
 	// ThirdPartyPayment is the CTAP 2.2 field (0x0C): whether the
@@ -128,15 +127,7 @@ type Credential struct {
 
 // Algorithm is the COSE algorithm (alg, label 3) of the credential's public
 // key, or 0 when the key cannot be read.
-func (c Credential) Algorithm() int64 {
-	var k struct {
-		Alg int64 `cbor:"3,keyasint"`
-	}
-	if len(c.PublicKey) == 0 || ctap2.Unmarshal(c.PublicKey, &k) != nil {
-		return 0
-	}
-	return k.Alg
-}
+func (c Credential) Algorithm() int64 { return c.PublicKey.Algorithm() }
 
 // Credentials enumerates the discoverable credentials of the relying party
 // whose SHA-256 is rpIDHash (enumerateCredentialsBegin/GetNextCredential).

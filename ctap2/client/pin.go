@@ -223,7 +223,9 @@ func (c *Client) PINToken(ctx context.Context, version uint64, pin string, perms
 // HMACSecret is a prepared hmac-secret extension input and what is needed
 // to read its output (CTAP 2.1 section 12.5).
 type HMACSecret struct {
-	Input  map[string]any
+	// Input goes in the request's hmac-secret (getAssertion) or
+	// hmac-secret-mc (makeCredential) extension.
+	Input  *ctap2.HMACSecretInput
 	proto  ctap2.PINProtocol
 	shared []byte
 }
@@ -242,11 +244,11 @@ func (c *Client) NewHMACSecret(ctx context.Context, version uint64, salts ...[]b
 	if err != nil {
 		return nil, err
 	}
-	in := map[int]any{1: x.ka, 2: saltEnc, 3: x.authenticate(saltEnc)}
+	in := &ctap2.HMACSecretInput{KeyAgreement: x.ka, SaltEnc: saltEnc, SaltAuth: x.authenticate(saltEnc)}
 	if version != 1 {
-		in[4] = version
+		in.PinUvAuthProtocol = &version
 	}
-	return &HMACSecret{Input: map[string]any{"hmac-secret": in}, proto: x.proto, shared: x.shared}, nil
+	return &HMACSecret{Input: in, proto: x.proto, shared: x.shared}, nil
 }
 
 // Output decrypts the hmac-secret extension output.

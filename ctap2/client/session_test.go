@@ -6,7 +6,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/keystore"
@@ -88,7 +87,7 @@ func TestSessionRules(t *testing.T) {
 			User: &ctap2.UserEntity{ID: []byte{byte(i)}, Name: "alice"}, PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}},
 			Options: map[string]bool{"rk": true}}
 		if withKey {
-			req.Extensions = map[string]cbor.RawMessage{"largeBlobKey": {0xf5}}
+			req.Extensions = ctap2.MakeCredentialExtensions{LargeBlobKey: true}
 		}
 		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
 		att, err := client.New(client.Direct{A: a}).MakeCredential(ctx, req)

@@ -1,0 +1,290 @@
+package ctap2
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Authenticator extension inputs (CTAP 2.1 section 12, CTAP 2.2 section 12)
+// as typed values. On the wire each is a map keyed by extension identifier
+// (makeCredential parameter 0x06, getAssertion parameter 0x04); these types
+// encode and decode that map, so callers never handle raw CBOR. Decoding
+// never fails on a value of the wrong type: it keeps the status of the
+// first malformed input, in the order the request lists them, for the
+// command to report at the step where it processes its extensions.
+
+// HMACSecretInput is the hmac-secret input of getAssertion (CTAP 2.1
+// section 12.5) and the hmac-secret-mc input of makeCredential (CTAP 2.2
+// section 12.7): the platform's key agreement key, the salts encrypted
+// under the shared secret and their authentication. ctap2/client's
+// NewHMACSecret builds one.
+type HMACSecretInput struct {
+	KeyAgreement *COSEKeyAgreement `cbor:"1,keyasint"`
+	SaltEnc      []byte            `cbor:"2,keyasint"`
+	SaltAuth     []byte            `cbor:"3,keyasint"`
+	// PinUvAuthProtocol is the PIN/UV protocol of the shared secret; nil
+	// means protocol 1.
+	PinUvAuthProtocol *uint64 `cbor:"4,keyasint,omitempty"`
+
+	// invalid is the status of an input that did not decode.
+	invalid error
+}
+
+// MakeCredentialExtensions are makeCredential's extension inputs, one
+// field per extension this authenticator implements. The zero value sends
+// none.
+type MakeCredentialExtensions struct {
+	// CredProtect is the credProtect level (CTAP 2.1 section 12.1): 1
+	// userVerificationOptional, 2 userVerificationOptionalWithCredentialIDList,
+	// 3 userVerificationRequired; 0 sends none. A level outside 1-3 decodes
+	// as 0: the authenticator ignores it.
+	CredProtect uint8
+	// HMACSecret asks for an hmac-secret credential (section 12.5).
+	HMACSecret bool
+	// HMACSecretMC asks, with HMACSecret, for the hmac-secret output at
+	// registration (CTAP 2.2 section 12.7).
+	HMACSecretMC *HMACSecretInput
+	// CredBlob is the credBlob to store (section 12.2); nil sends none.
+	CredBlob []byte
+	// LargeBlobKey asks for a largeBlobKey (section 12.3).
+	LargeBlobKey bool
+	// MinPINLength asks for the minimum PIN length in the output, for an
+	// RP ID the key is configured to tell it to (section 12.4).
+	MinPINLength bool
+	// ThirdPartyPayment marks a payment credential (CTAP 2.2 section 12.9).
+	ThirdPartyPayment bool
+	// Other holds extensions without a field above, each value in CTAP2
+	// CBOR: decoding puts there those this authenticator does not
+	// implement, which it ignores (section 12). Encoding sends them too,
+	// before the fields above (which win on the same identifier), so a
+	// test can send a value no field can hold.
+	Other map[string][]byte
+
+	// invalid is the first status of an input that did not decode.
+	invalid error
+}
+
+// GetAssertionExtensions are getAssertion's extension inputs, one field
+// per extension this authenticator implements. The zero value sends none.
+type GetAssertionExtensions struct {
+	// HMACSecret asks for the hmac-secret output (CTAP 2.1 section 12.5).
+	HMACSecret *HMACSecretInput
+	// CredBlob asks for the stored credBlob (section 12.2).
+	CredBlob bool
+	// LargeBlobKey asks for the credential's largeBlobKey (section 12.3).
+	LargeBlobKey bool
+	// ThirdPartyPayment asks whether the credential is a payment one
+	// (CTAP 2.2 section 12.9).
+	ThirdPartyPayment bool
+	// Other is as in MakeCredentialExtensions.
+	Other map[string][]byte
+
+	// invalid is the first status of an input that did not decode.
+	invalid error
+	// hmacSecretFirst says that no input before hmac-secret failed to
+	// decode.
+	hmacSecretFirst bool
+}
+
+// IsZero reports whether e sends no extension (the request then omits the
+// parameter).
+func (e MakeCredentialExtensions) IsZero() bool { return len(e.inputs()) == 0 }
+
+// MarshalCBOR encodes the extensions map.
+func (e MakeCredentialExtensions) MarshalCBOR() ([]byte, error) { return Marshal(e.inputs()) }
+
+func (e MakeCredentialExtensions) inputs() map[string]any {
+	m := otherInputs(e.Other)
+	if e.CredProtect != 0 {
+		m["credProtect"] = e.CredProtect
+	}
+	setTrue(m, "hmac-secret", e.HMACSecret)
+	if e.HMACSecretMC != nil {
+		m["hmac-secret-mc"] = e.HMACSecretMC
+	}
+	if e.CredBlob != nil {
+		m["credBlob"] = e.CredBlob
+	}
+	setTrue(m, "largeBlobKey", e.LargeBlobKey)
+	setTrue(m, "minPinLength", e.MinPINLength)
+	setTrue(m, "thirdPartyPayment", e.ThirdPartyPayment)
+	return m
+}
+
+// UnmarshalCBOR decodes the extensions map. Only a value that is not a
+// map with text keys fails; a malformed input is kept for the command.
+func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
+	d, err := newExtensionDecoder(data)
+	if err != nil {
+		return err
+	}
+	*e = MakeCredentialExtensions{}
+	for _, name := range d.names {
+		raw := d.m[name]
+		switch name {
+		case "credProtect":
+			var level uint64
+			if d.decode(raw, &level) && level >= 1 && level <= 3 {
+				e.CredProtect = uint8(level)
+			}
+		case "hmac-secret":
+			d.decode(raw, &e.HMACSecret)
+		case "hmac-secret-mc":
+			// Checked only when it is used (with hmac-secret), so a
+			// malformed one is otherwise ignored.
+			e.HMACSecretMC = decodeHMACSecretInput(raw)
+		case "credBlob":
+			if d.decode(raw, &e.CredBlob) && e.CredBlob == nil {
+				e.CredBlob = []byte{}
+			}
+		case "largeBlobKey":
+			d.largeBlobKey(raw, &e.LargeBlobKey)
+		case "minPinLength":
+			d.decode(raw, &e.MinPINLength)
+		case "thirdPartyPayment":
+			d.decode(raw, &e.ThirdPartyPayment)
+		default:
+			e.Other = addOther(e.Other, name, raw)
+		}
+	}
+	e.invalid = d.err
+	return nil
+}
+
+// IsZero reports whether e sends no extension (the request then omits the
+// parameter).
+func (e GetAssertionExtensions) IsZero() bool { return len(e.inputs()) == 0 }
+
+// MarshalCBOR encodes the extensions map.
+func (e GetAssertionExtensions) MarshalCBOR() ([]byte, error) { return Marshal(e.inputs()) }
+
+func (e GetAssertionExtensions) inputs() map[string]any {
+	m := otherInputs(e.Other)
+	if e.HMACSecret != nil {
+		m["hmac-secret"] = e.HMACSecret
+	}
+	setTrue(m, "credBlob", e.CredBlob)
+	setTrue(m, "largeBlobKey", e.LargeBlobKey)
+	setTrue(m, "thirdPartyPayment", e.ThirdPartyPayment)
+	return m
+}
+
+// UnmarshalCBOR decodes the extensions map. Only a value that is not a
+// map with text keys fails; a malformed input is kept for the command.
+func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
+	d, err := newExtensionDecoder(data)
+	if err != nil {
+		return err
+	}
+	*e = GetAssertionExtensions{}
+	for _, name := range d.names {
+		raw := d.m[name]
+		switch name {
+		case "hmac-secret":
+			// The input's checks against the key agreement come
+			// before those of any malformed input after it.
+			e.hmacSecretFirst = d.err == nil
+			e.HMACSecret = decodeHMACSecretInput(raw)
+			d.fail(e.HMACSecret.invalid)
+		case "credBlob":
+			d.decode(raw, &e.CredBlob)
+		case "largeBlobKey":
+			d.largeBlobKey(raw, &e.LargeBlobKey)
+		case "thirdPartyPayment":
+			d.decode(raw, &e.ThirdPartyPayment)
+		default:
+			e.Other = addOther(e.Other, name, raw)
+		}
+	}
+	e.invalid = d.err
+	return nil
+}
+
+// setTrue sets input name to true when set is: the only value a platform
+// sends for these extensions.
+func setTrue(m map[string]any, name string, set bool) {
+	if set {
+		m[name] = true
+	}
+}
+
+// otherInputs copies Other into a map to encode.
+func otherInputs(other map[string][]byte) map[string]any {
+	m := make(map[string]any, len(other))
+	for name, raw := range other {
+		m[name] = cbor.RawMessage(raw)
+	}
+	return m
+}
+
+// addOther adds an extension the authenticator does not implement.
+func addOther(other map[string][]byte, name string, raw []byte) map[string][]byte {
+	if other == nil {
+		other = map[string][]byte{}
+	}
+	other[name] = raw
+	return other
+}
+
+// extensionDecoder decodes the inputs of an extensions map one by one,
+// keeping the status of the first that does not decode.
+type extensionDecoder struct {
+	m map[string]cbor.RawMessage
+	// names are m's keys in CTAP2 canonical order (CTAP 2.1 section 8:
+	// shorter first, then bytewise), the order a conforming platform
+	// sends them in: when several inputs are malformed, the first is
+	// reported, as a key that reads the map in order would.
+	names []string
+	err   error
+}
+
+// newExtensionDecoder decodes the map. Its error is the decoder's own, so
+// that the request's decoding maps it to a status like any other member's
+// (a value that is not a map with text keys is
+// CTAP2_ERR_CBOR_UNEXPECTED_TYPE).
+func newExtensionDecoder(data []byte) (*extensionDecoder, error) {
+	d := &extensionDecoder{}
+	if err := defaultCodec.dec.Unmarshal(data, &d.m); err != nil {
+		return nil, err
+	}
+	d.names = slices.SortedFunc(maps.Keys(d.m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	return d, nil
+}
+
+// fail records err unless an earlier input failed.
+func (d *extensionDecoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+// decode decodes one input into v and reports whether it decoded.
+func (d *extensionDecoder) decode(raw []byte, v any) bool {
+	err := Unmarshal(raw, v)
+	d.fail(err)
+	return err == nil
+}
+
+// largeBlobKey decodes the largeBlobKey input, whose only valid value is
+// true (CTAP 2.1 section 12.3): anything else is CTAP2_ERR_INVALID_OPTION.
+func (d *extensionDecoder) largeBlobKey(raw []byte, v *bool) {
+	if d.decode(raw, v) && !*v {
+		d.fail(ErrInvalidOption)
+	}
+}
+
+// decodeHMACSecretInput decodes an hmac-secret input map, keeping its
+// status inside when it does not decode.
+func decodeHMACSecretInput(raw []byte) *HMACSecretInput {
+	var in HMACSecretInput
+	if err := Unmarshal(raw, &in); err != nil {
+		return &HMACSecretInput{invalid: err}
+	}
+	return &in
+}
