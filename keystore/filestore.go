@@ -427,6 +427,43 @@ func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 	return out, nil
 }
 
+// DiscoverableRPs implements Store. The rp index keys are
+// rpTag(rpIdHash) || credKey with a fixed-length tag, so it skip-scans:
+// for each tag it decrypts the first credential under it (for the RP ID
+// and name), counts the keys under the tag without decrypting them, and
+// seeks past the tag. It decrypts one record per relying party.
+func (f *File) DiscoverableRPs() ([]RPSummary, error) {
+	var out []RPSummary
+	err := f.view(func(tx *bolt.Tx) error {
+		out = []RPSummary{}
+		cur := tx.Bucket(bucketRP).Cursor()
+		k, _ := cur.First()
+		for k != nil {
+			if len(k) != tagSize+credKeySize {
+				return fmt.Errorf("keystore: rp index key of %d bytes", len(k))
+			}
+			tag := append([]byte(nil), k[:tagSize]...)
+			c, err := f.credentialTx(tx, k[tagSize:])
+			if err != nil {
+				return err
+			}
+			n := 0
+			for ; k != nil && bytes.HasPrefix(k, tag); k, _ = cur.Next() {
+				n++
+			}
+			// Two RPs whose 128-bit tags collide would be counted as one:
+			// as likely as a collision of the index keys themselves.
+			out = append(out, RPSummary{ID: c.RPID, Name: c.RPName, Count: n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortRPs(out)
+	return out, nil
+}
+
 // DiscoverableCount implements Store.
 func (f *File) DiscoverableCount() (int, error) {
 	var n uint64
