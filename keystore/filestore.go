@@ -429,31 +429,31 @@ func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 
 // DiscoverableRPs implements Store. The rp index keys are
 // rpTag(rpIdHash) || credKey with a fixed-length tag, so it skip-scans:
-// for each tag it decrypts the first credential under it (for the RP ID
-// and name), counts the keys under the tag without decrypting them, and
-// seeks past the tag. It decrypts one record per relying party.
+// it decrypts the first credential under a tag (for the RP ID and name)
+// and seeks past the tag, to the next relying party's first key. It
+// decrypts one record and makes one seek per relying party, whatever the
+// number of credentials each has.
 func (f *File) DiscoverableRPs() ([]RPSummary, error) {
 	var out []RPSummary
 	err := f.view(func(tx *bolt.Tx) error {
 		out = []RPSummary{}
 		cur := tx.Bucket(bucketRP).Cursor()
-		k, _ := cur.First()
-		for k != nil {
+		for k, _ := cur.First(); k != nil; {
 			if len(k) != tagSize+credKeySize {
 				return fmt.Errorf("keystore: rp index key of %d bytes", len(k))
 			}
-			tag := append([]byte(nil), k[:tagSize]...)
 			c, err := f.credentialTx(tx, k[tagSize:])
 			if err != nil {
 				return err
 			}
-			n := 0
-			for ; k != nil && bytes.HasPrefix(k, tag); k, _ = cur.Next() {
-				n++
-			}
-			// Two RPs whose 128-bit tags collide would be counted as one:
+			// Two RPs whose 128-bit tags collide would be listed as one:
 			// as likely as a collision of the index keys themselves.
-			out = append(out, RPSummary{ID: c.RPID, Name: c.RPName, Count: n})
+			out = append(out, RPSummary{ID: c.RPID, Name: c.RPName})
+			next, ok := prefixEnd(k[:tagSize])
+			if !ok {
+				break // the last possible tag
+			}
+			k, _ = cur.Seek(next)
 		}
 		return nil
 	})
@@ -462,6 +462,18 @@ func (f *File) DiscoverableRPs() ([]RPSummary, error) {
 	}
 	sortRPs(out)
 	return out, nil
+}
+
+// prefixEnd returns the smallest key greater than every key that starts
+// with prefix; ok is false when there is none (prefix is all 0xff).
+func prefixEnd(prefix []byte) (end []byte, ok bool) {
+	end = append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i]++; end[i] != 0 {
+			return end[:i+1], true
+		}
+	}
+	return nil, false
 }
 
 // DiscoverableCount implements Store.

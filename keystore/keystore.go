@@ -149,8 +149,6 @@ type RPSummary struct {
 	// Name is the RP name stored with one of its credentials (they
 	// normally agree; which one is not specified when they do not).
 	Name string
-	// Count is the number of its discoverable credentials.
-	Count int
 }
 
 // PINState is the persistent part of clientPIN (CTAP 2.1 section 6.5).
@@ -224,10 +222,10 @@ type Store interface {
 	DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
 	// DiscoverableCount is the number of discoverable credentials stored.
 	DiscoverableCount() (int, error)
-	// DiscoverableRPs summarizes the relying parties that have
-	// discoverable credentials, ordered by RP ID. It reads one credential
-	// per relying party (not one per credential), so that credential
-	// management's enumerateRPs does not grow with the store.
+	// DiscoverableRPs lists the relying parties that have discoverable
+	// credentials, ordered by RP ID. It reads one credential per relying
+	// party (not one per credential), so that credential management's
+	// enumerateRPs does not grow with the store.
 	DiscoverableRPs() ([]RPSummary, error)
 	// DeleteCredential removes a credential; ErrNotFound if absent. A
 	// non-discoverable one leaves a tombstone (see ErrDeleted).

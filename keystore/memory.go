@@ -264,7 +264,7 @@ func (m *Memory) DiscoverableRPs() ([]RPSummary, error) {
 				first = c
 			}
 		}
-		out = append(out, RPSummary{ID: first.RPID, Name: first.RPName, Count: len(ids)})
+		out = append(out, RPSummary{ID: first.RPID, Name: first.RPName})
 	}
 	sortRPs(out)
 	return out, nil
