@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"fmt"
-	"math/big"
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
@@ -75,6 +74,17 @@ func TestU2FOnlyES256(t *testing.T) {
 				wantU2FNotOurs(t, k, appID, k.register(t, mcRequest(t, appID, []byte{1}, false, alg)))
 			})
 		}
+		// U2F_REGISTER on a key whose device-bound keys are the TPM's
+		// makes a software P-256 key sealed in its handle, as always (a
+		// TPM key's handle would not fit, below); it authenticates.
+		app, chal := sha256.Sum256([]byte(appID)), sha256.Sum256([]byte("challenge"))
+		reg := u2f(t, k, apdu(1, 0, append(chal[:], app[:]...)))
+		if !bytes.HasSuffix(reg, []byte{0x90, 0x00}) || reg[0] != 0x05 {
+			t.Fatalf("U2F_REGISTER: %x", reg)
+		}
+		if out := u2f(t, k, apdu(2, 3, u2fAuthData(appID, reg[67:67+int(reg[66])]))); !bytes.HasSuffix(out, []byte{0x90, 0x00}) {
+			t.Fatalf("U2F_AUTHENTICATE with a handle U2F_REGISTER made: %x", out)
+		}
 		att, err := k.c.MakeCredential(context.Background(), mcRequest(t, appID, []byte{1}, false, -7))
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +109,10 @@ func TestU2FOnlyES256(t *testing.T) {
 		}
 		x, _ := cose[-2].([]byte)
 		y, _ := cose[-3].([]byte)
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatal(err)
+		}
 		data := u2fAuthData(appID, id)
 		if out := k.a.HandleMSG(context.Background(), apdu(2, 7, data)); !bytes.Equal(out, []byte{0x69, 0x85}) {
 			t.Errorf("check-only on a TPM ES256 credential: %x, want 6985", out)
