@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -129,11 +128,13 @@ func (a *Authenticator) credMgmt(params []byte, preview bool) (any, error) {
 		if err := a.tokenUnbound(); err != nil && !persistent {
 			return nil, err
 		}
-		all, err := a.discoverable()
+		// One read per relying party, not per credential: the store
+		// may hold many more credentials than RPs.
+		rps, err := a.store.DiscoverableRPs()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listing relying parties: %w", err)
 		}
-		return a.beginRPs(all)
+		return a.beginRPs(rps)
 	case CredMgmtEnumerateCredentialsBegin:
 		if p.RPIDHash == nil {
 			return nil, ErrMissingParameter
@@ -187,19 +188,16 @@ func (a *Authenticator) discoverable() ([]*keystore.Credential, error) {
 	return out, nil
 }
 
-func (a *Authenticator) beginRPs(all []*keystore.Credential) (any, error) {
-	seen := map[string]bool{}
-	var rps []RPEntity
-	for _, c := range all {
-		if !seen[c.RPID] {
-			seen[c.RPID] = true
-			rps = append(rps, RPEntity{ID: c.RPID, Name: c.RPName})
-		}
-	}
-	if len(rps) == 0 {
+// beginRPs is enumerateRPsBegin (CTAP 2.1 section 6.8.3) over the store's
+// summaries, in their RP ID order (the spec sets none).
+func (a *Authenticator) beginRPs(summaries []keystore.RPSummary) (any, error) {
+	if len(summaries) == 0 {
 		return nil, ErrNoCredentials
 	}
-	sort.Slice(rps, func(i, j int) bool { return rps[i].ID < rps[j].ID })
+	rps := make([]RPEntity, 0, len(summaries))
+	for _, s := range summaries {
+		rps = append(rps, RPEntity{ID: s.ID, Name: s.Name})
+	}
 	a.volatile.cm.rps = rps[1:]
 	resp := rpResponse(rps[0])
 	resp.TotalRPs = uint64(len(rps))

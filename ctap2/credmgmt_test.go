@@ -13,10 +13,10 @@ import (
 // cmKey is a key with a PIN and discoverable credentials: two for
 // example.com (users 1 and 2), one for other.example (user 3), plus a
 // non-discoverable one for example.com that credential management must
-// not see.
-func cmKey(t *testing.T) *testKey {
+// not see. mutate changes the key's options, as for newKey.
+func cmKey(t *testing.T, mutate ...func(*ctap2.Options)) *testKey {
 	t.Helper()
-	k := newKey(t)
+	k := newKey(t, mutate...)
 	ctx := context.Background()
 	wantStatus(t, k.c.SetPIN(ctx, 2, "1234"), ctap2.StatusOK)
 	for _, c := range []struct {

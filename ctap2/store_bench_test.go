@@ -2,6 +2,7 @@ package ctap2_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -109,4 +110,43 @@ func BenchmarkLargeState(b *testing.B) {
 	b.Run("DiscoverableGetAssertion", func(b *testing.B) {
 		benchpair.Compare(b, 1, largeAssert, smallAssert)
 	})
+}
+
+// BenchmarkEnumerateRPs compares credential management's enumerateRPs
+// (begin and every getNextRP, CTAP 2.1 section 6.8.3) on the persistent
+// store holding 100,000 discoverable credentials against the same holding
+// 100, both over 10 relying parties: its cost should follow the relying
+// parties, not the credentials.
+func BenchmarkEnumerateRPs(b *testing.B) {
+	const rps = 10
+	op := func(n int, name string) benchpair.Op {
+		dir := b.TempDir()
+		opts := keystore.FileOptions{MasterKey: make([]byte, 32), MaxDiscoverable: keystore.Unlimited}
+		if err := storetest.BuildStateRPs(dir, opts, n, rps); err != nil {
+			b.Fatal(err)
+		}
+		f, err := keystore.OpenFile(dir, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		k := newKey(b, func(o *ctap2.Options) { o.Store = f })
+		ctx := context.Background()
+		if err := k.c.SetPIN(ctx, 2, "1234"); err != nil {
+			b.Fatal(err)
+		}
+		tok, err := k.c.PINToken(ctx, 2, "1234", ctap2.PermCredentialMgmt, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := k.c.CredentialManagement(tok, false)
+		return benchpair.Op{Name: name, Run: func() error {
+			got, err := m.RPs(ctx)
+			if err == nil && len(got) != rps {
+				err = fmt.Errorf("%d relying parties, want %d", len(got), rps)
+			}
+			return err
+		}}
+	}
+	benchpair.Compare(b, 1, op(largeState, "100000-stored"), op(smallState, "100-stored"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -368,14 +369,19 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	}
 	challenge, appID, handle := data[:32], data[32:64], data[65:]
 	cred, err := openCredentialIDHash(a.wrapKey, appID, handle)
-	if err != nil || cred.Discoverable || cred.KeyBlob == nil || cred.CredProtect >= credProtectOptionalWithList {
+	if err != nil || cred.Discoverable || cred.KeyBlob == nil || cred.CredProtect >= credProtectOptionalWithList ||
+		cred.Algorithm != keystore.AlgES256 {
 		// U2F knows only non-discoverable credentials without user
 		// verification: a discoverable one (stored, or deleted: its ID
 		// still opens) belongs to CTAP2 and its credential management,
 		// and one protected above userVerificationOptional must not be
 		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect); nor is
-		// one whose key only the store holds (a TPM's RSA key). Every
-		// P1, check-only included, answers as for a handle not ours.
+		// one whose key only the store holds (a TPM's RSA key). U2F keys
+		// are ECDSA P-256 only (U2F raw messages sections 4.3 and 5.4):
+		// a CTAP2 credential of any other algorithm (EdDSA, ES384, ES512,
+		// RS256, PS256; software or TPM) is not a U2F key handle. Every
+		// P1, check-only included, answers as for a handle not ours,
+		// before any touch is asked for.
 		return swWrongData
 	}
 	if _, err := a.store.Credential(handle); errors.Is(err, keystore.ErrDeleted) {
@@ -400,6 +406,9 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	key, err := a.loadKey(cred)
 	if err != nil {
 		return swWrongData
+	}
+	if pub, ok := key.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return swWrongData // a provider's key that is not what its ID says
 	}
 	count, err := a.store.NextSignCount(handle)
 	if err != nil {

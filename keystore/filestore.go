@@ -427,6 +427,55 @@ func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 	return out, nil
 }
 
+// DiscoverableRPs implements Store. The rp index keys are
+// rpTag(rpIdHash) || credKey with a fixed-length tag, so it skip-scans:
+// it decrypts the first credential under a tag (for the RP ID and name)
+// and seeks past the tag, to the next relying party's first key. It
+// decrypts one record and makes one seek per relying party, whatever the
+// number of credentials each has.
+func (f *File) DiscoverableRPs() ([]RPSummary, error) {
+	var out []RPSummary
+	err := f.view(func(tx *bolt.Tx) error {
+		out = []RPSummary{}
+		cur := tx.Bucket(bucketRP).Cursor()
+		for k, _ := cur.First(); k != nil; {
+			if len(k) != tagSize+credKeySize {
+				return fmt.Errorf("keystore: rp index key of %d bytes", len(k))
+			}
+			c, err := f.credentialTx(tx, k[tagSize:])
+			if err != nil {
+				return err
+			}
+			// Two RPs whose 128-bit tags collide would be listed as one:
+			// as likely as a collision of the index keys themselves.
+			out = append(out, RPSummary{ID: c.RPID, Name: c.RPName})
+			next, ok := prefixEnd(k[:tagSize])
+			if !ok {
+				break // the last possible tag
+			}
+			k, _ = cur.Seek(next)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortRPs(out)
+	return out, nil
+}
+
+// prefixEnd returns the smallest key greater than every key that starts
+// with prefix; ok is false when there is none (prefix is all 0xff).
+func prefixEnd(prefix []byte) (end []byte, ok bool) {
+	end = append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i]++; end[i] != 0 {
+			return end[:i+1], true
+		}
+	}
+	return nil, false
+}
+
 // DiscoverableCount implements Store.
 func (f *File) DiscoverableCount() (int, error) {
 	var n uint64

@@ -142,6 +142,15 @@ func (c *Credential) Clone() *Credential {
 	return &d
 }
 
+// RPSummary is a relying party that has discoverable credentials.
+type RPSummary struct {
+	// ID is the RP ID.
+	ID string
+	// Name is the RP name stored with one of its credentials (they
+	// normally agree; which one is not specified when they do not).
+	Name string
+}
+
 // PINState is the persistent part of clientPIN (CTAP 2.1 section 6.5).
 type PINState struct {
 	// Hash is LEFT(SHA-256(PIN), 16); nil when no PIN is set.
@@ -213,6 +222,11 @@ type Store interface {
 	DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
 	// DiscoverableCount is the number of discoverable credentials stored.
 	DiscoverableCount() (int, error)
+	// DiscoverableRPs lists the relying parties that have discoverable
+	// credentials, ordered by RP ID. It reads one credential per relying
+	// party (not one per credential), so that credential management's
+	// enumerateRPs does not grow with the store.
+	DiscoverableRPs() ([]RPSummary, error)
 	// DeleteCredential removes a credential; ErrNotFound if absent. A
 	// non-discoverable one leaves a tombstone (see ErrDeleted).
 	DeleteCredential(id []byte) error

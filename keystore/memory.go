@@ -252,15 +252,41 @@ func (m *Memory) DiscoverableCount() (int, error) {
 	return m.ndisc, nil
 }
 
+// DiscoverableRPs implements Store: the name is the oldest credential's.
+func (m *Memory) DiscoverableRPs() ([]RPSummary, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]RPSummary, 0, len(m.byRP))
+	for _, ids := range m.byRP {
+		var first *Credential
+		for id := range ids {
+			if c := m.creds[id]; first == nil || olderThan(c, first) {
+				first = c
+			}
+		}
+		out = append(out, RPSummary{ID: first.RPID, Name: first.RPName})
+	}
+	sortRPs(out)
+	return out, nil
+}
+
+// sortRPs orders summaries by RP ID.
+func sortRPs(rps []RPSummary) {
+	sort.Slice(rps, func(i, j int) bool { return rps[i].ID < rps[j].ID })
+}
+
 // SortOldestFirst orders credentials by creation time, then by ID, so that
 // every store lists them the same way.
 func SortOldestFirst(cs []*Credential) {
-	sort.SliceStable(cs, func(i, j int) bool {
-		if !cs[i].Created.Equal(cs[j].Created) {
-			return cs[i].Created.Before(cs[j].Created)
-		}
-		return bytes.Compare(cs[i].ID, cs[j].ID) < 0
-	})
+	sort.SliceStable(cs, func(i, j int) bool { return olderThan(cs[i], cs[j]) })
+}
+
+// olderThan is the order of SortOldestFirst.
+func olderThan(a, b *Credential) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.Before(b.Created)
+	}
+	return bytes.Compare(a.ID, b.ID) < 0
 }
 
 // DeleteCredential implements Store.

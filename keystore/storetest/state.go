@@ -19,6 +19,15 @@ import (
 // be. Their keys are random bytes, never to be used: it is for tests and
 // benchmarks that need a large state fast.
 func BuildState(dir string, opts keystore.FileOptions, n int) error {
+	return BuildStateRPs(dir, opts, n, 1000)
+}
+
+// BuildStateRPs is BuildState with the credentials spread over rps relying
+// parties rpN.example (N from 0 to rps-1).
+func BuildStateRPs(dir string, opts keystore.FileOptions, n, rps int) error {
+	if rps < 1 {
+		return fmt.Errorf("storetest: %d relying parties", rps)
+	}
 	f, err := keystore.OpenFile(dir, opts)
 	if err != nil {
 		return err
@@ -28,7 +37,7 @@ func BuildState(dir string, opts keystore.FileOptions, n int) error {
 	batch := make([]*keystore.Credential, 0, chunk)
 	for i := 0; i < n; i++ {
 		c := &keystore.Credential{
-			ID: make([]byte, 112), RPID: fmt.Sprintf("rp%d.example", i%1000), RPName: "Filler",
+			ID: make([]byte, 112), RPID: fmt.Sprintf("rp%d.example", i%rps), RPName: "Filler",
 			UserID: []byte(strconv.Itoa(i)), UserName: "user" + strconv.Itoa(i), UserDisplayName: "User",
 			Algorithm: keystore.AlgES256, Provider: keystore.SoftwareProviderName, KeyBlob: make([]byte, 121),
 			Discoverable: true, Created: now, PublicKey: make([]byte, 77),

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeepCopies", testDeepCopies},
 		{"NilInputs", testNilInputs},
 		{"Discoverable", testDiscoverable},
+		{"DiscoverableRPs", testDiscoverableRPs},
 		{"Limit", testLimit},
 		{"PutDiscoverable", testPutDiscoverable},
 		{"Delete", testDelete},
@@ -281,6 +282,80 @@ func testDiscoverable(t *testing.T, newStore Factory) {
 	if n, _ := s.DiscoverableCount(); n != 3 {
 		t.Fatalf("DiscoverableCount %d, want 3", n)
 	}
+}
+
+// wantRPs checks DiscoverableRPs against want (RP ID: how many
+// discoverable credentials it has): ordered by RP ID, each named as one of
+// its credentials is.
+func wantRPs(t *testing.T, s keystore.Store, want map[string]int) {
+	t.Helper()
+	rps, err := s.DiscoverableRPs()
+	must(t, err)
+	if rps == nil {
+		t.Fatal("DiscoverableRPs: nil, want an empty list")
+	}
+	got := map[string]int{}
+	for i, rp := range rps {
+		if i > 0 && rps[i-1].ID >= rp.ID {
+			t.Errorf("DiscoverableRPs not ordered by RP ID: %q before %q", rps[i-1].ID, rp.ID)
+		}
+		creds, err := s.DiscoverableCredentials(rpHash(rp.ID))
+		must(t, err)
+		got[rp.ID] = len(creds)
+		named := false
+		for _, c := range creds {
+			named = named || c.RPName == rp.Name
+		}
+		if !named {
+			t.Errorf("RP %q named %q, as none of its credentials", rp.ID, rp.Name)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DiscoverableRPs %v, want %v", got, want)
+	}
+}
+
+func testDiscoverableRPs(t *testing.T, newStore Factory) {
+	s := newStore(t, keystore.Unlimited)
+	wantRPs(t, s, map[string]int{})
+	for _, c := range []*keystore.Credential{
+		Cred("a1", "a.example", "u1", true, 1), Cred("a2", "a.example", "u2", true, 2),
+		Cred("b1", "b.example", "u1", true, 3), Cred("c-nd", "c.example", "u1", false, 4),
+		Cred("a-nd", "a.example", "u9", false, 5),
+	} {
+		must(t, s.PutCredential(c))
+	}
+	wantRPs(t, s, map[string]int{"a.example": 2, "b.example": 1})
+	rps, err := s.DiscoverableRPs()
+	must(t, err)
+	if rps[0] != (keystore.RPSummary{ID: "a.example", Name: "RP a.example"}) {
+		t.Fatalf("DiscoverableRPs[0] %+v", rps[0])
+	}
+	// A replacement by ID, by user handle, or to non-discoverable.
+	moved := Cred("a2", "b.example", "u2", true, 2)
+	must(t, s.PutCredential(moved))
+	wantRPs(t, s, map[string]int{"a.example": 1, "b.example": 2})
+	must1[[][]byte](t)(s.PutDiscoverable(Cred("b1-new", "b.example", "u1", true, 6)))
+	wantRPs(t, s, map[string]int{"a.example": 1, "b.example": 2})
+	must(t, s.PutCredential(Cred("a1", "a.example", "u1", false, 1)))
+	wantRPs(t, s, map[string]int{"b.example": 2})
+	// Deletes, and tombstones that do not count.
+	must(t, s.DeleteCredential([]byte("a-nd")))
+	must(t, s.DeleteCredential([]byte("a1")))
+	must(t, s.DeleteCredential([]byte("a2")))
+	wantRPs(t, s, map[string]int{"b.example": 1})
+	must(t, s.PutCredential(Cred("a1", "a.example", "u1", true, 1))) // restored
+	wantRPs(t, s, map[string]int{"a.example": 1, "b.example": 1})
+	for i := range 50 {
+		must(t, s.PutCredential(Cred(fmt.Sprint("m", i), fmt.Sprintf("rp%02d.example", i%7), fmt.Sprint("u", i), true, 10+i)))
+	}
+	want := map[string]int{"a.example": 1, "b.example": 1}
+	for i := range 50 {
+		want[fmt.Sprintf("rp%02d.example", i%7)]++
+	}
+	wantRPs(t, s, want)
+	must(t, s.Reset())
+	wantRPs(t, s, map[string]int{})
 }
 
 func testLimit(t *testing.T, newStore Factory) {
