@@ -273,6 +273,21 @@ func (a *Authenticator) shapeInfo(info *GetInfoResponse) {
 	}
 }
 
+// advertisedExtensions is the filter of the extensions the key processes
+// (MakeCredentialExtensions.only): a profile's key processes only those
+// its getInfo lists and ignores the rest, as CTAP 2.1 section 12 has an
+// authenticator do with extensions it does not support, with no output
+// and no status even for a malformed value. Without a profile it is nil:
+// vkey's getInfo lists every extension it implements
+// (TestAdvertisedExtensions).
+func (a *Authenticator) advertisedExtensions() func(name string) bool {
+	p := a.opts.Profile
+	if p == nil {
+		return nil
+	}
+	return func(name string) bool { return slices.Contains(p.Extensions, name) }
+}
+
 // profileHasCommand says whether the profile's key has command cmd. A
 // command that its getInfo does not announce is one the key lacks, so it
 // answers CTAP1_ERR_INVALID_COMMAND, as for any command it does not know:
