@@ -162,3 +162,61 @@ func TestProfileIgnoresExtensions(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupProfileIsACopy: the profiles are no global state. Changing
+// what LookupProfile returned, its slices included, changes neither the
+// next lookup nor a key made with it (New keeps its own copy), and
+// changing what Info returned does not change the key's next getInfo;
+// ProfileNames is sorted and each name is found.
+func TestLookupProfileIsACopy(t *testing.T) {
+	names := ctap2.ProfileNames()
+	if len(names) == 0 || !slices.IsSorted(names) {
+		t.Fatalf("ProfileNames %v: empty or not sorted", names)
+	}
+	names[0] = "changed"
+	if ctap2.ProfileNames()[0] == "changed" {
+		t.Error("changing ProfileNames' slice changed the next call's")
+	}
+	if _, ok := ctap2.LookupProfile("no-such-key"); ok {
+		t.Error("LookupProfile found a profile that does not exist")
+	}
+	for _, name := range ctap2.ProfileNames() {
+		p, ok := ctap2.LookupProfile(name)
+		if !ok || p.Name != name {
+			t.Fatalf("LookupProfile(%q): %v, %v", name, p.Name, ok)
+		}
+		want, _ := ctap2.LookupProfile(name)
+		k := newKey(t, func(o *ctap2.Options) { o.Profile = &p })
+		before, _, _ := shapeOf(t, k)
+
+		p.Name, p.MaxMsgSize, p.Discoverable = "changed", 1, 1
+		for _, s := range [][]string{p.Versions, p.Extensions, p.Transports, p.Options} {
+			for i := range s {
+				s[i] = "changed"
+			}
+		}
+		for i := range p.Algorithms {
+			p.Algorithms[i] = -1
+		}
+		for i := range p.PINProtocols {
+			p.PINProtocols[i] = 9
+		}
+		again, _ := ctap2.LookupProfile(name)
+		if !slices.Equal(again.Versions, want.Versions) || !slices.Equal(again.Extensions, want.Extensions) ||
+			!slices.Equal(again.Transports, want.Transports) || !slices.Equal(again.Options, want.Options) ||
+			!slices.Equal(again.Algorithms, want.Algorithms) || !slices.Equal(again.PINProtocols, want.PINProtocols) ||
+			again.Name != name || again.MaxMsgSize != want.MaxMsgSize || again.Discoverable != want.Discoverable {
+			t.Errorf("%s: changing a looked-up profile changed the next lookup: %+v", name, again)
+		}
+		// Nor does changing what Info returned.
+		if info, err := k.a.Info(); err == nil {
+			info.Versions[0], info.Extensions[0], info.PinUvAuthProtocols[0] = "changed", "changed", 9
+		}
+		after, _, _ := shapeOf(t, k)
+		if !slices.Equal(after.Versions, before.Versions) || !slices.Equal(after.Extensions, before.Extensions) ||
+			!slices.Equal(after.Transports, before.Transports) || !slices.Equal(after.PinUvAuthProtocols, before.PinUvAuthProtocols) ||
+			len(after.Options) != len(before.Options) {
+			t.Errorf("%s: changing the profile given to New changed the key's getInfo: %+v", name, after)
+		}
+	}
+}
