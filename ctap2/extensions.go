@@ -133,14 +133,7 @@ func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
 // parses. e must have been decoded (UnmarshalCBOR); nil advertised keeps
 // every extension.
 func (e *MakeCredentialExtensions) only(advertised func(name string) bool) *MakeCredentialExtensions {
-	if advertised == nil || e.raw == nil {
-		return e
-	}
-	var out MakeCredentialExtensions
-	if out.decode(e.raw, advertised) != nil {
-		return e // not reached: e.raw decoded before
-	}
-	return &out
+	return reread(e, e.raw, advertised)
 }
 
 // decode decodes the extensions map, the extensions keep refuses going to
@@ -210,14 +203,24 @@ func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
 
 // only is as MakeCredentialExtensions.only.
 func (e *GetAssertionExtensions) only(advertised func(name string) bool) *GetAssertionExtensions {
-	if advertised == nil || e.raw == nil {
+	return reread(e, e.raw, advertised)
+}
+
+// reread decodes raw, the extensions map e was decoded from, anew into a
+// value of e's type, reading only the extensions keep accepts; it is e
+// when keep or raw is nil.
+func reread[T any, P interface {
+	*T
+	decode(data []byte, keep func(string) bool) error
+}](e P, raw []byte, keep func(string) bool) P {
+	if keep == nil || raw == nil {
 		return e
 	}
-	var out GetAssertionExtensions
-	if out.decode(e.raw, advertised) != nil {
-		return e // not reached: e.raw decoded before
+	out := P(new(T))
+	if out.decode(raw, keep) != nil {
+		return e // not reached: raw decoded before
 	}
-	return &out
+	return out
 }
 
 // decode is as MakeCredentialExtensions.decode.
