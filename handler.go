@@ -2,6 +2,7 @@ package vkey
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 
 	"github.com/vkey-dev/vkey/ctap2"
@@ -47,7 +48,10 @@ var Keepalive ctap2.Observer = ctap2.ObserverFunc(func(ctx context.Context, e ct
 })
 
 // LogObserver logs every event at debug level (`vkey run --verbose`);
-// what comes from a request is escaped.
+// what comes from a request is escaped. A U2F credential's relying party
+// is known only by the SHA-256 of its application ID (FIDO U2F Raw Message
+// Formats, section 4.1), so its lines name it by app=, that hash's first 8
+// bytes in hex, where CTAP2's lines have rp=.
 func LogObserver(l *slog.Logger) ctap2.Observer {
 	return ctap2.ObserverFunc(func(ctx context.Context, e ctap2.Event) {
 		if !l.Enabled(ctx, slog.LevelDebug) {
@@ -55,9 +59,9 @@ func LogObserver(l *slog.Logger) ctap2.Observer {
 		}
 		switch e := e.(type) {
 		case ctap2.CredentialCreated:
-			l.Debug("credential created", "rp", escape.Terminal(e.RPID), "discoverable", e.Discoverable, "u2f", e.U2F)
+			l.Debug("credential created", relyingParty(e.RPID, e.RPIDHash, e.U2F), "discoverable", e.Discoverable, "u2f", e.U2F)
 		case ctap2.CredentialAsserted:
-			l.Debug("credential asserted", "rp", escape.Terminal(e.RPID), "counter", e.SignCount, "up", e.UserPresent, "uv", e.UserVerified, "u2f", e.U2F)
+			l.Debug("credential asserted", relyingParty(e.RPID, e.RPIDHash, e.U2F), "counter", e.SignCount, "up", e.UserPresent, "uv", e.UserVerified, "u2f", e.U2F)
 		case ctap2.CredentialDeleted:
 			l.Debug("credential deleted", "rp", escape.Terminal(e.RPID))
 		case ctap2.CredentialUpdated:
@@ -78,4 +82,15 @@ func LogObserver(l *slog.Logger) ctap2.Observer {
 			l.Debug("presence timed out", "command", escape.Terminal(e.Request.Command))
 		}
 	})
+}
+
+// relyingParty is the log attribute naming an event's relying party: its
+// RP ID, escaped, or for U2F, whose events carry no RP ID, the start of
+// the application ID's hash (16 hex digits are enough to tell apart the
+// few sites a key is used with).
+func relyingParty(rpID string, rpIDHash [32]byte, u2f bool) slog.Attr {
+	if u2f {
+		return slog.String("app", hex.EncodeToString(rpIDHash[:8]))
+	}
+	return slog.String("rp", escape.Terminal(rpID))
 }

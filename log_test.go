@@ -20,7 +20,8 @@ import (
 )
 
 // TestLogObserverLines drives an in-process key through makeCredential,
-// getAssertion with hmac-secret, a U2F register, a relying party whose ID
+// getAssertion with hmac-secret, a U2F register and authenticate (named by
+// their application ID's hash, not an empty rp), a relying party whose ID
 // holds terminal escapes, a touch nobody gives, and setting and changing
 // the PIN, and checks the exact `--verbose` lines (vkey.LogObserver): what
 // comes from a request is escaped (internal/escape), and no secret (the
@@ -69,15 +70,24 @@ func TestLogObserverLines(t *testing.T) {
 
 	app, chal := sha256.Sum256([]byte("https://u2f.example.com")), sha256.Sum256([]byte("challenge"))
 	apdu := append([]byte{0, ctap2.U2FRegister, 0, 0, 0, 0, 64}, append(chal[:], app[:]...)...)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		out := k.Authenticator.HandleMSG(ctx, apdu)
-		if bytes.HasSuffix(out, []byte{0x90, 0x00}) {
-			break
-		}
-		if !bytes.HasSuffix(out, []byte{0x69, 0x85}) || time.Now().After(deadline) {
-			t.Fatalf("U2F register: %x", out)
+	u2f := func(what string, apdu []byte) []byte {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			out := k.Authenticator.HandleMSG(ctx, apdu)
+			if bytes.HasSuffix(out, []byte{0x90, 0x00}) {
+				return out
+			}
+			if !bytes.HasSuffix(out, []byte{0x69, 0x85}) || time.Now().After(deadline) {
+				t.Fatalf("%s: %x", what, out)
+			}
 		}
 	}
+	reg := u2f("U2F register", apdu)
+	// 0x05, the 65-byte public key, the key handle's length and handle.
+	handle := reg[67 : 67+int(reg[66])]
+	auth := append(append(chal[:], app[:]...), byte(len(handle)))
+	auth = append(auth, handle...)
+	u2f("U2F authenticate", append([]byte{0, ctap2.U2FAuthenticate, 3, 0, 0, 0, byte(len(auth))}, auth...))
 
 	// ESC [2J clears the screen, ESC ]0; retitles the terminal, U+202E
 	// reverses the text after it; a backslash must not forge an escape.
@@ -117,7 +127,10 @@ func TestLogObserverLines(t *testing.T) {
 		`level=DEBUG msg="presence answered" command=getAssertion err=<nil>`,
 		`level=DEBUG msg="credential asserted" rp=example.com counter=2 up=true uv=false u2f=false`,
 		`level=DEBUG msg="presence answered" command="U2F register" err=<nil>`,
-		`level=DEBUG msg="credential created" rp="" discoverable=false u2f=true`,
+		// U2F names the relying party only by its application ID's hash.
+		`level=DEBUG msg="credential created" app=` + hex.EncodeToString(app[:8]) + ` discoverable=false u2f=true`,
+		`level=DEBUG msg="presence answered" command="U2F authenticate" err=<nil>`,
+		`level=DEBUG msg="credential asserted" app=` + hex.EncodeToString(app[:8]) + ` counter=1 up=true uv=false u2f=true`,
 		`level=DEBUG msg="presence answered" command=makeCredential err=<nil>`,
 		`level=DEBUG msg="credential created" rp=evil.example\x1b[2J\x1b]0;pwned\x07\x0a\u202emoc.elpmaxe\\x41 discoverable=true u2f=false`,
 		`level=DEBUG msg="presence requested" command=makeCredential rp=example.org`,

@@ -121,7 +121,7 @@ type Options struct {
 	// preference (default ctap2.DefaultAlgorithms, or the Profile's).
 	Algorithms []keystore.Algorithm
 	// Profile, when set, gives the key the shape of a hardware key
-	// (ctap2.ProfileNamed).
+	// (ctap2.LookupProfile).
 	Profile *ctap2.Profile
 
 	// Transport is how clients reach the key (default Pipe).

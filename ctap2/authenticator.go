@@ -208,6 +208,7 @@ func New(opts Options) (*Authenticator, error) {
 	if opts.Passkeys != DeviceBound && opts.Passkeys != Syncable {
 		return nil, fmt.Errorf("ctap2: unknown passkey kind %q (want device-bound or syncable)", opts.Passkeys)
 	}
+	opts.Profile = opts.Profile.clone() // the caller may change its profile later
 	applyProfile(&opts)
 	if opts.MaxMsgSize <= 0 {
 		opts.MaxMsgSize = DefaultMaxMsgSize

@@ -228,8 +228,8 @@ func TestThirdPartyPayment(t *testing.T) {
 
 	// A profile's key (no thirdPartyPayment in its getInfo) keeps the
 	// CTAP 2.1 response: no 0x0C.
-	p, _ := ctap2.ProfileNamed("nitrokey3")
-	k = newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	p, _ := ctap2.LookupProfile("nitrokey3")
+	k = newKey(t, func(o *ctap2.Options) { o.Profile = &p })
 	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "plain.example", []byte{1}, true)); err != nil {
 		t.Fatal(err)
 	}
@@ -272,11 +272,11 @@ func shapeOf(t *testing.T, k *testKey) (info *ctap2.GetInfoResponse, algs []int6
 // maxMsgSize is refused (by CTAPHID, see cmd/vkey's TestE2EProfile).
 func TestProfile(t *testing.T) {
 	ctx := context.Background()
-	p, ok := ctap2.ProfileNamed("yubikey5-fw5.4")
+	p, ok := ctap2.LookupProfile("yubikey5-fw5.4")
 	if !ok {
 		t.Fatal("no yubikey5-fw5.4 profile")
 	}
-	k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	k := newKey(t, func(o *ctap2.Options) { o.Profile = &p })
 	info, algs, opts := shapeOf(t, k)
 	if !slices.Equal(info.Versions, []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE"}) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 		!slices.Equal(algs, []int64{-7, -8}) || !slices.Equal(opts, []string{"clientPin", "credentialMgmtPreview", "plat", "rk", "up"}) ||
@@ -327,14 +327,14 @@ func TestProfiles(t *testing.T) {
 			msg: 1024, inList: 6, idLen: 96, missingAlg: -8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, ok := ctap2.ProfileNamed(tc.name)
+			p, ok := ctap2.LookupProfile(tc.name)
 			if !ok {
 				t.Fatalf("no %s profile", tc.name)
 			}
 			if p.Source == "" {
 				t.Error("the profile names no source")
 			}
-			k := newKey(t, func(o *ctap2.Options) { o.Profile = p })
+			k := newKey(t, func(o *ctap2.Options) { o.Profile = &p })
 			info, algs, opts := shapeOf(t, k)
 			if !slices.Equal(info.Versions, tc.versions) || !slices.Equal(info.Extensions, []string{"credProtect", "hmac-secret"}) ||
 				!slices.Equal(algs, tc.algs) || !slices.Equal(opts, tc.opts) || !slices.Equal(info.PinUvAuthProtocols, tc.protocols) ||
@@ -564,8 +564,8 @@ func TestEncIdentifier(t *testing.T) {
 	if bytes.Equal(identifier(k, "1234"), first) {
 		t.Error("the identifier survived authenticatorReset")
 	}
-	p, _ := ctap2.ProfileNamed("yubikey5-fw5.4")
-	k = newKey(t, func(o *ctap2.Options) { o.Profile = p; o.Store = store })
+	p, _ := ctap2.LookupProfile("yubikey5-fw5.4")
+	k = newKey(t, func(o *ctap2.Options) { o.Profile = &p; o.Store = store })
 	if info, _ := k.c.GetInfo(ctx); info.EncIdentifier != nil {
 		t.Error("a profile's getInfo reports encIdentifier")
 	}

@@ -1,6 +1,7 @@
 package ctap2
 
 import (
+	"bytes"
 	"cmp"
 	"maps"
 	"slices"
@@ -66,6 +67,8 @@ type MakeCredentialExtensions struct {
 
 	// invalid is the first status of an input that did not decode.
 	invalid error
+	// raw is the map decoded, for only.
+	raw []byte
 }
 
 // GetAssertionExtensions are getAssertion's extension inputs, one field
@@ -85,6 +88,8 @@ type GetAssertionExtensions struct {
 
 	// invalid is the first status of an input that did not decode.
 	invalid error
+	// raw is the map decoded, for only.
+	raw []byte
 	// hmacSecretFirst says that no input before hmac-secret failed to
 	// decode.
 	hmacSecretFirst bool
@@ -118,11 +123,27 @@ func (e MakeCredentialExtensions) inputs() map[string]any {
 // UnmarshalCBOR decodes the extensions map. Only a value that is not a
 // map with text keys fails; a malformed input is kept for the command.
 func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
-	d, err := newExtensionDecoder(data)
+	return e.decode(data, nil)
+}
+
+// only is e as a key decodes it that implements only the extensions
+// advertised names (those its getInfo lists): it ignores the others as
+// extensions it does not support (CTAP 2.1 section 12), so it neither
+// acts on them nor reports a malformed value of one, which it never
+// parses. e must have been decoded (UnmarshalCBOR); nil advertised keeps
+// every extension.
+func (e *MakeCredentialExtensions) only(advertised func(name string) bool) *MakeCredentialExtensions {
+	return reread(e, e.raw, advertised)
+}
+
+// decode decodes the extensions map, the extensions keep refuses going to
+// Other unread (nil keeps all).
+func (e *MakeCredentialExtensions) decode(data []byte, keep func(string) bool) error {
+	d, err := newExtensionDecoder(data, keep)
 	if err != nil {
 		return err
 	}
-	*e = MakeCredentialExtensions{}
+	*e = MakeCredentialExtensions{raw: bytes.Clone(data)}
 	for _, name := range d.names {
 		raw := d.m[name]
 		switch name {
@@ -151,6 +172,7 @@ func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
 			e.Other = addOther(e.Other, name, raw)
 		}
 	}
+	e.Other = d.addIgnored(e.Other)
 	e.invalid = d.err
 	return nil
 }
@@ -176,11 +198,38 @@ func (e GetAssertionExtensions) inputs() map[string]any {
 // UnmarshalCBOR decodes the extensions map. Only a value that is not a
 // map with text keys fails; a malformed input is kept for the command.
 func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
-	d, err := newExtensionDecoder(data)
+	return e.decode(data, nil)
+}
+
+// only is as MakeCredentialExtensions.only.
+func (e *GetAssertionExtensions) only(advertised func(name string) bool) *GetAssertionExtensions {
+	return reread(e, e.raw, advertised)
+}
+
+// reread decodes raw, the extensions map e was decoded from, anew into a
+// value of e's type, reading only the extensions keep accepts; it is e
+// when keep or raw is nil.
+func reread[T any, P interface {
+	*T
+	decode(data []byte, keep func(string) bool) error
+}](e P, raw []byte, keep func(string) bool) P {
+	if keep == nil || raw == nil {
+		return e
+	}
+	out := P(new(T))
+	if out.decode(raw, keep) != nil {
+		return e // not reached: raw decoded before
+	}
+	return out
+}
+
+// decode is as MakeCredentialExtensions.decode.
+func (e *GetAssertionExtensions) decode(data []byte, keep func(string) bool) error {
+	d, err := newExtensionDecoder(data, keep)
 	if err != nil {
 		return err
 	}
-	*e = GetAssertionExtensions{}
+	*e = GetAssertionExtensions{raw: bytes.Clone(data)}
 	for _, name := range d.names {
 		raw := d.m[name]
 		switch name {
@@ -200,6 +249,7 @@ func (e *GetAssertionExtensions) UnmarshalCBOR(data []byte) error {
 			e.Other = addOther(e.Other, name, raw)
 		}
 	}
+	e.Other = d.addIgnored(e.Other)
 	e.invalid = d.err
 	return nil
 }
@@ -237,16 +287,18 @@ type extensionDecoder struct {
 	// names are m's keys in CTAP2 canonical order (CTAP 2.1 section 8:
 	// shorter first, then bytewise), the order a conforming platform
 	// sends them in: when several inputs are malformed, the first is
-	// reported, as a key that reads the map in order would.
-	names []string
-	err   error
+	// reported, as a key that reads the map in order would. Names the
+	// decoder's keep function refuses are in ignored instead.
+	names, ignored []string
+	err            error
 }
 
 // newExtensionDecoder decodes the map. Its error is the decoder's own, so
 // that the request's decoding maps it to a status like any other member's
 // (a value that is not a map with text keys is
 // CTAP2_ERR_CBOR_UNEXPECTED_TYPE).
-func newExtensionDecoder(data []byte) (*extensionDecoder, error) {
+// Names keep refuses (when it is not nil) are left unread.
+func newExtensionDecoder(data []byte, keep func(string) bool) (*extensionDecoder, error) {
 	d := &extensionDecoder{}
 	if err := defaultCodec.dec.Unmarshal(data, &d.m); err != nil {
 		return nil, err
@@ -254,7 +306,24 @@ func newExtensionDecoder(data []byte) (*extensionDecoder, error) {
 	d.names = slices.SortedFunc(maps.Keys(d.m), func(a, b string) int {
 		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 	})
+	if keep != nil {
+		d.names = slices.DeleteFunc(d.names, func(name string) bool {
+			if keep(name) {
+				return false
+			}
+			d.ignored = append(d.ignored, name)
+			return true
+		})
+	}
 	return d, nil
+}
+
+// addIgnored adds the extensions left unread to other.
+func (d *extensionDecoder) addIgnored(other map[string][]byte) map[string][]byte {
+	for _, name := range d.ignored {
+		other = addOther(other, name, d.m[name])
+	}
+	return other
 }
 
 // fail records err unless an earlier input failed.

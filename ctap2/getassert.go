@@ -37,7 +37,8 @@ type getAssertionExtensions struct {
 }
 
 // checkGetAssertionExtensions checks the extension inputs of a request
-// (CTAP 2.1 section 12) and prepares the hmac-secret output.
+// (CTAP 2.1 section 12), those the key advertises, and prepares the
+// hmac-secret output.
 func (a *Authenticator) checkGetAssertionExtensions(in *GetAssertionExtensions) (getAssertionExtensions, error) {
 	e := getAssertionExtensions{credBlob: in.CredBlob, largeBlobKey: in.LargeBlobKey, payment: in.ThirdPartyPayment}
 	// Inputs are checked in the order of the request (see
@@ -107,7 +108,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte) (any, e
 			return nil, err
 		}
 	}
-	ext, err := a.checkGetAssertionExtensions(&req.Extensions)
+	ext, err := a.checkGetAssertionExtensions(req.Extensions.only(a.advertisedExtensions()))
 	if err != nil {
 		return nil, err
 	}

@@ -122,7 +122,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 	if builtinUV && a.opts.UserVerifier == nil {
 		return nil, ErrInvalidOption
 	}
-	ext := &req.Extensions
+	ext := req.Extensions.only(a.advertisedExtensions())
 	if ext.invalid != nil {
 		return nil, ext.invalid
 	}

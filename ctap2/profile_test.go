@@ -12,11 +12,11 @@ import (
 // profileKey is a test key standing in for the named profile.
 func profileKey(t *testing.T, name string) *testKey {
 	t.Helper()
-	p, ok := ctap2.ProfileNamed(name)
+	p, ok := ctap2.LookupProfile(name)
 	if !ok {
 		t.Fatalf("no %s profile", name)
 	}
-	return newKey(t, func(o *ctap2.Options) { o.Profile = p })
+	return newKey(t, func(o *ctap2.Options) { o.Profile = &p })
 }
 
 // wantCapacity stores n discoverable credentials, checks that getInfo has
@@ -158,8 +158,8 @@ func TestNoFIDO22(t *testing.T) {
 		t.Errorf("default getInfo %+v", info)
 	}
 	for _, name := range ctap2.ProfileNames() {
-		p, _ := ctap2.ProfileNamed(name)
-		info, _, _ := shapeOf(t, newKey(t, func(o *ctap2.Options) { o.Profile = p }))
+		p, _ := ctap2.LookupProfile(name)
+		info, _, _ := shapeOf(t, newKey(t, func(o *ctap2.Options) { o.Profile = &p }))
 		if slices.Contains(info.Versions, "FIDO_2_2") {
 			t.Errorf("profile %s lists FIDO_2_2", name)
 		}

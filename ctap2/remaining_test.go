@@ -20,8 +20,9 @@ import (
 // larger room, nor 255 for a key that holds 25).
 func TestRemainingDiscoverableAgrees(t *testing.T) {
 	profiles := []*ctap2.Profile{nil}
-	for i := range ctap2.Profiles {
-		profiles = append(profiles, &ctap2.Profiles[i])
+	for _, name := range ctap2.ProfileNames() {
+		p, _ := ctap2.LookupProfile(name)
+		profiles = append(profiles, &p)
 	}
 	for _, p := range profiles {
 		name, capacity := "no profile", 0

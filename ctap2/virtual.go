@@ -266,15 +266,25 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobE
 	return v, nil
 }
 
-// RemoveCredential deletes a stored credential (WebDriver "Remove
-// Credential"); the error matches keystore.ErrNotFound if there is none.
-func (a *Authenticator) RemoveCredential(id []byte) error {
-	defer a.flushEvents(context.Background())
+// lockForRemoval locks a for a Go API call that deletes stored
+// credentials and drops what getNextAssertion and credential management
+// enumerations remember, since it may name what goes away. The function it
+// returns unlocks a and then delivers the events emitted meanwhile.
+func (a *Authenticator) lockForRemoval() (unlock func()) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.changedLocked()
 	a.volatile.next = nil
 	a.volatile.cm = credMgmtVolatile{}
+	return func() {
+		a.mu.Unlock()
+		a.flushEvents(context.Background())
+	}
+}
+
+// RemoveCredential deletes a stored credential (WebDriver "Remove
+// Credential"); the error matches keystore.ErrNotFound if there is none.
+func (a *Authenticator) RemoveCredential(id []byte) error {
+	defer a.lockForRemoval()()
 	var rpID string
 	if c, err := a.store.Credential(id); err == nil {
 		rpID = c.RPID
@@ -291,12 +301,7 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 // only in their ID are not stored and stay usable; authenticatorReset ends
 // them.
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
-	defer a.flushEvents(context.Background())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.changedLocked()
-	a.volatile.next = nil
-	a.volatile.cm = credMgmtVolatile{}
+	defer a.lockForRemoval()()
 	all, err := a.store.Credentials()
 	if err != nil {
 		return 0, fmt.Errorf("listing credentials: %w", err)

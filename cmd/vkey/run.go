@@ -138,7 +138,7 @@ func (o *runOptions) validate() error {
 	if _, err := parseAAGUID(o.aaguid); err != nil {
 		return err
 	}
-	if _, ok := ctap2.ProfileNamed(o.profile); o.profile != "" && !ok {
+	if _, ok := ctap2.LookupProfile(o.profile); o.profile != "" && !ok {
 		return usageError("unknown --profile %q (want one of %s)", o.profile, strings.Join(ctap2.ProfileNames(), ", "))
 	}
 	return nil
@@ -328,7 +328,9 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	opts.EnterpriseRPIDs = o.epRPIDs
 	opts.Algorithms, _ = parseAlgorithms(o.algorithms) // checked by validate
 	opts.AAGUID, _ = parseAAGUID(o.aaguid)
-	opts.Profile, _ = ctap2.ProfileNamed(o.profile) // nil without --profile
+	if p, ok := ctap2.LookupProfile(o.profile); ok { // none without --profile
+		opts.Profile = &p
+	}
 	opts.AttestationCA = attCA
 	opts.Transport, opts.PTYLink = vkey.Transport(o.transport), o.link
 	opts.UDPAddr, opts.UDPAllowRemote = o.udpAddr, o.udpRemote
