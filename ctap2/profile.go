@@ -2,6 +2,7 @@ package ctap2
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 
@@ -398,14 +399,21 @@ func (a *Authenticator) checkProfileCapacity(cred *keystore.Credential) error {
 	if p == nil || p.Discoverable <= 0 {
 		return nil
 	}
-	all, err := a.discoverable()
+	// The store's count less the credential this one would replace (same
+	// RP and user, CTAP 2.1 section 6.1.2 step 17), read through the RP's
+	// index, so the check costs the same at any number of credentials.
+	n, err := a.store.DiscoverableCount()
 	if err != nil {
-		return err
+		return fmt.Errorf("counting discoverable credentials: %w", err)
 	}
-	n := 0
-	for _, c := range all {
-		if c.RPID != cred.RPID || !bytes.Equal(c.UserID, cred.UserID) {
-			n++
+	rpIDHash := sha256.Sum256([]byte(cred.RPID))
+	same, err := a.store.DiscoverableCredentials(rpIDHash[:])
+	if err != nil {
+		return fmt.Errorf("listing the RP's credentials: %w", err)
+	}
+	for _, c := range same {
+		if c.RPID == cred.RPID && bytes.Equal(c.UserID, cred.UserID) {
+			n--
 		}
 	}
 	if n >= p.Discoverable {

@@ -34,6 +34,11 @@ func wantCapacity(t *testing.T, k *testKey, n int) {
 	}
 	_, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{250}, true))
 	wantStatus(t, err, ctap2.ErrKeyStoreFull)
+	// A full key still replaces a user's credential for the same RP: the
+	// new one takes the old one's place (CTAP 2.1 section 6.1.2 step 17).
+	if _, err := k.c.MakeCredential(ctx, mcRequest(t, "example.com", []byte{0}, true)); err != nil {
+		t.Errorf("replacing a credential on a full key: %v", err)
+	}
 }
 
 // TestProfileTitanV2 (issue 13, `vkey run --profile google-titan-v2`):
