@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 func newCredsCommand() *cobra.Command {
@@ -103,7 +104,7 @@ func newCredsListCommand() *cobra.Command {
 					out.Credentials = append(out.Credentials, credentialJSON{
 						RPID: c.RPID, CredentialID: b64url(c.ID), UserID: b64url(c.User.ID),
 						UserName: c.User.Name, UserDisplayName: c.User.DisplayName,
-						Algorithm: algorithmName(c.Algorithm()), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
+						Algorithm: keystore.Algorithm(c.Algorithm()).Name(), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
 					})
 				}
 				w := cmd.OutOrStdout()
