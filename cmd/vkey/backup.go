@@ -26,7 +26,7 @@ type backupOptions struct {
 func (b *backupOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&b.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
-	f.StringVar(&b.name, "name", defaultName, "name of the key")
+	f.StringVar(&b.name, "name", vkey.DefaultName, "name of the key")
 	f.StringVar(&b.passphraseFile, "passphrase-file", "", "the passphrase that protects the state (as given to vkey run)")
 	f.StringVar(&b.tpmSpec, "tpm", "", "TPM that seals the state's master key: /dev/tpmrm0 (default) or swtpm:SOCKET")
 	f.StringVar(&b.secretFile, "backup-passphrase-file", "", "read the backup file's passphrase from this file (or set VKEY_BACKUP_PASSPHRASE); default: ask on the terminal")

@@ -78,7 +78,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch, desktop or deny")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
-	f.StringVar(&o.name, "name", defaultName, "name of this key (device name, state and control socket)")
+	f.StringVar(&o.name, "name", vkey.DefaultName, "name of this key (device name, state and control socket)")
 	f.StringVar(&o.keys, "keys", "auto", "where device-bound keys live: auto, tpm or software")
 	f.StringVar(&o.tpmSpec, "tpm", "", "TPM to use: /dev/tpmrm0 (default) or swtpm:SOCKET")
 	f.StringVar(&o.attestation, "attestation", "packed", "attestation format: none, packed-self, packed or tpm")

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/internal/systemdunit"
 )
 
@@ -43,7 +44,7 @@ Install it:
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.bin, "bin", "", "the vkey binary the unit runs (default: this one)")
-	f.StringVar(&o.name, "name", defaultName, "name of the key")
+	f.StringVar(&o.name, "name", vkey.DefaultName, "name of the key")
 	f.StringVar(&o.presence, "presence", "desktop", "desktop, touch, auto or deny (prompt needs a terminal, which a service lacks)")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.StringVar(&o.transport, "transport", "uhid", "uhid, pty or auto")
