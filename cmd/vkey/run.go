@@ -264,20 +264,13 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	opts.ControlListeners = controlListeners
 	opts.Logger = logger
 	opts.Notify = func(note string) { fmt.Fprintf(stderr, "vkey: %s\n", note) }
+	opts.Desktop = desktop
 	var running atomic.Pointer[vkey.Key]
-	// desk asks the desktop's notification service (--presence desktop).
-	var desk atomic.Pointer[presence.Desktop]
-	opts.Observer = ctap2.ObserverFunc(func(ctx context.Context, e ctap2.Event) {
-		switch e := e.(type) {
-		case ctap2.PresenceRequested:
+	opts.Observer = ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
+		if e, ok := e.(ctap2.PresenceRequested); ok {
 			if k := running.Load(); k != nil {
 				// The mode now, not at start: the control API switches it.
 				announceTouch(stderr, k.Presence.Mode(), e.Request)
-			}
-			desktopAsk(ctx, desk.Load(), e.Request, stderr)
-		case ctap2.PresenceAnswered, ctap2.PresenceTimedOut:
-			if d := desk.Load(); d != nil {
-				d.Done()
 			}
 		}
 	})
@@ -290,12 +283,6 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	running.Store(k)
-	if desktop {
-		if d := openDesktop(ctx, k.Presence, stderr); d != nil {
-			defer d.Close()
-			desk.Store(d)
-		}
-	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -306,7 +293,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}()
 
 	shown := string(mode)
-	if desk.Load() != nil {
+	if k.Desktop != nil {
 		shown = "desktop"
 	}
 	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, k.Where, shown)
