@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/internal/control"
 )
@@ -15,6 +17,18 @@ import (
 type keyControl struct {
 	*control.Client
 	name string // the key's --name
+}
+
+// withKeyControl runs fn, within 10 seconds, on the control API of the
+// running key called name (openKeyControl).
+func withKeyControl(cmd *cobra.Command, name string, fn func(context.Context, keyControl) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+	defer cancel()
+	k, err := openKeyControl(ctx, name)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, k)
 }
 
 // openKeyControl finds the running key called name, or the only one
