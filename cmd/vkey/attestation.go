@@ -72,5 +72,5 @@ func metadataStatement(ctx context.Context, name, rootPEM string) ([]byte, error
 		return nil, err
 	}
 	defer s.Close()
-	return ctap2.MetadataStatement(s.info, [][]byte{block.Bytes}, "")
+	return ctap2.MetadataStatement(s.Info, [][]byte{block.Bytes}, "")
 }

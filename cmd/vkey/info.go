@@ -81,7 +81,7 @@ func newInfoCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return d.withSession(cmd, func(_ context.Context, s *session) error {
-				v := infoValue(s.t.Addr, s.info)
+				v := infoValue(s.t.Addr, s.Info)
 				w := cmd.OutOrStdout()
 				return d.print(w, v, func() error { return printInfo(w, v) })
 			})

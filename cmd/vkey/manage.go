@@ -72,8 +72,6 @@ type session struct {
 	*client.Session
 	t    vkey.Device
 	conn *hid.Client
-	opts *deviceOptions
-	info *ctap2.GetInfoResponse
 }
 
 // open resolves and dials the device and reads its getInfo.
@@ -94,7 +92,7 @@ func (d *deviceOptions) open(ctx context.Context) (*session, error) {
 		conn.Close()
 		return nil, ctapError(err)
 	}
-	return &session{Session: cs, t: t, conn: conn, opts: d, info: cs.Info}, nil
+	return &session{Session: cs, t: t, conn: conn}, nil
 }
 
 func (s *session) Close() error { return s.conn.Close() }
@@ -119,13 +117,6 @@ func (d *deviceOptions) print(w io.Writer, v any, text func() error) error {
 		return printJSON(w, v)
 	}
 	return text()
-}
-
-// optionalToken is client.Session.OptionalToken, its errors made for
-// people.
-func (s *session) optionalToken(ctx context.Context, perms ctap2.Permission) (*client.Token, error) {
-	tok, err := s.OptionalToken(ctx, perms)
-	return tok, ctapError(err)
 }
 
 // ctapError gives CTAP failures a sentence and an exit status.
