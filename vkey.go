@@ -101,6 +101,10 @@ type Options struct {
 	PresenceTimeout time.Duration
 	// Terminal is where presence.Prompt asks.
 	Terminal io.ReadWriter
+	// Desktop also asks for each touch through the desktop's notifications
+	// (session D-Bus), with Approve and Deny buttons; without a desktop,
+	// Notify says so and Key.Desktop is nil. Use it with presence.Touch.
+	Desktop bool
 	// BuiltInUV gives the key a built-in user verification method whose
 	// outcome Key.UV sets.
 	BuiltInUV bool
@@ -167,6 +171,9 @@ type Key struct {
 	Presence *presence.Broker
 	// UV is the built-in user verification, nil without Options.BuiltInUV.
 	UV *presence.Verifier
+	// Desktop asks for touches through the desktop's notifications, nil
+	// without Options.Desktop or without a desktop.
+	Desktop *presence.Desktop
 	// Address is where hid.Dial finds the key: a hidraw or pty path (the
 	// PTYLink if any), or "udp:HOST:PORT"; empty for Pipe.
 	Address string
@@ -230,6 +237,13 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 		verifier = k.UV
 	}
 	hub := control.NewHub()
+	observers := ctap2.Observers{Keepalive, hub, LogObserver(opts.Logger), opts.Observer}
+	if opts.Desktop {
+		if k.Desktop = openDesktop(ctx, k.Presence, opts.Notify); k.Desktop != nil {
+			cleanup = append(cleanup, func() { k.Desktop.Close() })
+			observers = append(observers, desktopObserver{k.Desktop, opts.Notify})
+		}
+	}
 	deviceKeys := st.deviceKeys
 	if opts.DeviceKeys != nil {
 		deviceKeys = opts.DeviceKeys
@@ -247,7 +261,7 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 		Algorithms:      opts.Algorithms,
 		Profile:         opts.Profile,
 		Logger:          opts.Logger,
-		Observer:        ctap2.Observers{Keepalive, hub, LogObserver(opts.Logger), opts.Observer},
+		Observer:        observers,
 	})
 	if err != nil {
 		return nil, &OptionError{err}
@@ -291,6 +305,9 @@ func New(ctx context.Context, opts Options) (_ *Key, err error) {
 			port.closer.Close()
 		}
 		wg.Wait()
+		if k.Desktop != nil {
+			k.Desktop.Close()
+		}
 		k.mu.Lock()
 		k.stopped = true
 		k.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/ctap2"
@@ -28,34 +27,30 @@ protection, attestation types), for a relying party that checks attestation
 against the Metadata Service.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			k, err := openKeyControl(ctx, name)
-			if err != nil {
-				return err
-			}
-			a, err := k.Attestation(ctx)
-			if err != nil {
-				return k.explain(err)
-			}
-			text, what := a.RootPEM, "attestation root"
-			if withMetadata {
-				stmt, err := metadataStatement(ctx, k.name, a.RootPEM)
+			return withKeyControl(cmd, name, func(ctx context.Context, k keyControl) error {
+				a, err := k.Attestation(ctx)
 				if err != nil {
-					return err
+					return k.explain(err)
 				}
-				text, what = string(stmt)+"\n", "metadata statement"
-			}
-			if out == "" {
-				fmt.Fprint(cmd.OutOrStdout(), text)
+				text, what := a.RootPEM, "attestation root"
+				if withMetadata {
+					stmt, err := metadataStatement(ctx, k.name, a.RootPEM)
+					if err != nil {
+						return err
+					}
+					text, what = string(stmt)+"\n", "metadata statement"
+				}
+				if out == "" {
+					fmt.Fprint(cmd.OutOrStdout(), text)
+					return nil
+				}
+				// A certificate or statement is public: readable by all, like any trust anchor.
+				if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+					return fmt.Errorf("writing the %s: %w", what, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: %s of %q written to %s\n", what, k.name, out)
 				return nil
-			}
-			// A certificate or statement is public: readable by all, like any trust anchor.
-			if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
-				return fmt.Errorf("writing the %s: %w", what, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: %s of %q written to %s\n", what, k.name, out)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the running key (default: the only one running)")
@@ -77,5 +72,5 @@ func metadataStatement(ctx context.Context, name, rootPEM string) ([]byte, error
 		return nil, err
 	}
 	defer s.Close()
-	return ctap2.MetadataStatement(s.info, [][]byte{block.Bytes}, "")
+	return ctap2.MetadataStatement(s.Info, [][]byte{block.Bytes}, "")
 }

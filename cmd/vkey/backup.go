@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,7 @@ type backupOptions struct {
 func (b *backupOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&b.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
-	f.StringVar(&b.name, "name", defaultName, "name of the key")
+	f.StringVar(&b.name, "name", vkey.DefaultName, "name of the key")
 	f.StringVar(&b.passphraseFile, "passphrase-file", "", "the passphrase that protects the state (as given to vkey run)")
 	f.StringVar(&b.tpmSpec, "tpm", "", "TPM that seals the state's master key: /dev/tpmrm0 (default) or swtpm:SOCKET")
 	f.StringVar(&b.secretFile, "backup-passphrase-file", "", "read the backup file's passphrase from this file (or set VKEY_BACKUP_PASSPHRASE); default: ask on the terminal")
@@ -104,25 +105,16 @@ func newBackupExportCommand() *cobra.Command {
 			}
 			// The credentials are marked backed up (BS) only once the file
 			// is safely written: a failed export changes nothing.
-			data, err := keystore.ExportUnmarked(store, sel, []byte(pass))
-			if err != nil {
-				var db *keystore.DeviceBoundError
-				if errors.As(err, &db) {
-					return fmt.Errorf("%w: device-bound passkeys never leave the key", err)
-				}
+			n, err := keystore.ExportFile(store, sel, []byte(pass), out, force)
+			var db *keystore.DeviceBoundError
+			switch {
+			case errors.As(err, &db):
+				return fmt.Errorf("%w: device-bound passkeys never leave the key", err)
+			case errors.Is(err, fs.ErrExist):
+				return fmt.Errorf("%s exists already: choose another --out, or add --force to replace it", out)
+			case err != nil:
 				return err
 			}
-			exported, err := exportedIDs(store, sel)
-			if err != nil {
-				return err
-			}
-			if err := writeBackup(out, data, force); err != nil {
-				return err
-			}
-			if err := keystore.MarkBackedUp(store, exported); err != nil {
-				return err
-			}
-			n := len(exported)
 			if b.json {
 				return printJSON(cmd.OutOrStdout(), exportJSON{File: out, Exported: n})
 			}
@@ -135,61 +127,6 @@ func newBackupExportCommand() *cobra.Command {
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "export only this credential ID (repeatable)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace --out if it exists")
 	return cmd
-}
-
-// exportedIDs are the credentials an export writes: those selected, or
-// every syncable one.
-func exportedIDs(s keystore.Store, sel [][]byte) ([][]byte, error) {
-	if sel != nil {
-		return sel, nil
-	}
-	all, err := s.Credentials()
-	if err != nil {
-		return nil, fmt.Errorf("listing credentials: %w", err)
-	}
-	var ids [][]byte
-	for _, c := range all {
-		if c.BackupEligible {
-			ids = append(ids, c.ID)
-		}
-	}
-	return ids, nil
-}
-
-// writeBackup writes the backup file, 0600 and durably: a new file, or
-// with force one that replaces path whole (a temporary file renamed over
-// it). Nothing is left behind when it fails.
-func writeBackup(path string, data []byte, force bool) error {
-	target := path
-	if force {
-		target = path + ".tmp"
-		_ = os.Remove(target)
-	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%s exists already: choose another --out, or add --force to replace it", path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing the backup: %w", err)
-	}
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && force {
-		err = os.Rename(target, path)
-	}
-	if err != nil {
-		os.Remove(target)
-		return fmt.Errorf("writing the backup to %s: %w", path, err)
-	}
-	return nil
 }
 
 // importItemJSON is one credential of `vkey backup import --json`.

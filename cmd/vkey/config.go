@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
-	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 )
 
@@ -31,14 +31,13 @@ func parseOnOff(s string) (bool, error) {
 	return false, usageError("%q: want on or off", s)
 }
 
-// configure runs one authenticatorConfig subcommand, do, with a token when
-// the key wants one (CTAP 2.1 section 6.11), and maps its CTAP error.
-func (s *session) configure(ctx context.Context, do func(tok *client.Token) error) error {
-	tok, err := s.optionalToken(ctx, ctap2.PermAuthenticatorCfg)
-	if err != nil {
-		return err
+// configError words an authenticatorConfig failure for people.
+func configError(err error) error {
+	var unsupported *client.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return fmt.Errorf("this key does not support %s", unsupported.Feature)
 	}
-	return ctapError(do(tok))
+	return ctapError(err)
 }
 
 func newAlwaysUVCommand() *cobra.Command {
@@ -54,16 +53,13 @@ func newAlwaysUVCommand() *cobra.Command {
 				return err
 			}
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if _, ok := s.info.Options["alwaysUv"]; !ok {
-					return fmt.Errorf("this key does not support alwaysUv")
+				changed, err := s.SetAlwaysUV(ctx, want)
+				if err != nil {
+					return configError(err)
 				}
-				if s.info.Options["alwaysUv"] == want {
+				if !changed {
 					fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is already %s\n", args[0])
 					return nil
-				}
-				err := s.configure(ctx, func(tok *client.Token) error { return s.ToggleAlwaysUV(ctx, tok) })
-				if err != nil {
-					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "vkey: always-uv is %s\n", args[0])
 				return nil
@@ -91,12 +87,8 @@ extension. A PIN shorter than the new minimum must be changed before its next us
 				return usageError("%q: the minimum PIN length is a number from 4 to 63", args[0])
 			}
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if !s.info.Options["setMinPINLength"] {
-					return fmt.Errorf("this key does not support setMinPINLength")
-				}
-				err := s.configure(ctx, func(tok *client.Token) error { return s.SetMinPINLength(ctx, tok, n, rps, force) })
-				if err != nil {
-					return err
+				if err := s.RaiseMinPINLength(ctx, n, rps, force); err != nil {
+					return configError(err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "vkey: minimum PIN length is %d\n", n)
 				return nil
@@ -121,12 +113,8 @@ func newEnterpriseAttestationCommand() *cobra.Command {
 				return usageError("enterprise attestation can only be turned on (a reset turns it off)")
 			}
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if _, ok := s.info.Options["ep"]; !ok {
-					return fmt.Errorf("this key does not support enterprise attestation")
-				}
-				err := s.configure(ctx, func(tok *client.Token) error { return s.EnableEnterpriseAttestation(ctx, tok) })
-				if err != nil {
-					return err
+				if err := s.EnableEP(ctx); err != nil {
+					return configError(err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "vkey: enterprise attestation is on")
 				return nil

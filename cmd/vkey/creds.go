@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 func newCredsCommand() *cobra.Command {
@@ -23,21 +24,14 @@ base64url; base64 (as fido2-token prints them) is accepted too.`,
 	return cmd
 }
 
-// credentialManager opens a credential management session (a PIN token
-// with the cm permission, and perms besides; the preview command on a key
-// that has only it).
-func (s *session) credentialManager(ctx context.Context, perms ctap2.Permission) (*client.CredMgmt, *client.Token, error) {
-	m, tok, err := s.CredentialManager(ctx, perms)
-	return m, tok, ctapError(err)
-}
-
 // withCredentialManager is withSession with a credential management session
-// open on the key (credentialManager with no extra permission).
+// open on the key (client.Session.CredentialManager: a PIN token with the
+// cm permission; the preview command on a key that has only it).
 func (d *deviceOptions) withCredentialManager(cmd *cobra.Command, fn func(ctx context.Context, m *client.CredMgmt) error) error {
 	return d.withSession(cmd, func(ctx context.Context, s *session) error {
-		m, _, err := s.credentialManager(ctx, 0)
+		m, _, err := s.CredentialManager(ctx, 0)
 		if err != nil {
-			return err
+			return ctapError(err)
 		}
 		return fn(ctx, m)
 	})
@@ -103,7 +97,7 @@ func newCredsListCommand() *cobra.Command {
 					out.Credentials = append(out.Credentials, credentialJSON{
 						RPID: c.RPID, CredentialID: b64url(c.ID), UserID: b64url(c.User.ID),
 						UserName: c.User.Name, UserDisplayName: c.User.DisplayName,
-						Algorithm: algorithmName(c.Algorithm()), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
+						Algorithm: keystore.Algorithm(c.Algorithm()).Name(), CredProtect: c.CredProtect, LargeBlobKey: c.LargeBlobKey != nil,
 					})
 				}
 				w := cmd.OutOrStdout()

@@ -7,22 +7,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/hid"
 )
 
-// runningKeyJSON is one vkey of `vkey devices --json`.
-type runningKeyJSON struct {
-	Name      string `json:"name"`
-	Transport string `json:"transport"`
-	PID       int    `json:"pid"`
-	Presence  string `json:"presence"`
-	Socket    string `json:"socket"`
-}
-
 // devicesJSON is `vkey devices --json`.
 type devicesJSON struct {
-	Devices []hid.FIDODevice `json:"devices"`
-	VKeys   []runningKeyJSON `json:"vkeys"`
+	Devices []hid.FIDODevice  `json:"devices"`
+	VKeys   []vkey.RunningKey `json:"vkeys"`
 }
 
 func newDevicesCommand() *cobra.Command {
@@ -34,18 +26,15 @@ func newDevicesCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			v := devicesJSON{Devices: hid.FIDODevices(), VKeys: []runningKeyJSON{}}
+			v := devicesJSON{Devices: hid.FIDODevices(), VKeys: []vkey.RunningKey{}}
 			if v.Devices == nil {
 				v.Devices = []hid.FIDODevice{}
 			}
-			keys, err := runningKeys(ctx)
+			keys, err := vkey.RunningKeys(ctx)
 			if err != nil {
 				return err
 			}
-			for _, k := range keys {
-				v.VKeys = append(v.VKeys, runningKeyJSON{Name: k.Info.Name, Transport: k.Info.Transport,
-					PID: k.Info.PID, Presence: k.Info.Presence, Socket: k.Socket})
-			}
+			v.VKeys = append(v.VKeys, keys...)
 			w := cmd.OutOrStdout()
 			if asJSON {
 				return printJSON(w, v)

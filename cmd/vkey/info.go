@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/keystore"
 )
 
 // infoJSON is `vkey info --json` (docs/cli.md).
@@ -34,40 +35,9 @@ type infoJSON struct {
 	RemainingDiscoverableCredentials *uint64         `json:"remainingDiscoverableCredentials"`
 }
 
-// algorithmName names a COSE algorithm (IANA COSE registry).
-func algorithmName(alg int64) string {
-	switch alg {
-	case 0: // unknown (an unreadable key)
-		return ""
-	case -7:
-		return "ES256"
-	case -8:
-		return "EdDSA"
-	case -19:
-		return "Ed25519"
-	case -35:
-		return "ES384"
-	case -36:
-		return "ES512"
-	case -37:
-		return "PS256"
-	case -257:
-		return "RS256"
-	}
-	return strconv.FormatInt(alg, 10)
-}
-
-// formatAAGUID prints an AAGUID as a UUID.
-func formatAAGUID(b []byte) string {
-	if len(b) != 16 {
-		return fmt.Sprintf("%x", b)
-	}
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 func infoValue(device string, in *ctap2.GetInfoResponse) infoJSON {
 	out := infoJSON{
-		Device: device, Versions: in.Versions, Extensions: in.Extensions, AAGUID: formatAAGUID(in.AAGUID),
+		Device: device, Versions: in.Versions, Extensions: in.Extensions, AAGUID: vkey.FormatAAGUID(in.AAGUID),
 		Options: in.Options, MaxMsgSize: in.MaxMsgSize, PinUvAuthProtocols: in.PinUvAuthProtocols,
 		MaxCredentialCountInList: in.MaxCredentialCountInList, MaxCredentialIDLength: in.MaxCredentialIDLength,
 		Transports: in.Transports, MaxSerializedLargeBlobArray: in.MaxSerializedLargeBlobArray,
@@ -76,7 +46,7 @@ func infoValue(device string, in *ctap2.GetInfoResponse) infoJSON {
 		RemainingDiscoverableCredentials: in.RemainingDiscoverableCredentials,
 	}
 	for _, a := range in.Algorithms {
-		out.Algorithms = append(out.Algorithms, algorithmName(a.Alg))
+		out.Algorithms = append(out.Algorithms, keystore.Algorithm(a.Alg).Name())
 	}
 	if out.MinPINLength == 0 {
 		out.MinPINLength = 4 // CTAP 2.1 section 6.4: absent means 4
@@ -111,7 +81,7 @@ func newInfoCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return d.withSession(cmd, func(_ context.Context, s *session) error {
-				v := infoValue(s.t.Addr, s.info)
+				v := infoValue(s.t.Addr, s.Info)
 				w := cmd.OutOrStdout()
 				return d.print(w, v, func() error { return printInfo(w, v) })
 			})

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/internal/control"
 )
 
@@ -16,6 +19,18 @@ type keyControl struct {
 	name string // the key's --name
 }
 
+// withKeyControl runs fn, within 10 seconds, on the control API of the
+// running key called name (openKeyControl).
+func withKeyControl(cmd *cobra.Command, name string, fn func(context.Context, keyControl) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+	defer cancel()
+	k, err := openKeyControl(ctx, name)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, k)
+}
+
 // openKeyControl finds the running key called name, or the only one
 // running when name is empty.
 func openKeyControl(ctx context.Context, name string) (keyControl, error) {
@@ -23,23 +38,19 @@ func openKeyControl(ctx context.Context, name string) (keyControl, error) {
 		if strings.ContainsAny(name, "/\x00") {
 			return keyControl{}, usageError("--name must be a name without slashes")
 		}
-		return keyControl{Client: control.NewUnixClient(controlSocketPath(name)), name: name}, nil
+		return keyControl{Client: control.NewUnixClient(vkey.DefaultControlSocket(name)), name: name}, nil
 	}
-	keys, err := runningKeys(ctx)
-	if err != nil {
+	k, err := vkey.OnlyRunningKey(ctx)
+	var choice *vkey.ChoiceError
+	switch {
+	case errors.Is(err, vkey.ErrNoDevice):
+		return keyControl{}, withExitCode(exitNoDevice, errors.New("no vkey is running (start one with `vkey run`)"))
+	case errors.As(err, &choice):
+		return keyControl{}, usageError("%d vkeys are running (%s): choose one with --name", len(choice.VKeys), strings.Join(choice.VKeys, ", "))
+	case err != nil:
 		return keyControl{}, err
 	}
-	switch len(keys) {
-	case 0:
-		return keyControl{}, withExitCode(exitNoDevice, errors.New("no vkey is running (start one with `vkey run`)"))
-	case 1:
-		return keyControl{Client: control.NewUnixClient(keys[0].Socket), name: keys[0].Info.Name}, nil
-	}
-	var names []string
-	for _, k := range keys {
-		names = append(names, k.Info.Name)
-	}
-	return keyControl{}, usageError("%d vkeys are running (%s): choose one with --name", len(keys), strings.Join(names, ", "))
+	return keyControl{Client: control.NewUnixClient(k.Socket), name: k.Name}, nil
 }
 
 // explain turns a key that does not answer into the sentence that says how

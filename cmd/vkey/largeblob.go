@@ -25,17 +25,26 @@ with the largeBlobKey extension. Needs the PIN.`,
 	return cmd
 }
 
-// largeBlobKey finds the largeBlobKey of credential id (client.Session.LargeBlobKey),
-// its errors made for people.
-func largeBlobKey(ctx context.Context, s *session, id []byte, perms ctap2.Permission) ([]byte, *client.Token, error) {
-	key, tok, err := s.LargeBlobKey(ctx, id, perms)
-	switch {
-	case errors.Is(err, client.ErrNoCredential):
-		return nil, nil, noPasskey(id)
-	case errors.Is(err, client.ErrNoLargeBlobKey):
-		return nil, nil, fmt.Errorf("the passkey %s has no largeBlobKey (it was made without the largeBlobKey extension)", b64url(id))
+// withLargeBlobKey is withSession for the passkey whose ID is arg: fn gets
+// its largeBlobKey (client.Session.LargeBlobKey) and a token with perms,
+// and the errors are made for people.
+func (d *deviceOptions) withLargeBlobKey(cmd *cobra.Command, arg string, perms ctap2.Permission, fn func(ctx context.Context, s *session, id, key []byte, tok *client.Token) error) error {
+	id, err := parseID(arg)
+	if err != nil {
+		return err
 	}
-	return key, tok, ctapError(err)
+	return d.withSession(cmd, func(ctx context.Context, s *session) error {
+		key, tok, err := s.LargeBlobKey(ctx, id, perms)
+		switch {
+		case errors.Is(err, client.ErrNoCredential):
+			return noPasskey(id)
+		case errors.Is(err, client.ErrNoLargeBlobKey):
+			return fmt.Errorf("the passkey %s has no largeBlobKey (it was made without the largeBlobKey extension)", b64url(id))
+		case err != nil:
+			return ctapError(err)
+		}
+		return fn(ctx, s, id, key, tok)
+	})
 }
 
 // noLargeBlob turns client.ErrNoLargeBlob into a sentence about passkey id.
@@ -60,15 +69,7 @@ func newLargeBlobGetCommand() *cobra.Command {
 		Short: "Print (or --out FILE) the large blob of a passkey",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				key, _, err := largeBlobKey(ctx, s, id, 0)
-				if err != nil {
-					return err
-				}
+			return d.withLargeBlobKey(cmd, args[0], 0, func(ctx context.Context, s *session, id, key []byte, _ *client.Token) error {
 				blob, err := s.LargeBlob(ctx, key)
 				if err != nil {
 					return noLargeBlob(id, err)
@@ -99,11 +100,11 @@ func newLargeBlobSetCommand() *cobra.Command {
 		Short: "Store FILE (default: standard input) as the large blob of a passkey",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
+			if _, err := parseID(args[0]); err != nil {
 				return err
 			}
 			var data []byte
+			var err error
 			if len(args) == 2 && args[1] != "-" {
 				data, err = os.ReadFile(args[1])
 			} else {
@@ -112,11 +113,7 @@ func newLargeBlobSetCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("reading the blob: %w", err)
 			}
-			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				key, tok, err := largeBlobKey(ctx, s, id, ctap2.PermLargeBlobWrite)
-				if err != nil {
-					return err
-				}
+			return d.withLargeBlobKey(cmd, args[0], ctap2.PermLargeBlobWrite, func(ctx context.Context, s *session, id, key []byte, tok *client.Token) error {
 				if err := s.PutLargeBlob(ctx, tok, key, data); err != nil {
 					return ctapError(err)
 				}
@@ -136,15 +133,7 @@ func newLargeBlobDeleteCommand() *cobra.Command {
 		Short: "Delete the large blob of a passkey",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				key, tok, err := largeBlobKey(ctx, s, id, ctap2.PermLargeBlobWrite)
-				if err != nil {
-					return err
-				}
+			return d.withLargeBlobKey(cmd, args[0], ctap2.PermLargeBlobWrite, func(ctx context.Context, s *session, id, key []byte, tok *client.Token) error {
 				if err := s.DeleteLargeBlob(ctx, tok, key); err != nil {
 					return noLargeBlob(id, err)
 				}

@@ -8,19 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
-	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/escape"
 	"golang.org/x/term"
 )
@@ -29,9 +26,6 @@ import (
 // hid connection, exactly as they would to a hardware key. This file holds
 // what they share: choosing the device, reading PINs, printing, and turning
 // CTAP errors into exit statuses.
-
-// errNoDevice is matched by errors that mean no key could be reached.
-var errNoDevice = errors.New("no device")
 
 // deviceOptions are the flags shared by the commands that talk to a key.
 type deviceOptions struct {
@@ -53,111 +47,31 @@ func (d *deviceOptions) addFlags(cmd *cobra.Command, withPIN, withJSON bool) {
 	}
 }
 
-// target is a resolved --device.
-type target struct {
-	// Addr is what hid.Dial opens.
-	Addr string
-	// VKey is the control socket of a running vkey, when the device is one.
-	VKey string
-}
-
-// runningKey is a vkey found through its control socket.
-type runningKey struct {
-	Socket string
-	Info   *control.Info
-}
-
-// runningKeys asks every control socket in the runtime folder who is there.
-// It fails when the folder, or a socket in it, may belong to another user
-// (a planted /tmp/vkey-UID would receive PINs): the error says what to do.
-func runningKeys(ctx context.Context) ([]runningKey, error) {
-	dir := runtimeDir()
-	if err := control.CheckRuntimeDir(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
-	sort.Strings(socks)
-	var out []runningKey
-	for _, s := range socks {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		info, err := control.NewUnixClient(s).Info(cctx)
-		cancel()
-		var untrusted *control.UntrustedError
-		if errors.As(err, &untrusted) {
-			return nil, err
-		}
-		if err == nil {
-			out = append(out, runningKey{Socket: s, Info: info})
-		}
-	}
-	return out, nil
-}
-
-// resolve turns --device into an address, as the help of --device says.
-func (d *deviceOptions) resolve(ctx context.Context) (target, error) {
-	dev := d.device
+// resolve turns --device into a key (vkey.FindDevice), as the help of
+// --device says; its errors are made for people.
+func (d *deviceOptions) resolve(ctx context.Context) (vkey.Device, error) {
+	t, err := vkey.FindDevice(ctx, d.device)
+	var notRunning *vkey.NotRunningError
+	var choice *vkey.ChoiceError
 	switch {
-	case strings.HasPrefix(dev, "udp:") || strings.Contains(dev, "/"):
-		t := target{Addr: dev}
-		// A path or address that a running vkey serves: keep its control
-		// socket (vkey reset power cycles it).
-		keys, err := runningKeys(ctx)
-		if err != nil {
-			return target{}, err
-		}
-		for _, k := range keys {
-			if k.Info.Transport == dev {
-				t.VKey = k.Socket
-			}
-		}
-		return t, nil
-	case dev != "":
-		sock := controlSocketPath(dev)
-		info, err := control.NewUnixClient(sock).Info(ctx)
-		var untrusted *control.UntrustedError
-		if errors.As(err, &untrusted) {
-			return target{}, err
-		}
-		if err != nil {
-			return target{}, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey named %q is running (no answer on %s)", errNoDevice, dev, sock))
-		}
-		return target{Addr: info.Transport, VKey: sock}, nil
+	case errors.As(err, &notRunning):
+		return t, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey named %q is running (no answer on %s)", vkey.ErrNoDevice, notRunning.Name, notRunning.Socket))
+	case errors.As(err, &choice) && len(choice.VKeys) > 0:
+		return t, usageError("%d vkeys are running (%s): choose one with --device NAME", len(choice.VKeys), strings.Join(choice.VKeys, ", "))
+	case errors.As(err, &choice):
+		return t, usageError("%d FIDO devices are plugged in: choose one with --device PATH (see `vkey devices`)", len(choice.Devices))
+	case errors.Is(err, vkey.ErrNoDevice):
+		return t, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey is running and no FIDO device is plugged in (start one with `vkey run`)", vkey.ErrNoDevice))
 	}
-	keys, err := runningKeys(ctx)
-	if err != nil {
-		return target{}, err
-	}
-	switch len(keys) {
-	case 1:
-		return target{Addr: keys[0].Info.Transport, VKey: keys[0].Socket}, nil
-	case 0:
-	default:
-		var names []string
-		for _, k := range keys {
-			names = append(names, k.Info.Name)
-		}
-		return target{}, usageError("%d vkeys are running (%s): choose one with --device NAME", len(keys), strings.Join(names, ", "))
-	}
-	devs := hid.FIDODevices()
-	switch len(devs) {
-	case 1:
-		return target{Addr: devs[0].Path}, nil
-	case 0:
-		return target{}, withExitCode(exitNoDevice, fmt.Errorf("%w: no vkey is running and no FIDO device is plugged in (start one with `vkey run`)", errNoDevice))
-	}
-	return target{}, usageError("%d FIDO devices are plugged in: choose one with --device PATH (see `vkey devices`)", len(devs))
+	return t, err
 }
 
 // session is an open connection to a key, with the platform's rules of
 // ctap2/client (PIN protocol, tokens, credential management).
 type session struct {
 	*client.Session
-	t    target
+	t    vkey.Device
 	conn *hid.Client
-	opts *deviceOptions
-	info *ctap2.GetInfoResponse
 }
 
 // open resolves and dials the device and reads its getInfo.
@@ -171,14 +85,14 @@ func (d *deviceOptions) open(ctx context.Context) (*session, error) {
 		if ctx.Err() != nil {
 			return nil, withExitCode(exitTimeout, fmt.Errorf("%s did not answer: %w", t.Addr, err))
 		}
-		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v (`vkey devices` lists the keys it can reach)", errNoDevice, err))
+		return nil, withExitCode(exitNoDevice, fmt.Errorf("%w: %v (`vkey devices` lists the keys it can reach)", vkey.ErrNoDevice, err))
 	}
 	cs, err := client.NewSession(ctx, conn, func(context.Context) (string, error) { return readPIN(d.pinFile, "VKEY_PIN", "PIN: ") })
 	if err != nil {
 		conn.Close()
 		return nil, ctapError(err)
 	}
-	return &session{Session: cs, t: t, conn: conn, opts: d, info: cs.Info}, nil
+	return &session{Session: cs, t: t, conn: conn}, nil
 }
 
 func (s *session) Close() error { return s.conn.Close() }
@@ -203,13 +117,6 @@ func (d *deviceOptions) print(w io.Writer, v any, text func() error) error {
 		return printJSON(w, v)
 	}
 	return text()
-}
-
-// optionalToken is client.Session.OptionalToken, its errors made for
-// people.
-func (s *session) optionalToken(ctx context.Context, perms ctap2.Permission) (*client.Token, error) {
-	tok, err := s.OptionalToken(ctx, perms)
-	return tok, ctapError(err)
 }
 
 // ctapError gives CTAP failures a sentence and an exit status.

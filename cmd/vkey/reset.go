@@ -39,8 +39,8 @@ back in, then run this command and touch the key within 10 seconds.`,
 				}
 			}
 			return d.withSession(cmd, func(ctx context.Context, s *session) error {
-				if s.t.VKey != "" {
-					if err := control.NewUnixClient(s.t.VKey).PowerCycle(ctx); err != nil {
+				if s.t.ControlSocket != "" {
+					if err := control.NewUnixClient(s.t.ControlSocket).PowerCycle(ctx); err != nil {
 						return fmt.Errorf("power cycling the vkey before the reset: %w", err)
 					}
 				}

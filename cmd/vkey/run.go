@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -83,7 +78,7 @@ In every mode SIGUSR1 approves the pending request.`,
 	f.StringVar(&o.presence, "presence", "touch", "auto, prompt, touch, desktop or deny")
 	f.StringVar(&o.state, "state", "", "state folder (default $XDG_DATA_HOME/vkey/NAME)")
 	f.BoolVar(&o.ephemeral, "ephemeral", false, "keep all state in memory (forgotten on exit)")
-	f.StringVar(&o.name, "name", defaultName, "name of this key (device name, state and control socket)")
+	f.StringVar(&o.name, "name", vkey.DefaultName, "name of this key (device name, state and control socket)")
 	f.StringVar(&o.keys, "keys", "auto", "where device-bound keys live: auto, tpm or software")
 	f.StringVar(&o.tpmSpec, "tpm", "", "TPM to use: /dev/tpmrm0 (default) or swtpm:SOCKET")
 	f.StringVar(&o.attestation, "attestation", "packed", "attestation format: none, packed-self, packed or tpm")
@@ -176,44 +171,30 @@ func stateOptions(name, state string, ephemeral bool, passphraseFile string) (vk
 	return o, nil
 }
 
-// parseAlgorithms reads --algorithms: COSE algorithm names (or numbers),
-// comma-separated, each once. Empty means the default.
+// parseAlgorithms reads --algorithms (vkey.ParseAlgorithms).
 func parseAlgorithms(list string) ([]keystore.Algorithm, error) {
-	if list == "" {
-		return nil, nil
+	algs, err := vkey.ParseAlgorithms(list)
+	var bad *vkey.AlgorithmListError
+	if errors.As(err, &bad) && !bad.Twice {
+		return nil, usageError("%v in --algorithms (want a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256)", err)
 	}
-	var out []keystore.Algorithm
-	for _, name := range strings.Split(list, ",") {
-		name = strings.TrimSpace(name)
-		alg, ok := algorithmByName(name)
-		if !ok || !(keystore.Software{}).Supports(alg) || alg == keystore.AlgEd25519 {
-			return nil, usageError("unknown algorithm %q in --algorithms (want a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256)", name)
-		}
-		if slices.Contains(out, alg) {
-			return nil, usageError("algorithm %s is listed twice in --algorithms", name)
-		}
-		out = append(out, alg)
+	if err != nil {
+		return nil, usageError("%v in --algorithms", err)
 	}
-	return out, nil
+	return algs, nil
 }
 
-// algorithmByName is the inverse of algorithmName, case-insensitive; it
-// also takes a COSE algorithm number.
-func algorithmByName(name string) (keystore.Algorithm, bool) {
-	if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-		return keystore.Algorithm(n), algorithmName(n) != name
+// parseAAGUID reads --aaguid (vkey.ParseAAGUID).
+func parseAAGUID(s string) ([16]byte, error) {
+	a, err := vkey.ParseAAGUID(s)
+	if err != nil {
+		return a, usageError("--aaguid %v", err)
 	}
-	for _, alg := range keystore.SoftwareAlgorithms {
-		if strings.EqualFold(algorithmName(int64(alg)), name) {
-			return alg, true
-		}
-	}
-	return 0, false
+	return a, nil
 }
 
-// readAttestationCA reads --attestation-ca CERT,KEY: a PEM certificate
-// and a PEM private key (PKCS#8, SEC 1 "EC PRIVATE KEY" or PKCS#1 "RSA
-// PRIVATE KEY"). Empty means the installation's own CA.
+// readAttestationCA reads --attestation-ca CERT,KEY (vkey.LoadAttestationCA).
+// Empty means the installation's own CA.
 func readAttestationCA(spec string) (*ctap2.AttestationCA, error) {
 	if spec == "" {
 		return nil, nil
@@ -222,64 +203,11 @@ func readAttestationCA(spec string) (*ctap2.AttestationCA, error) {
 	if !ok || certFile == "" || keyFile == "" {
 		return nil, usageError("--attestation-ca wants CERT,KEY (two PEM files), not %q", spec)
 	}
-	cert, err := readPEM(certFile, "CERTIFICATE")
-	if err != nil {
-		return nil, err
-	}
-	key, err := readPEM(keyFile, "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY")
-	if err != nil {
-		return nil, err
-	}
-	var k any
-	switch key.Type {
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(key.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(key.Bytes)
-	default:
-		k, err = x509.ParsePKCS8PrivateKey(key.Bytes)
-	}
-	var pkcs8 []byte
-	if err == nil {
-		pkcs8, err = x509.MarshalPKCS8PrivateKey(k)
-	}
-	if err != nil {
-		return nil, usageError("--attestation-ca: %s holds no usable private key: %v", keyFile, err)
-	}
-	return &ctap2.AttestationCA{Cert: cert.Bytes, Key: pkcs8}, nil
-}
-
-// readPEM reads the first PEM block of one of the given types from file.
-func readPEM(file string, types ...string) (*pem.Block, error) {
-	data, err := os.ReadFile(file)
+	ca, err := vkey.LoadAttestationCA(certFile, keyFile)
 	if err != nil {
 		return nil, usageError("--attestation-ca: %v", err)
 	}
-	for rest := data; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			return nil, usageError("--attestation-ca: %s holds no PEM %s", file, strings.Join(types, " or "))
-		}
-		if slices.Contains(types, b.Type) {
-			return b, nil
-		}
-	}
-}
-
-// parseAAGUID reads --aaguid, a UUID in its usual 8-4-4-4-12 hex form.
-// Empty means vkey's own.
-func parseAAGUID(s string) ([16]byte, error) {
-	var out [16]byte
-	if s == "" {
-		return out, nil
-	}
-	hexDigits := strings.ReplaceAll(s, "-", "")
-	b, err := hex.DecodeString(hexDigits)
-	if err != nil || len(b) != 16 || len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return out, usageError("--aaguid %q is not a UUID (want the form 766b6579-2d76-6972-7475-616c2d6b6579)", s)
-	}
-	copy(out[:], b)
-	return out, nil
+	return ca, nil
 }
 
 func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -338,20 +266,13 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	opts.ControlListeners = controlListeners
 	opts.Logger = logger
 	opts.Notify = func(note string) { fmt.Fprintf(stderr, "vkey: %s\n", note) }
+	opts.Desktop = desktop
 	var running atomic.Pointer[vkey.Key]
-	// desk asks the desktop's notification service (--presence desktop).
-	var desk atomic.Pointer[presence.Desktop]
-	opts.Observer = ctap2.ObserverFunc(func(ctx context.Context, e ctap2.Event) {
-		switch e := e.(type) {
-		case ctap2.PresenceRequested:
+	opts.Observer = ctap2.ObserverFunc(func(_ context.Context, e ctap2.Event) {
+		if e, ok := e.(ctap2.PresenceRequested); ok {
 			if k := running.Load(); k != nil {
 				// The mode now, not at start: the control API switches it.
 				announceTouch(stderr, k.Presence.Mode(), e.Request)
-			}
-			desktopAsk(ctx, desk.Load(), e.Request, stderr)
-		case ctap2.PresenceAnswered, ctap2.PresenceTimedOut:
-			if d := desk.Load(); d != nil {
-				d.Done()
 			}
 		}
 	})
@@ -364,12 +285,6 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	running.Store(k)
-	if desktop {
-		if d := openDesktop(ctx, k.Presence, stderr); d != nil {
-			defer d.Close()
-			desk.Store(d)
-		}
-	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -380,7 +295,7 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}()
 
 	shown := string(mode)
-	if desk.Load() != nil {
+	if k.Desktop != nil {
 		shown = "desktop"
 	}
 	fmt.Fprintf(stdout, "vkey: %s ready on %s (presence: %s)\n", o.name, k.Where, shown)

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/spf13/pflag"
+	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/internal/control"
 )
 
@@ -23,7 +24,7 @@ func (c *controlOptions) addFlags(f *pflag.FlagSet) {
 // --control-addr if given. `vkey run` does it before anything else, so that
 // a second key of the same name stops before it creates a device.
 func (c *controlOptions) listen(name string, stdout io.Writer) ([]net.Listener, error) {
-	path := controlSocketPath(name)
+	path := vkey.DefaultControlSocket(name)
 	ln, err := control.ListenUnix(path)
 	if errors.Is(err, control.ErrSocketInUse) {
 		return nil, fmt.Errorf("a vkey named %q is already running (its control socket is %s): give this one another name with --name NAME", name, path)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey/internal/control"
@@ -21,34 +20,31 @@ func newTouchCommand() *cobra.Command {
 hardware key would. With --deny the request fails with CTAP2_ERR_OPERATION_DENIED.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			k, err := openKeyControl(ctx, name)
-			if err != nil {
-				return err
-			}
-			var st *control.PresenceState
-			if deny {
-				st, err = k.Deny(ctx)
-			} else {
-				st, err = k.Approve(ctx)
-			}
-			if apiStatus(err) == http.StatusConflict {
-				return fmt.Errorf("the key %q has no pending request to answer", k.name)
-			}
-			if err != nil {
-				return k.explain(err)
-			}
-			verb := "approved"
-			if deny {
-				verb = "denied"
-			}
-			what := "the request"
-			if st.Pending != nil {
-				what = escape.Terminal(st.Pending.Command) + forRP(st.Pending.RPID)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: %s %s\n", verb, what)
-			return nil
+			return withKeyControl(cmd, name, func(ctx context.Context, k keyControl) error {
+				var st *control.PresenceState
+				var err error
+				if deny {
+					st, err = k.Deny(ctx)
+				} else {
+					st, err = k.Approve(ctx)
+				}
+				if apiStatus(err) == http.StatusConflict {
+					return fmt.Errorf("the key %q has no pending request to answer", k.name)
+				}
+				if err != nil {
+					return k.explain(err)
+				}
+				verb := "approved"
+				if deny {
+					verb = "denied"
+				}
+				what := "the request"
+				if st.Pending != nil {
+					what = escape.Terminal(st.Pending.Command) + forRP(st.Pending.RPID)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: %s %s\n", verb, what)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&deny, "deny", false, "refuse the request instead of approving it")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -26,21 +25,17 @@ func newUVCommand() *cobra.Command {
 			default:
 				return usageError("want verified or not-verified, not %q", args[0])
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			k, err := openKeyControl(ctx, name)
-			if err != nil {
-				return err
-			}
-			err = k.SetUV(ctx, verified)
-			if apiStatus(err) == http.StatusNotFound {
-				return fmt.Errorf("the key %q has no built-in user verification: start it with `vkey run --uv builtin`", k.name)
-			}
-			if err != nil {
-				return k.explain(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vkey: built-in user verification will answer %s\n", args[0])
-			return nil
+			return withKeyControl(cmd, name, func(ctx context.Context, k keyControl) error {
+				err := k.SetUV(ctx, verified)
+				if apiStatus(err) == http.StatusNotFound {
+					return fmt.Errorf("the key %q has no built-in user verification: start it with `vkey run --uv builtin`", k.name)
+				}
+				if err != nil {
+					return k.explain(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "vkey: built-in user verification will answer %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the running key (default: the only one running)")

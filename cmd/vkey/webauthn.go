@@ -133,7 +133,7 @@ func (o *webauthnOptions) withTransport(ctx context.Context, cmd *cobra.Command,
 	}
 	// In memory, or the state folder of `vkey run --state`, opened as it
 	// opens it.
-	opts, err := stateOptions(defaultName, o.state, o.state == "", o.passphraseFile)
+	opts, err := stateOptions(vkey.DefaultName, o.state, o.state == "", o.passphraseFile)
 	if err != nil {
 		return err
 	}
