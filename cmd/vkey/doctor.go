@@ -39,6 +39,7 @@ func doctor(w io.Writer) int {
 			}
 			return nil
 		},
+		superuser:  os.Geteuid() == 0,
 		uhidUsable: vkey.UHIDUsable,
 		hidraw:     hidrawAccess,
 		tpm: func() error {
@@ -54,7 +55,9 @@ func doctor(w io.Writer) int {
 // doctorEnv is what doctor checks; tests give their own.
 type doctorEnv struct {
 	// root prefixes the udev rule folders ("" is the machine's own).
-	root                                string
+	root string
+	// superuser: root opens /dev/uhid and hidraw nodes without a rule.
+	superuser                           bool
 	uhidModule, uhidUsable, hidraw, tpm func() error
 }
 
@@ -87,6 +90,8 @@ func doctorWith(w io.Writer, env doctorEnv) int {
 		fmt.Fprintf(w, "ok    %s\n", line)
 	case uhidErr == nil && hidrawErr == nil:
 		fmt.Fprintf(w, "-     udev rule: none installed, not needed by this user (/dev/uhid and the FIDO hidraw nodes are usable)\n")
+	case env.superuser:
+		fmt.Fprintf(w, "-     udev rule: none installed; root needs none, other users do: %s\n", installFix)
 	default:
 		check("udev rule", fmt.Errorf("no %s in %s", udevRuleName, strings.Join(udevRuleDirs, ", ")), installFix)
 	}

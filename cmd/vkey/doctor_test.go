@@ -73,10 +73,18 @@ func TestDoctorUdevRuleFromPackage(t *testing.T) {
 		t.Errorf("without a rule doctor must say how to install it (2 problems), got %d:\n%s", n, out)
 	}
 
-	// Nothing to fix: no rule and no need for one is not a problem.
+	// root needs no rule: its absence is said, not counted.
 	e := env(t.TempDir())
-	e.uhidUsable = func() error { return nil }
+	e.superuser = true
 	var b strings.Builder
+	if n := doctorWith(&b, e); n != 1 || !strings.Contains(b.String(), "root needs none") {
+		t.Errorf("root without a rule: %d problems, want 1 (/dev/uhid):\n%s", n, b.String())
+	}
+
+	// Nothing to fix: no rule and no need for one is not a problem.
+	e = env(t.TempDir())
+	e.uhidUsable = func() error { return nil }
+	b.Reset()
 	if n := doctorWith(&b, e); n != 0 || !strings.Contains(b.String(), "not needed") {
 		t.Errorf("no rule needed: %d problems:\n%s", n, b.String())
 	}
