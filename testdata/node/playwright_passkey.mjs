@@ -38,7 +38,7 @@ console.log(`playwright: ${context.browser()?.version() ?? "chromium"} started i
 let failed = true;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  page.on("console", (m) => console.log("page:", m.text()));
+  page.on("console", (m) => console.log(`page [${Date.now() - started} ms]:`, m.text()));
   await page.goto(url);
   // The page logs one line per step, "done: ..." last.
   await page.waitForFunction(() => /(^|\n)done: /.test(document.getElementById("log").textContent), null, { timeout });
