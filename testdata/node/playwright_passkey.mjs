@@ -9,7 +9,8 @@
 //   VKEY_APP_URL       the page (default: the test page, a non-discoverable
 //                      credential without a PIN)
 //   VKEY_CHROMIUM      a Chromium executable (Debian: /usr/bin/chromium);
-//                      unset, Playwright's own (npx playwright install chromium)
+//                      unset, Playwright's own full Chromium (channel
+//                      "chromium"; npx playwright-core install chromium)
 //   VKEY_CHROMIUM_ARGS extra command-line flags, separated by spaces
 //   VKEY_TIMEOUT_MS    how long the browser may take to start, and the page
 //                      to finish (default 180000 each)
@@ -26,8 +27,13 @@ const started = Date.now();
 // A persistent context is the browser's ordinary profile: chromium.launch()
 // then newPage() would open the page in an off-the-record context.
 const profile = await mkdtemp(join(tmpdir(), "vkey-playwright-"));
+const executable = process.env.VKEY_CHROMIUM
+  ? { executablePath: process.env.VKEY_CHROMIUM }
+  : // Playwright's full Chromium build, not its headless shell (channel
+    // "chromium": the new headless mode).
+    { channel: "chromium" };
 const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.VKEY_CHROMIUM || undefined,
+  ...executable,
   // Full Chromium in its new headless mode finds USB security keys; no
   // PIN means no browser dialog, which headless Chromium could not show.
   headless: true,
