@@ -15,7 +15,7 @@ say() { echo "browsers: [$(( ($(date +%s%N) - t0) / 1000000 )) ms] $*"; }
 KEY=
 start_key() {
 	rm -f /tmp/ready
-	"$S/vkey" run --transport uhid --presence auto --ephemeral --name vm --ready-file /tmp/ready >>"$OUT/vkey.log" 2>&1 &
+	"$S/vkey" run --verbose --transport uhid --presence auto --ephemeral --name vm --ready-file /tmp/ready >>"$OUT/vkey.log" 2>&1 &
 	KEY=$!
 	for _ in $(seq 200); do [ -s /tmp/ready ] && break; sleep 0.05; done
 	[ -s /tmp/ready ] || { say "vkey did not start"; return 1; }
