@@ -174,7 +174,7 @@ case_firefox_pin() {
 	firefox_pin_autoconfig
 	firefox_profile /tmp/ff-pin
 	setsid firefox-esr --headless --no-remote --profile /tmp/ff-pin \
-		"$(url firefox-pin 'uv=required&disc=0&prf=1&prfmc=enabled')" >"$OUT/firefox-pin.log" 2>&1 &
+		"$(url firefox-pin 'uv=required&disc=0&prf=1&prfmc=enabled&prfagain=0')" >"$OUT/firefox-pin.log" 2>&1 &
 	wait_done firefox-pin $! $CASE_SECONDS
 	stop_key
 }
