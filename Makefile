@@ -10,6 +10,13 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # in Go 1.27). 25000 runs take about 5 s per target on a CI machine.
 FUZZTIME    ?= 25000x
 RUNFLAGS    ?=
+# Where make test collects the per-client summary (internal/clientsummary).
+SUMMARYDIR  ?= $(CURDIR)/build/clients
+# Exported to every test process when set (make test sets it): go test
+# alone writes no summary.
+ifdef VKEY_CLIENT_SUMMARY
+export VKEY_CLIENT_SUMMARY
+endif
 # make install: where Debian puts each part (PREFIX=/usr for a package).
 PREFIX      ?= /usr/local
 DESTDIR     ?=
@@ -46,22 +53,32 @@ deps:
 	@bash .ci/deps-node
 	@bash .ci/deps-pyfido2
 
-## test: everything CI runs.
-test: deps lint unit race libfido2 packagetest fuzz vmtest
+## test: everything CI runs, then the client summary: one line per
+## independent client a test proved against vkey (PASS, FAIL or SKIP with
+## why), collected in $(SUMMARYDIR) through VKEY_CLIENT_SUMMARY
+## (internal/clientsummary). Printed even when a step failed.
+TESTSTEPS   ?= deps lint unit race libfido2 packagetest fuzz vmtest
+test:
+	@rm -rf $(SUMMARYDIR) && mkdir -p $(SUMMARYDIR)
+	@status=0; for step in $(TESTSTEPS); do \
+	  $(MAKE) --no-print-directory $$step VKEY_CLIENT_SUMMARY=$(SUMMARYDIR) || { status=$$?; echo "vkey: make $$step failed"; break; }; \
+	done; bash .ci/summary $(SUMMARYDIR); exit $$status
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
 
-## race: the packages that run goroutines of their own, under the race detector.
+## race: the packages that run goroutines of their own, under the race
+## detector (the client summary counts their tests once, from make unit).
 race:
-	$(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./presence ./internal/procout .
+	VKEY_CLIENT_SUMMARY= $(GO) test -race -count=1 -timeout 10m ./hid ./ctap2/... ./keystore ./internal/control ./presence ./internal/procout .
 
 ## libfido2: go-libfido2 (cgo, libfido2-dev) drives a running vkey as an independent client.
 libfido2:
 	@if [ -f /usr/include/fido.h ] && command -v gcc >/dev/null 2>&1; then \
 	  CGO_ENABLED=1 $(GO) vet -tags libfido2 ./internal/libfido2test && \
 	  CGO_ENABLED=1 $(GO) test -count=1 -timeout 5m -tags libfido2 ./internal/libfido2test; \
-	else echo "vkey: skipping the go-libfido2 tests: they need gcc and libfido2-dev (make deps installs them)"; fi
+	else echo "vkey: skipping the go-libfido2 tests: they need gcc and libfido2-dev (make deps installs them)"; \
+	  bash .ci/summary --write SKIP "go-libfido2, pty" "gcc or libfido2-dev is missing (make deps installs them)"; fi
 
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz

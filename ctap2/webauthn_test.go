@@ -12,6 +12,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -95,6 +96,7 @@ func loginTwice(t *testing.T, k *testKey, rp *webauthntest.RP, u *webauthntest.U
 // every algorithm (ES256, EdDSA, ES384, ES512, RS256, PS256: issue 13),
 // discoverable and not.
 func TestRelyingPartyVerifies(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn (relying party), in-process", "registrations in every attestation format and assertions, ES256, EdDSA, ES384, ES512, RS256, PS256, discoverable or not")
 	for _, format := range []ctap2.AttestationFormat{ctap2.AttestationNone, ctap2.AttestationPackedSelf, ctap2.AttestationPacked} {
 		for _, alg := range []int64{-7, -8, -35, -36, -257, -37} {
 			for _, rk := range []bool{false, true} {
@@ -187,6 +189,7 @@ func checkAttestationChain(t *testing.T, k *testKey, cred *webauthn.Credential) 
 // registration (with the credProtect and hmac-secret outputs in the
 // authenticator data) and the assertion.
 func TestRelyingPartyVerifiesUVAndExtensions(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn (relying party), in-process", "UV and extensions verified by go-webauthn")
 	ctx := context.Background()
 	k := newKey(t)
 	if err := k.c.SetPIN(ctx, 2, "1234"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/desktoptest"
 )
 
@@ -13,6 +14,7 @@ import (
 // notification service (played by the test on a real session bus) when
 // fido2-cred makes a credential; Approve lets it through, Deny refuses it.
 func TestE2EDesktopPresence(t *testing.T) {
+	clientsummary.Record(t, "freedesktop notifications (played by the test) + fido2-cred", "vkey run --presence desktop: Approve makes the credential, Deny refuses")
 	needTool(t, "fido2-cred")
 	addr := desktoptest.SessionBus(t)
 	srv := desktoptest.NewServer(t, addr)

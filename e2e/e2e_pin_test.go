@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 )
 
 // pinInput answers every PIN prompt of a libfido2 tool (they read stdin
@@ -17,6 +19,8 @@ func pinInput(pin string) string { return strings.Repeat(pin+"\n", 6) }
 // credentials with a PIN and credProtect, credential listing and deletion,
 // large blobs, alwaysUv, minimum PIN length, and reset.
 func TestE2EFido2TokenPINAndManagement(t *testing.T) {
+	clientsummary.Record(t, "libfido2 tools (fido2-token, fido2-cred, fido2-assert), pty",
+		"PIN set/change/retries, credProtect, credential management, large blobs, alwaysUv, minimum PIN length")
 	needTool(t, "fido2-token", "fido2-cred", "fido2-assert")
 	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto")
 	dev := k.Where
@@ -117,6 +121,7 @@ func TestE2EFido2TokenPINAndManagement(t *testing.T) {
 
 // TestE2EFido2TokenReset: reset within 10 seconds of power-up wipes the key.
 func TestE2EFido2TokenReset(t *testing.T) {
+	clientsummary.Record(t, "libfido2 tools (fido2-token), pty", "reset")
 	needTool(t, "fido2-token")
 	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto")
 	if _, err := tool(t, "1234\n1234\n", "fido2-token", "-S", k.Where); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
@@ -130,6 +131,8 @@ func fido2Assert(t *testing.T, dev, rp, credID, pubkey, alg string, extra ...str
 // TestE2EFido2ToolsOverPTY: libfido2's own tools register and authenticate
 // against `vkey run --transport pty`.
 func TestE2EFido2ToolsOverPTY(t *testing.T) {
+	clientsummary.Record(t, "libfido2 tools (fido2-token, fido2-cred, fido2-assert), pty",
+		"info; make + verify and assert + verify for es256, eddsa, es384, rs256, discoverable or not; hmac-secret")
 	needTool(t, "fido2-token", "fido2-cred", "fido2-assert")
 	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto")
 	info, err := tool(t, "", "fido2-token", "-I", k.Where)
@@ -171,6 +174,7 @@ func TestE2EFido2ToolsOverPTY(t *testing.T) {
 
 // TestE2ESSHKeygen: OpenSSH makes security-key keys on the virtual key.
 func TestE2ESSHKeygen(t *testing.T) {
+	clientsummary.Record(t, "OpenSSH ssh-keygen, pty", "ecdsa-sk and ed25519-sk keys made")
 	needTool(t, "ssh-keygen")
 	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto")
 	for _, typ := range []string{"ecdsa-sk", "ed25519-sk"} {
@@ -210,6 +214,7 @@ func TestE2EPythonFido2OverUDP(t *testing.T) {
 // pythonScript runs testdata/python/NAME against a fresh UDP key started
 // with the extra `vkey run` arguments.
 func pythonScript(t *testing.T, name string, args ...string) {
+	clientsummary.Record(t, "python3-fido2, UDP", "testdata/python/"+name)
 	needTool(t, "/usr/bin/python3")
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
 // TestSystemdUnitVerifies: the unit `vkey systemd-unit` prints passes
 // systemd-analyze verify, and awkward state paths survive its quoting.
 func TestSystemdUnitVerifies(t *testing.T) {
+	clientsummary.Record(t, "systemd-analyze verify", "the unit vkey systemd-unit prints")
 	bin := keyproc.Binary(t)
 	state := filepath.Join(t.TempDir(), `my "keys" $HOME 100%`)
 	var out bytes.Buffer

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
@@ -200,6 +201,8 @@ func TestE2EWebAuthnCLIEphemeral(t *testing.T) {
 // browser's error names (testdata/python/webauthn_cli.py); with swtpm, it
 // verifies a TPM-backed key's tpm attestation to the key's root.
 func TestE2EWebAuthnPythonFido2Server(t *testing.T) {
+	clientsummary.Record(t, "python3-fido2 Fido2Server (relying party), vkey webauthn",
+		"registrations and sign-ins verified, error names; tpm attestation with swtpm")
 	needTool(t, "/usr/bin/python3")
 	if err := exec.Command("/usr/bin/python3", "-c", "import fido2").Run(); err != nil {
 		t.Skip("python3-fido2 is not installed (make deps installs it)")
@@ -252,6 +255,8 @@ func runRPScript(t *testing.T, rp string, cmd *exec.Cmd) {
 // browser's error names (testdata/node/webauthn_cli.mjs); with swtpm, it
 // verifies a TPM-backed key's tpm attestation to the key's root.
 func TestE2EWebAuthnSimpleWebAuthn(t *testing.T) {
+	clientsummary.Record(t, "@simplewebauthn/server (relying party), vkey webauthn",
+		"registrations and sign-ins verified, error names; tpm attestation with swtpm")
 	needTool(t, "node")
 	dir, _ := filepath.Abs("../testdata/node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@simplewebauthn", "server")); err != nil {

@@ -184,8 +184,47 @@ func (c *Client) Cancel() error {
 // Transact sends a request with command cmd and returns the payload of the
 // device's response, skipping keepalives. A CTAPHID_ERROR response becomes
 // an [Error].
+//
+// A device busy with another host's transaction answers ERR_CHANNEL_BUSY
+// (CTAP 2.1 section 11.2.4: one transaction at a time); a browser waiting
+// for a touch keeps it busy for as long as the touch takes. The spec says
+// the client SHOULD retry after a short delay (CTAP 2.1 section 11.2.9.1.6,
+// ERR_CHANNEL_BUSY): Transact sends the request again, after a pause that
+// grows from busyFirst to busyMax, for up to busyFor in all or until ctx
+// ends, and returns ErrChannelBusy only after that.
 func (c *Client) Transact(ctx context.Context, cmd byte, data []byte) ([]byte, error) {
-	return c.transact(ctx, c.info.Channel, cmd, data)
+	return retryBusy(ctx, busyFor, func() ([]byte, error) {
+		return c.transact(ctx, c.info.Channel, cmd, data)
+	})
+}
+
+// The pauses between the tries of a request the device answered with
+// ERR_CHANNEL_BUSY, and how long the tries may go on in all.
+const (
+	busyFirst = 20 * time.Millisecond
+	busyMax   = 500 * time.Millisecond
+	busyFor   = 30 * time.Second
+)
+
+// retryBusy calls try until it returns something other than
+// ErrChannelBusy, ctx ends or limit has passed since the first try.
+func retryBusy(ctx context.Context, limit time.Duration, try func() ([]byte, error)) ([]byte, error) {
+	deadline := time.Now().Add(limit)
+	pause := busyFirst
+	for {
+		resp, err := try()
+		if !errors.Is(err, ErrChannelBusy) || !time.Now().Add(pause).Before(deadline) {
+			return resp, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (the device was busy with another host: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		pause = min(2*pause, busyMax)
+	}
 }
 
 func (c *Client) transact(ctx context.Context, cid uint32, cmd byte, data []byte) ([]byte, error) {

@@ -306,3 +306,77 @@ func (h slowHandler) HandleCBOR(ctx context.Context, msg []byte) []byte {
 	time.Sleep(2 * busyDelay)
 	return h.benchHandler.HandleCBOR(ctx, msg)
 }
+
+// TestClientRetriesWhileBusy: a request that meets ERR_CHANNEL_BUSY because
+// another host's request is running (a browser waiting for a touch) is
+// sent again until the device is free (CTAP 2.1 section 11.2.9.1.6: the
+// client SHOULD retry); the retries end with ctx, and after busyFor.
+func TestClientRetriesWhileBusy(t *testing.T) {
+	forEachPipeMode(t, func(t *testing.T, inline bool) {
+		h := newFake()
+		d := NewDevice(h, DeviceConfig{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var clients [2]*Client
+		var wg sync.WaitGroup
+		for i := range clients {
+			host, dev := Pipe()
+			wg.Go(func() { _ = d.Serve(ctx, dev) })
+			if !inline {
+				host = asyncPort{host.(*pipeEnd)}
+			}
+			c, err := NewClient(context.Background(), host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clients[i] = c
+		}
+		defer func() {
+			cancel()
+			for _, c := range clients {
+				_ = c.Close()
+			}
+			wg.Wait()
+		}()
+		a, b := clients[0], clients[1]
+
+		// a's request holds the device for 3 s; b's gets through after.
+		var aErr error
+		wg.Go(func() { _, aErr = a.CBOR(context.Background(), []byte{fakeIgnore}) })
+		<-h.started
+		wg.Go(func() {
+			time.Sleep(3 * time.Second)
+			close(h.release)
+		})
+		start := time.Now()
+		got, err := b.CBOR(t.Context(), []byte{4})
+		if err != nil || !bytes.Equal(got, []byte{0, 4}) {
+			t.Fatalf("b while a ran: %x, %v; want the echo once a is done", got, err)
+		}
+		if waited := time.Since(start); waited < 3*time.Second || waited > 3*time.Second+busyMax {
+			t.Errorf("b waited %v, want 3 s plus at most one pause", waited)
+		}
+		synctest.Wait()
+		if aErr != nil {
+			t.Errorf("a: %v", aErr)
+		}
+
+		// ctx ends the retries, with its error.
+		h.release = make(chan struct{})
+		wg.Go(func() { _, aErr = a.CBOR(context.Background(), []byte{fakeIgnore}) })
+		<-h.started
+		short, stop := context.WithTimeout(t.Context(), time.Second)
+		_, err = b.CBOR(short, []byte{4})
+		stop()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrChannelBusy) {
+			t.Errorf("b with a 1 s context: %v, want the deadline and ERR_CHANNEL_BUSY", err)
+		}
+		// And after busyFor, ERR_CHANNEL_BUSY itself.
+		start = time.Now()
+		_, err = b.CBOR(t.Context(), []byte{4})
+		if !errors.Is(err, ErrChannelBusy) || time.Since(start) > busyFor {
+			t.Errorf("b after %v: %v, want ERR_CHANNEL_BUSY within %v", time.Since(start), err, busyFor)
+		}
+		close(h.release)
+	})
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/desktoptest"
 )
 
@@ -69,6 +70,8 @@ func waitAnswer(t *testing.T, done chan error) error {
 }
 
 func TestDesktopPresence(t *testing.T) {
+	clientsummary.Record(t, "freedesktop notifications on a real dbus-daemon (the test plays the service)",
+		"Approve = touch, Deny and expiry refuse, dismissed = no answer, spoofed signals ignored")
 	addr := desktoptest.SessionBus(t)
 	srv := desktoptest.NewServer(t, addr)
 	b := desktopBroker(t, addr, 5*time.Second)

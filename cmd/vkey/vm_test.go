@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/vmtest"
 )
@@ -167,11 +168,16 @@ func runVMKey(t *testing.T, tpm bool, vkeyArgs string) {
 // and queries it, fido2-cred and fido2-assert register and authenticate
 // through /dev/hidraw0, and the device disappears when vkey stops.
 func TestVMHidraw(t *testing.T) {
+	vmtest.Require(t) // before Record: without VKEY_VM=1 the test has nothing to report
+	clientsummary.Record(t, "libfido2 tools and OpenSSH, uhid in the VM",
+		"fido2-token -L/-I, fido2-cred and fido2-assert verified, ssh-keygen ecdsa-sk and ed25519-sk sign + verify, device gone when vkey stops")
 	runVMKey(t, false, "")
 }
 
 // TestVMTPM: the same with swtpm attached and `--keys tpm`, so the
 // credential's key is made and used by the guest kernel's TPM (/dev/tpmrm0).
 func TestVMTPM(t *testing.T) {
+	vmtest.Require(t) // before Record: without VKEY_VM=1 the test has nothing to report
+	clientsummary.Record(t, "libfido2 tools and OpenSSH, uhid in the VM, keys in the guest's TPM", "the same as TestVMHidraw with --keys tpm")
 	runVMKey(t, true, "--keys tpm --tpm /dev/tpmrm0")
 }

@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/vmtest"
 )
@@ -33,9 +35,18 @@ type browserCase struct {
 	// libfido2: the case runs internal/libfido2test's test binary, built
 	// here with cgo; it is skipped when that build fails.
 	libfido2 bool
+	// playwright: the case runs testdata/node/playwright_passkey.mjs; it
+	// is skipped when npm has not installed playwright-core there.
+	playwright bool
+	// coveredBy names a case that proves the same: this one is left out
+	// when that one runs.
+	coveredBy string
 	// optional are steps run and reported whose failure names a known
 	// defect (the value) and does not fail the test.
 	optional map[string]string
+	// observe are steps run and reported with what the browser did,
+	// never required: what a browser does where the spec lets it choose.
+	observe []string
 	// known, when set, names a known defect: the case runs and its
 	// outcome is reported, but a failure does not fail the test.
 	known string
@@ -54,7 +65,16 @@ var cases = []browserCase{
 	// with user verification: on a key without a PIN it asks to set one
 	// (kClientPinSetup), which headless Chromium cannot show. Both are
 	// therefore proven in its PIN case.
-	{name: "chromium-headless", browser: "chromium", steps: []string{"create", "get"}},
+	// Chromium headless without a PIN: register and sign in. The playwright
+	// case below runs the same page in the same headless Chromium, driven
+	// by Playwright: where it runs, this case is left out (one Chromium
+	// start less in the boot).
+	{name: "chromium-headless", browser: "chromium", steps: []string{"create", "get"}, coveredBy: "playwright"},
+	// docs/ci.md's Playwright step and its shell steps (vkey run
+	// --ready-file, wait, the script), Playwright (playwright-core from
+	// testdata/node) driving Debian's chromium; the page reports create and
+	// get, the script's exit status is the step "script".
+	{name: "playwright", browser: "chromium", needs: []string{"node"}, playwright: true, steps: []string{"create", "get", "script"}},
 	// Two keys, and the RP's own options: key a waits for a touch nobody
 	// gives, key b answers by itself; the kit registers on key b, Chromium
 	// registers, then signs in with the kit's credential (key-b: the key
@@ -67,9 +87,23 @@ var cases = []browserCase{
 	// answer made Chromium end in "key not registered" (kKeyNotRegistered)
 	// in 2 of 3 boots.
 	{name: "chromium-two-keys", browser: "chromium", steps: []string{"kit-create", "rp-create", "rp-get", "key-b", "a-stopped", "key-b-alone", "kit-get", "same-rp"}},
-	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable"}},
-	{name: "chromium-pin", browser: "chromium", needs: []string{"Xvfb", "xdotool"}, steps: []string{"create", "get", "discoverable", "prf"}},
-	{name: "firefox-pin", browser: "firefox-esr", steps: []string{"create", "get"}},
+	// PRF evaluated at create() (prf-create; WebAuthn L3 section 10.1.4)
+	// needs the browser to send CTAP 2.2's hmac-secret-mc (section 12.7).
+	// Firefox ESR 153 does not: with or without a PIN it sends hmac-secret
+	// only and reports prf.enabled without results, which prf-create
+	// asserts (page parameter prfmc=enabled; the key's authenticator data
+	// shows which extensions it was asked for). Without a PIN its sign-in
+	// gives no PRF results either (prf, observed only).
+	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable", "prf-create"},
+		observe: []string{"prf"}},
+	// Chromium 156 sends hmac-secret-mc when create() asks prf.eval and
+	// the key lists it in getInfo: prf-create requires prf.results.first,
+	// equal to what get() gives for the same salt (prfmc=results).
+	{name: "chromium-pin", browser: "chromium", needs: []string{"Xvfb", "xdotool"}, steps: []string{"create", "get", "discoverable", "prf-create", "prf"}},
+	// With a PIN, Firefox's sign-in gives PRF results (prf: two salts, two
+	// 32-byte outputs; the second sign-in with the same salt, which
+	// chromium-pin makes, is left out to keep the boot short).
+	{name: "firefox-pin", browser: "firefox-esr", steps: []string{"create", "get", "prf-create", "prf"}},
 }
 
 // report is what the page POSTs for each step.
@@ -93,14 +127,26 @@ type report struct {
 func TestVMBrowsers(t *testing.T) {
 	vmtest.Require(t)
 	if _, err := exec.LookPath("python3"); err != nil {
+		clientsummary.Write(clientsummary.Skipped, "browsers and clients in the VM", "python3 is not installed")
 		t.Skip("skipping the browser test: python3 is not installed")
 	}
+	// A line per case for make test's summary, written once the case's
+	// reports are judged; should the test end before that (the guest
+	// failed), one line says so.
+	judged := false
+	t.Cleanup(func() {
+		if !judged && t.Failed() {
+			clientsummary.Write(clientsummary.Failed, "browsers and clients in the VM", "the guest run failed before the cases were judged (go test -v ./internal/browsertest says why)")
+		}
+	})
 	// A comma-separated subset of the cases (VKEY_BROWSER_CASES=none: none,
 	// to keep make vmtest short).
 	only := os.Getenv("VKEY_BROWSER_CASES")
 	var run []browserCase
+	var unselected []string
 	for _, c := range cases {
 		if only != "" && !slices.Contains(strings.Split(only, ","), c.name) {
+			unselected = append(unselected, c.name)
 			continue
 		}
 		missing := ""
@@ -112,9 +158,13 @@ func TestVMBrowsers(t *testing.T) {
 		}
 		if missing != "" {
 			t.Logf("%s: skipped, %s is not installed (make deps installs it where the distribution has it)", c.name, missing)
+			clientsummary.Write(clientsummary.Skipped, c.name+" in the VM", missing+" is not installed (make deps installs it where the distribution has it)")
 			continue
 		}
 		run = append(run, c)
+	}
+	if len(unselected) > 0 {
+		clientsummary.Write(clientsummary.Skipped, "browser test cases in the VM", strings.Join(unselected, ", ")+": not selected by VKEY_BROWSER_CASES="+only)
 	}
 	share := shareDir(t)
 	for i := 0; i < len(run); i++ {
@@ -127,6 +177,35 @@ func TestVMBrowsers(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Logf("libfido2: skipped, its tests do not build here (they need gcc and libfido2-dev): %v\n%s", err, out)
+			clientsummary.Write(clientsummary.Skipped, "libfido2 in the VM", "internal/libfido2test does not build here (it needs gcc and libfido2-dev)")
+			run = slices.Delete(run, i, i+1)
+			i--
+		}
+	}
+	for i := 0; i < len(run); i++ {
+		if !run[i].playwright {
+			continue
+		}
+		dir, err := filepath.Abs("../../testdata/node")
+		if err == nil {
+			_, err = os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json"))
+		}
+		if err == nil {
+			// The guest sees the host's root, so the folder itself.
+			err = os.WriteFile(filepath.Join(share, "node-dir"), []byte(dir), 0o644)
+		}
+		if err != nil {
+			t.Logf("playwright: skipped, playwright-core is not installed in testdata/node (make deps installs it): %v", err)
+			clientsummary.Write(clientsummary.Skipped, "playwright in the VM", "playwright-core is not installed in testdata/node (make deps installs it)")
+			run = slices.Delete(run, i, i+1)
+			i--
+		}
+	}
+	for i := 0; i < len(run); i++ {
+		by := run[i].coveredBy
+		if by != "" && slices.ContainsFunc(run, func(c browserCase) bool { return c.name == by }) {
+			t.Logf("%s: left out, the case %s proves the same", run[i].name, by)
+			clientsummary.Write(clientsummary.Skipped, run[i].name+" in the VM", "left out: the case "+by+" proves the same")
 			run = slices.Delete(run, i, i+1)
 			i--
 		}
@@ -222,6 +301,9 @@ func TestVMBrowsers(t *testing.T) {
 				fmt.Fprintf(&summary, "%s: %s passed (the known defect %q did not show this time: it is a race)\n", c.name, step, defect)
 			}
 		}
+		for _, step := range c.observe {
+			fmt.Fprintf(&summary, "%s: observed %s: %s\n", c.name, step, observed(got, step))
+		}
 		if r, ok := got["same-rp"]; ok && r.OK {
 			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a: %v; with two keys: %v\n",
 				c.name, r.Detail["counters"], r.Detail["fields"], r.Detail["keyA"], r.Detail["twoKeys"])
@@ -231,6 +313,7 @@ func TestVMBrowsers(t *testing.T) {
 			fmt.Fprintf(&summary, ", FAILED %v", failed)
 		}
 		summary.WriteString("\n")
+		writeSummary(c, got, passed, failed)
 		if len(failed) == 0 {
 			continue
 		}
@@ -241,10 +324,51 @@ func TestVMBrowsers(t *testing.T) {
 		}
 		t.Errorf("%s: %v", c.name, failed)
 	}
+	judged = true
 	t.Logf("browsers, per client:\n%s", summary.String())
 	if t.Failed() {
 		logTail(t, filepath.Join(share, "out", "vkey.log"))
 	}
+}
+
+// writeSummary writes case c's line of make test's client summary: PASS
+// only when every required step reported ok; a FAIL line names the steps
+// that did not, a known defect saying so.
+func writeSummary(c browserCase, got map[string]report, passed, failed []string) {
+	client := c.name + " in the VM"
+	if r, ok := got["create"]; ok && r.UA != "" {
+		client += " (" + r.UA + ")"
+	}
+	what := strings.Join(passed, ", ")
+	for _, step := range slices.Sorted(maps.Keys(c.optional)) {
+		note := c.optional[step]
+		if r, ok := got[step]; ok && r.OK {
+			what += fmt.Sprintf("; optional %s ok", step)
+		} else {
+			what += fmt.Sprintf("; optional %s not ok (%s)", step, note)
+		}
+	}
+	for _, step := range c.observe {
+		what += fmt.Sprintf("; observed %s: %s", step, observed(got, step))
+	}
+	switch {
+	case len(failed) == 0:
+		clientsummary.Write(clientsummary.Passed, client, what)
+	case c.known != "":
+		clientsummary.Write(clientsummary.Failed, client, fmt.Sprintf("failed %v, a known defect (%s); passed: %s", failed, c.known, what))
+	default:
+		clientsummary.Write(clientsummary.Failed, client, fmt.Sprintf("failed %v; passed: %s", failed, what))
+	}
+}
+
+// observed says what a step not required reported.
+func observed(got map[string]report, step string) string {
+	r, ok := got[step]
+	if !ok {
+		return "no report"
+	}
+	d, _ := json.Marshal(r.Detail)
+	return fmt.Sprintf("ok=%v %s", r.OK, d)
 }
 
 // caseTimes reads the guest script's "case NAME" and "case NAME: done"

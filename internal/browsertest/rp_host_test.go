@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/vkeytest"
 )
 
@@ -16,6 +17,7 @@ import (
 // five responses. It fails when the RP's options and its checks disagree,
 // before a boot is spent finding out; a wrong origin must be refused.
 func TestSameRPOnHost(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn (relying party), in-process kit", "the chromium-two-keys RP's options and checks accept the kit's responses, refuse a wrong origin")
 	share := t.TempDir()
 	if err := os.Mkdir(filepath.Join(share, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	libfido2 "github.com/keys-pub/go-libfido2"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 )
 
@@ -47,6 +48,15 @@ func device(t *testing.T) (*libfido2.Device, string) {
 	return d, path
 }
 
+// record writes t's line of the client summary (make test prints it).
+func record(t *testing.T, what string) {
+	transport := "pty"
+	if os.Getenv("VKEY_LIBFIDO2_TRANSPORT") == "uhid" {
+		transport = "uhid"
+	}
+	clientsummary.Record(t, "go-libfido2, "+transport, what)
+}
+
 // enumerate finds the key among the FIDO devices libfido2 lists, by the
 // path the key reported and its USB IDs.
 func enumerate(t *testing.T, want string) string {
@@ -74,6 +84,7 @@ func random(t *testing.T, n int) []byte {
 }
 
 func TestLibfido2Info(t *testing.T) {
+	record(t, "info: versions, extensions, options, AAGUID, PIN protocols")
 	d, _ := device(t)
 	typ, err := d.Type()
 	if err != nil || typ != libfido2.FIDO2 {
@@ -118,6 +129,7 @@ func TestLibfido2Info(t *testing.T) {
 }
 
 func TestLibfido2PIN(t *testing.T) {
+	record(t, "PIN set/change/retries/policy")
 	d, _ := device(t)
 	if err := d.SetPIN("1234", ""); err != nil {
 		t.Fatalf("SetPIN: %v", err)
@@ -253,6 +265,7 @@ func checkAttestation(t *testing.T, rpID string, cdh []byte, att *libfido2.Attes
 }
 
 func TestLibfido2MakeAndGet(t *testing.T) {
+	record(t, "make + get, ES256 and EdDSA, discoverable or not, attestation and signatures verified, another RP refused")
 	d, _ := device(t)
 	for _, typ := range []libfido2.CredentialType{libfido2.ES256, libfido2.EDDSA} {
 		for _, rk := range []bool{false, true} {
@@ -313,6 +326,7 @@ func TestLibfido2MakeAndGet(t *testing.T) {
 }
 
 func TestLibfido2HMACSecret(t *testing.T) {
+	record(t, "hmac-secret: same salt same output, another salt another")
 	d, _ := device(t)
 	rp := "hmac.example"
 	att, err := d.MakeCredential(random(t, 32), libfido2.RelyingParty{ID: rp}, libfido2.User{ID: random(t, 16), Name: "alice"},
@@ -346,6 +360,7 @@ func TestLibfido2HMACSecret(t *testing.T) {
 }
 
 func TestLibfido2CredentialManagement(t *testing.T) {
+	record(t, "credential management: metadata, RPs, credentials, delete")
 	d, _ := device(t)
 	const pin = "4321"
 	if err := d.SetPIN(pin, ""); err != nil {
@@ -407,6 +422,7 @@ func TestLibfido2CredentialManagement(t *testing.T) {
 }
 
 func TestLibfido2LargeBlobs(t *testing.T) {
+	record(t, "large blobs (libfido2 C API through cgo)")
 	_, path := device(t)
 	d, _ := libfido2.NewDevice(path)
 	const pin = "2468"
@@ -453,6 +469,7 @@ func TestLibfido2LargeBlobs(t *testing.T) {
 }
 
 func TestLibfido2Reset(t *testing.T) {
+	record(t, "reset")
 	d, _ := device(t) // a fresh key: a reset is allowed within 10 s of power-up
 	if err := d.SetPIN("1234", ""); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 )
 
 // ErrUnavailable is matched (errors.Is) by errors that mean the VM cannot
@@ -71,6 +73,9 @@ func Skip(t testing.TB, err error) {
 		return
 	}
 	if errors.Is(err, ErrUnavailable) {
+		// make vmtest asked for the VM: say in make test's summary why
+		// it did not run.
+		clientsummary.Write(clientsummary.Skipped, "VM test "+t.Name(), err.Error())
 		t.Skipf("skipping the VM test: %v", err)
 	}
 	t.Fatal(err)

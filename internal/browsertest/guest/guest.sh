@@ -15,7 +15,7 @@ say() { echo "browsers: [$(( ($(date +%s%N) - t0) / 1000000 )) ms] $*"; }
 KEY=
 start_key() {
 	rm -f /tmp/ready
-	"$S/vkey" run --transport uhid --presence auto --ephemeral --name vm --ready-file /tmp/ready >>"$OUT/vkey.log" 2>&1 &
+	"$S/vkey" run --verbose --transport uhid --presence auto --ephemeral --name vm --ready-file /tmp/ready >>"$OUT/vkey.log" 2>&1 &
 	KEY=$!
 	for _ in $(seq 200); do [ -s /tmp/ready ] && break; sleep 0.05; done
 	[ -s /tmp/ready ] || { say "vkey did not start"; return 1; }
@@ -132,7 +132,7 @@ case_firefox_headless() {
 	start_key || return
 	firefox_profile /tmp/ff-headless
 	setsid firefox-esr --headless --no-remote --profile /tmp/ff-headless \
-		"$(url firefox-headless 'prf=1')" >"$OUT/firefox-headless.log" 2>&1 &
+		"$(url firefox-headless 'prf=1&prfmc=enabled')" >"$OUT/firefox-headless.log" 2>&1 &
 	wait_done firefox-headless $! $CASE_SECONDS
 	stop_key
 }
@@ -164,7 +164,7 @@ case_chromium_pin() {
 	start_xvfb
 	DISPLAY=:99 setsid chromium "${chromium_flags[@]}" --user-data-dir=/tmp/chromium-pin \
 		--vmodule='*webauthn*=1,*fido*=1,*device_event_log*=1' --window-size=1200,900 \
-		"$(url chromium-pin 'uv=required&prf=1')" >"$OUT/chromium-pin.log" 2>&1 &
+		"$(url chromium-pin 'uv=required&prf=1&prfmc=results')" >"$OUT/chromium-pin.log" 2>&1 &
 	ON_TICK=type_pin_when_asked wait_done chromium-pin $! $CASE_SECONDS
 	stop_key
 }
@@ -174,9 +174,42 @@ case_firefox_pin() {
 	firefox_pin_autoconfig
 	firefox_profile /tmp/ff-pin
 	setsid firefox-esr --headless --no-remote --profile /tmp/ff-pin \
-		"$(url firefox-pin 'uv=required&disc=0')" >"$OUT/firefox-pin.log" 2>&1 &
+		"$(url firefox-pin 'uv=required&disc=0&prf=1&prfmc=enabled&prfagain=0')" >"$OUT/firefox-pin.log" 2>&1 &
 	wait_done firefox-pin $! $CASE_SECONDS
 	stop_key
+}
+
+# The Playwright step of docs/ci.md, with its shell steps: start vkey with
+# --ready-file, wait for the file, run the Playwright script (testdata/node,
+# playwright-core from npm) against Debian's chromium. The page reports its
+# steps as in the other cases; the script's own verdict is the step
+# "script".
+case_playwright() {
+	local ready=/tmp/vkey.ready dev rc
+	rm -f "$ready"
+	nohup "$S/vkey" run --transport uhid --presence auto --ephemeral \
+		--ready-file "$ready" > "$OUT/playwright-vkey.log" 2>&1 &
+	local pid=$!
+	for i in $(seq 100); do [ -s "$ready" ] && break; sleep 0.1; done
+	if [ ! -s "$ready" ]; then
+		report playwright script false "vkey did not write its ready file"
+		kill $pid; wait $pid 2>/dev/null
+		return
+	fi
+	dev=$(cat "$ready"); say "playwright: vkey is on $dev"
+	# DEBUG=pw:browser: Chromium's own log (--vmodule) in playwright.log.
+	(cd "$(cat "$S/node-dir")" && DEBUG=pw:browser VKEY_CHROMIUM=/usr/bin/chromium \
+		VKEY_CHROMIUM_ARGS="${chromium_flags[*]} --vmodule=*webauthn*=1,*fido*=1,*device_event_log*=1" \
+		VKEY_TIMEOUT_MS=$(( CASE_SECONDS * 1000 / 2 )) \
+		timeout "$CASE_SECONDS" node playwright_passkey.mjs) > "$OUT/playwright.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		report playwright script true ""
+	else
+		report playwright script false "playwright_passkey.mjs exited $rc: $(tail -n1 "$OUT/playwright.log" | tr -d "\"\\\\")"
+	fi
+	kill $pid; wait $pid 2>/dev/null
+	for _ in $(seq 100); do [ -e /dev/hidraw0 ] || break; sleep 0.05; done
 }
 
 # with_allow IN OUT CREDID: the RP's request options IN with allowCredentials
@@ -351,7 +384,7 @@ say "guest ready"
 # pass while the shell cases run costs seconds.
 (
 	for b in chromium firefox-esr; do
-		grep -q "^${b%-esr}" "$S/cases" || continue
+		{ grep -q "^${b%-esr}" "$S/cases" || { [ $b = chromium ] && grep -q '^playwright' "$S/cases"; }; } || continue
 		d=/usr/lib/$b
 		[ -d "$d" ] || continue
 		find "$d" -type f -size +64k -exec cat {} + >/dev/null 2>&1
