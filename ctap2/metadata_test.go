@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
 
@@ -26,6 +27,7 @@ func mdsRP(t *testing.T, stmt []byte) *webauthntest.RP {
 // attestation type) accepts the key's registrations in every algorithm,
 // while one given the statement of another installation refuses them.
 func TestMetadataStatement(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn metadata (MDS3)", "vkey attestation --metadata loads; registrations accepted with every metadata check on")
 	k := newKey(t, func(o *ctap2.Options) { o.Now = time.Now })
 	info, err := k.a.Info()
 	if err != nil {

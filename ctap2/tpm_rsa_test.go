@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 	"github.com/vkey-dev/vkey/keystore"
@@ -52,6 +53,7 @@ func registerDirect(t *testing.T, k *testKey, rp *webauthntest.RP, u *webauthnte
 // discoverable or not, and their assertions. Their IDs name the key the
 // store keeps, so they stay short; ES512 (P-521) keys are TPM keys too.
 func TestTPMRSAWebAuthn(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn, TPM keys (swtpm)", "RS256, PS256, ES512 registrations (none, packed-self, packed, tpm) and assertions")
 	srv := swtpmtest.Start(t)
 	tp := openTPM(t, srv)
 	type tc struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 )
 
 // TestE2EAlgorithmsAndAAGUIDFlags (issue 13): `vkey run --algorithms` and
@@ -153,6 +154,7 @@ func TestE2EProfile(t *testing.T) {
 // for the YubiKey 5.7's setMinPINLength gets vkey's status for that limit,
 // CTAP2_ERR_PIN_POLICY_VIOLATION (Yubico does not publish the key's).
 func TestE2EProfiles(t *testing.T) {
+	clientsummary.Record(t, "libfido2 fido2-token, pty, --profile", "every profile's getInfo figures and its past-limit statuses")
 	needTool(t, "fido2-token")
 	ctx := context.Background()
 	for _, tc := range []struct {

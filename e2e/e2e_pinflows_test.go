@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 )
 
 // TestE2EFido2AssertPINSeveralAccounts (issue 16): libfido2's fido2-assert
@@ -13,6 +15,7 @@ import (
 // the RP gets one verified assertion per account, each with UV, through
 // getAssertion and getNextAssertion.
 func TestE2EFido2AssertPINSeveralAccounts(t *testing.T) {
+	clientsummary.Record(t, "libfido2 fido2-assert, pty, PIN", "sign-in with a PIN over several accounts of one RP")
 	needTool(t, "fido2-token", "fido2-cred", "fido2-assert")
 	k := startKey(t, "--ephemeral", "--transport", "pty", "--presence", "auto")
 	dev, dir := k.Where, t.TempDir()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/swtpmtest"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 )
@@ -72,6 +73,7 @@ func TestE2ETPMKeysAndSealedState(t *testing.T) {
 // 32-byte authPolicy in pubArea, src/tpm.c); go-webauthn checks vkey's
 // (TestTPMRSAWebAuthn).
 func TestE2ETPMRSAFido2Tools(t *testing.T) {
+	clientsummary.Record(t, "libfido2 tools, pty, TPM keys (swtpm)", "fido2-cred -M/-V and fido2-assert with rs256 keys in the TPM, discoverable or not, across a restart")
 	swtpmtest.Need(t)
 	needTool(t, "fido2-cred", "fido2-assert")
 	tpm := swtpmtest.Start(t)

@@ -27,6 +27,7 @@ import (
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/hid"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/control"
 	"github.com/vkey-dev/vkey/internal/keyproc"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
@@ -597,6 +598,7 @@ func TestControlAPICredentialUsable(t *testing.T) {
 // `fido2-token -L -r` / `-L -k` show on the same key, and a large blob set
 // by vkey is read by fido2-token.
 func TestCLICredsAgreeWithFido2Token(t *testing.T) {
+	clientsummary.Record(t, "libfido2 fido2-token -L, UDP", "vkey creds list agrees with libfido2's credential management")
 	needTool(t, "fido2-token", "fido2-cred")
 	k := startManagedKey(t, "agree", "--ephemeral", "--transport", "pty", "--presence", "auto")
 	dev := k.Where

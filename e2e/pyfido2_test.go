@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 )
 
 // pyFido2Env is the environment that gives /usr/bin/python3 the
@@ -41,6 +43,8 @@ func pyFido2Env(t *testing.T) []string {
 // packed attestation (verified up to the key's root) and none
 // (testdata/python/algorithms_udp.py).
 func TestE2EPythonFido22OverUDP(t *testing.T) {
+	clientsummary.Record(t, "python-fido2 2.x (Debian sid), UDP",
+		"CTAP 2.2: PRF at registration (both PIN protocols), persistent token + read-only credMgmt, encIdentifier, thirdPartyPayment, attestationFormats; Fido2Server verifies ES256, EdDSA, ES384, ES512, RS256, PS256 (packed, none)")
 	env := pyFido2Env(t)
 	t.Run("ctap22_udp.py", func(t *testing.T) { runPython(t, udpKey(t), "ctap22_udp.py", env) })
 	for _, att := range []string{"packed", "none"} {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/ctap2/browser"
+	"github.com/vkey-dev/vkey/internal/clientsummary"
 	"github.com/vkey-dev/vkey/internal/webauthntest"
 	"github.com/vkey-dev/vkey/vkeytest"
 )
@@ -116,6 +117,7 @@ func login(t testing.TB, kit *vkeytest.Kit, rp *webauthn.WebAuthn, u *webauthnte
 // none (conveyance none strips it) and packed (self and with x5c), ES256
 // and EdDSA, with and without a PIN (UV required), discoverable or not.
 func TestGoWebAuthnAccepts(t *testing.T) {
+	clientsummary.Record(t, "go-webauthn, in-process kit (vkeytest)", "registration and sign-in through the WebAuthn kit")
 	type format struct {
 		key        ctap2.AttestationFormat
 		conveyance protocol.ConveyancePreference
