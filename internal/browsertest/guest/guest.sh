@@ -228,6 +228,13 @@ stop_a_after_key_b() {
 	[ -n "$A_PID" ] || return 0
 	grep -q '"case": "chromium-two-keys".*"step": "key-b"' "$OUT/reports.jsonl" 2>/dev/null || return 0
 	kill "$A_PID"; wait "$A_PID" 2>/dev/null; A_PID=
+	# Tell the page only once key a's hidraw node is gone and Chromium's
+	# device watcher has had a second to see it: a request begun while
+	# Chromium still lists key a goes to a vanishing device, and Chromium
+	# then waits out the page's 20 s (seen once in three boots under load).
+	local node; node=$(cat /tmp/ready-ta 2>/dev/null)
+	for _ in $(seq 100); do [ -n "$node" ] && [ -e "$node" ] || break; sleep 0.05; done
+	sleep 1
 	echo '{}' > "$S/rp/a-stopped.json"
 	say "chromium-two-keys: key a stopped"
 }
