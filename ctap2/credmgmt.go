@@ -174,20 +174,6 @@ func (a *Authenticator) tokenAllowsRP(rpID string) error {
 	return nil
 }
 
-func (a *Authenticator) discoverable() ([]*keystore.Credential, error) {
-	all, err := a.store.Credentials()
-	if err != nil {
-		return nil, fmt.Errorf("listing credentials: %w", err)
-	}
-	out := all[:0]
-	for _, c := range all {
-		if c.Discoverable {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // beginRPs is enumerateRPsBegin (CTAP 2.1 section 6.8.3) over the store's
 // summaries, in their RP ID order (the spec sets none).
 func (a *Authenticator) beginRPs(summaries []keystore.RPSummary) (any, error) {
