@@ -229,7 +229,8 @@ func compactPayload(c *keystore.Credential, maxID int) ([]byte, error) {
 
 // keyInStore reports whether the credential ID of c leaves its key to the
 // store (kind 7): the caller must store c, discoverable or not, for the ID
-// to work. Only provider blobs too long for an ID are (a TPM's RSA key).
+// to work. Only provider blobs too long for an ID are (a TPM's RSA key);
+// U2F handles, shorter, ask sealCredentialIDWithin.
 func keyInStore(c *keystore.Credential) bool {
 	if c.Provider == keystore.SoftwareProviderName {
 		return false // software keys always fit (kinds 1, 2, 4-6), and parsing them costs

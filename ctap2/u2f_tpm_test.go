@@ -233,6 +233,12 @@ func TestU2FTPMKeys(t *testing.T) {
 	if _, err := store.Credential(reg.handle); err == nil {
 		t.Error("the TPM key's credential outlived the reset")
 	}
+	// Syncable passkeys do not change it: no backup holds a U2F key.
+	sync := newKey(t, func(o *ctap2.Options) { o.DeviceKeys, o.Passkeys = tpA.KeyProvider(), ctap2.Syncable })
+	r, _ := u2fRegister(t, sync, appID)
+	if c, err := sync.store.Credential(r.handle); err != nil || c.Provider != tpm.ProviderName || c.BackupEligible {
+		t.Errorf("U2F with syncable passkeys: stored %+v (%v), want a device-bound TPM key", c, err)
+	}
 	t.Logf("TPM U2F key handle %d bytes (software %d); U2F register %v, authenticate %v (dont-enforce, no touch: %v)",
 		len(reg.handle), len(softReg.handle), regTook.Round(100*time.Microsecond), authTook.Round(100*time.Microsecond),
 		plainTook.Round(100*time.Microsecond))
