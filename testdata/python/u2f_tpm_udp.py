@@ -22,22 +22,9 @@ from fido2.ctap1 import ApduError, Ctap1, SignatureData
 from fido2.utils import sha256
 
 import vkeyudp
-from vkeyudp import check
+from vkeyudp import check, poll_u2f as poll
 
 APP_ID = "https://u2f.example.com"
-
-
-def poll(fn):
-    """fn's result, polling while the key answers 6985 (asking for the touch)."""
-    deadline = time.time() + 10
-    while True:
-        try:
-            return fn()
-        except ApduError as e:
-            if e.code == 0x6985 and time.time() < deadline:
-                time.sleep(0.05)
-                continue
-            raise
 
 
 def status(fn):
