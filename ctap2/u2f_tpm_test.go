@@ -127,23 +127,7 @@ func TestU2FTPMKeys(t *testing.T) {
 	if stored.Provider != tpm.ProviderName || stored.Discoverable || stored.BackupEligible || stored.Algorithm != keystore.AlgES256 {
 		t.Errorf("stored %+v: want a non-discoverable device-bound TPM ES256 credential", stored)
 	}
-	if _, err := x509.ParsePKCS8PrivateKey(stored.KeyBlob); err == nil {
-		t.Fatal("the stored blob is a software private key")
-	}
-	if _, err := (keystore.Software{}).Load(keystore.AlgES256, stored.KeyBlob); err == nil {
-		t.Fatal("the stored blob loads as a software key")
-	}
-	key, err := tpA.KeyProvider().Load(keystore.AlgES256, stored.KeyBlob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubArea, err := tpm2.Unmarshal[tpm2.TPMTPublic](key.(*tpm.Key).PubArea())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := pubArea.ObjectAttributes; pubArea.Type != tpm2.TPMAlgECC || !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin {
-		t.Errorf("key type 0x%x attributes %+v: want a non-exportable TPM ECC key", pubArea.Type, a)
-	}
+	key := wantTPMOnlyKey(t, tpA, keystore.AlgES256, stored.KeyBlob, tpm2.TPMAlgECC)
 	if !reg.pub.Equal(key.Public()) {
 		t.Error("the stored TPM key is not the registered public key")
 	}
