@@ -46,8 +46,11 @@ import (
 // kind 7 carries no key: the credential, blob included, is kept in the
 // store under this ID. It is what a provider blob gets when the ID would
 // otherwise be longer than maxCredentialIdLength: a TPM's RSA-2048 key
-// (about 540 bytes wrapped) makes a 33-byte ID (issue 13). Such an ID is
-// worth nothing once its stored credential is gone (deleted, or reset).
+// (about 540 bytes wrapped) makes a 33-byte ID (issue 13), and so does a
+// TPM's P-256 key made by U2F_REGISTER, whose handle has a one-byte length
+// (FIDO U2F raw message formats sections 4.3 and 5.4; a 32-byte handle,
+// where the wrapped blob would make about 290). Such an ID is worth
+// nothing once its stored credential is gone (deleted, or reset).
 // flags holds the credProtect level (bits 0-1), hmac-secret (0x04),
 // discoverable (0x08), whether a credBlob follows (0x10) and
 // thirdPartyPayment (0x20, CTAP 2.2). An algorithm
@@ -126,25 +129,37 @@ func credIDAEAD(wrapKey []byte) (cipher.AEAD, error) {
 // relying party whose SHA-256 is rpIDHash. When c has hmac-secret
 // (HMACSecret), it sets c's CredRandom values to those the ID derives.
 func sealCredentialID(wrapKey, rpIDHash []byte, c *keystore.Credential) ([]byte, error) {
+	id, _, err := sealCredentialIDWithin(wrapKey, rpIDHash, c, maxCredentialIDLength)
+	return id, err
+}
+
+// sealCredentialIDWithin is sealCredentialID for an ID of at most maxLen
+// bytes: a provider blob that would make it longer is left to the store
+// (kind 7), and stored says so: the caller must then store c under the
+// ID for it to work. U2F key handles take maxU2FKeyHandleLength. The
+// other parts of c (a software key, a credBlob) are the caller's to keep
+// within maxLen.
+func sealCredentialIDWithin(wrapKey, rpIDHash []byte, c *keystore.Credential, maxLen int) (id []byte, stored bool, err error) {
 	aead, err := credIDAEAD(wrapKey)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	payload, err := compactPayload(c)
+	payload, err := compactPayload(c, maxLen)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	nonce := make([]byte, credIDNonceLen)
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("credential ID nonce: %w", err)
+		return nil, false, fmt.Errorf("credential ID nonce: %w", err)
 	}
 	if c.HMACSecret {
 		c.CredRandomWithUV, c.CredRandomWithoutUV = deriveCredRandom(wrapKey, nonce)
 	}
-	id := make([]byte, 0, credIDOverhead+len(payload))
+	id = make([]byte, 0, credIDOverhead+len(payload))
 	id = append(id, credIDVersion2)
 	id = append(id, nonce...)
-	return aead.Seal(id, nonce, payload, credIDAD(rpIDHash, credIDVersion2)), nil
+	stored = payload[0]&^credKindWideAlg == credKindStored
+	return aead.Seal(id, nonce, payload, credIDAD(rpIDHash, credIDVersion2)), stored, nil
 }
 
 // credIDAD is the additional data of a version 2 ID.
@@ -159,8 +174,9 @@ func deriveCredRandom(wrapKey, nonce []byte) (withUV, withoutUV []byte) {
 	return hmacSHA256(k, append([]byte{1}, nonce...)), hmacSHA256(k, append([]byte{0}, nonce...))
 }
 
-// compactPayload encodes c as a version 2 payload.
-func compactPayload(c *keystore.Credential) ([]byte, error) {
+// compactPayload encodes c as a version 2 payload of an ID of at most
+// maxID bytes where a provider blob is concerned (see kind 7).
+func compactPayload(c *keystore.Credential, maxID int) ([]byte, error) {
 	if c.Algorithm < math.MinInt16 || c.Algorithm > math.MaxInt16 {
 		return nil, fmt.Errorf("credential ID: algorithm %d out of range", c.Algorithm)
 	}
@@ -202,7 +218,7 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 	if c.CredBlob != nil {
 		credBlob = append([]byte{byte(len(c.CredBlob))}, c.CredBlob...)
 	}
-	if kind == credKindProvider && credIDOverhead+len(out)+len(key)+len(credBlob) > maxCredentialIDLength {
+	if kind == credKindProvider && credIDOverhead+len(out)+len(key)+len(credBlob) > maxID {
 		// Kind 7: the key stays in the store (keyInStore).
 		out[0] = credKindStored | out[0]&credKindWideAlg
 		key = nil
@@ -213,12 +229,13 @@ func compactPayload(c *keystore.Credential) ([]byte, error) {
 
 // keyInStore reports whether the credential ID of c leaves its key to the
 // store (kind 7): the caller must store c, discoverable or not, for the ID
-// to work. Only provider blobs too long for an ID are (a TPM's RSA key).
+// to work. Only provider blobs too long for an ID are (a TPM's RSA key);
+// U2F handles, shorter, ask sealCredentialIDWithin.
 func keyInStore(c *keystore.Credential) bool {
 	if c.Provider == keystore.SoftwareProviderName {
 		return false // software keys always fit (kinds 1, 2, 4-6), and parsing them costs
 	}
-	p, err := compactPayload(c)
+	p, err := compactPayload(c, maxCredentialIDLength)
 	return err == nil && p[0]&^credKindWideAlg == credKindStored
 }
 

@@ -247,6 +247,35 @@ func TestStoredKeyCredentialID(t *testing.T) {
 	}
 }
 
+// TestU2FHandleWithin: sealCredentialIDWithin a U2F key handle's 255
+// bytes leaves a TPM ES256 blob (about 260 bytes on swtpm, a ~290-byte ID)
+// to the store (kind 7, and says so), while a software P-256 key stays in
+// its 64-byte handle as before.
+func TestU2FHandleWithin(t *testing.T) {
+	wrapKey := randomBytes(32)
+	h := sha256Sum([]byte("https://u2f.example.com"))
+	c := &keystore.Credential{Algorithm: keystore.AlgES256, Provider: tpm.ProviderName, KeyBlob: randomBytes(260)}
+	id, stored, err := sealCredentialIDWithin(wrapKey, h[:], c, maxU2FKeyHandleLength)
+	if err != nil || !stored || len(id) > maxU2FKeyHandleLength {
+		t.Fatalf("TPM blob: %d-byte handle, stored %v (%v): want a short kind 7 handle", len(id), stored, err)
+	}
+	if got, err := openCredentialIDHash(wrapKey, h[:], id); err != nil || got.KeyBlob != nil || got.Algorithm != keystore.AlgES256 {
+		t.Errorf("the handle opens as %+v (%v): want ES256 with no key", got, err)
+	}
+	if keyInStore(c) {
+		t.Error("a 260-byte blob is left to the store for a CTAP2 ID")
+	}
+	blob, _, err := keystore.Software{}.Generate(keystore.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = &keystore.Credential{Algorithm: keystore.AlgES256, Provider: keystore.SoftwareProviderName, KeyBlob: blob}
+	id, stored, err = sealCredentialIDWithin(wrapKey, h[:], c, maxU2FKeyHandleLength)
+	if err != nil || stored || len(id) != 64 {
+		t.Fatalf("software key: %d-byte handle, stored %v (%v): want the 64-byte handle carrying it", len(id), stored, err)
+	}
+}
+
 // blockingProvider's Generate waits until release is closed.
 type blockingProvider struct {
 	keystore.Software

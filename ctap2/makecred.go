@@ -379,6 +379,18 @@ func (a *Authenticator) findCredential(rpID string, d CredentialDescriptor) (*ke
 	}
 	c, err := a.store.Credential(d.ID)
 	switch {
+	case err == nil && c.RPID == "":
+		// A U2F credential the store keeps (a TPM key made by
+		// U2F_REGISTER, storeU2FCredential) knows its RP only by the
+		// application ID's hash, which its ID binds: it is the credential
+		// of the RP ID that hashes to it, as a U2F key handle sealing its
+		// key is (the FIDO AppID extension sends the application ID as
+		// rpId, WebAuthn section 10.1.1).
+		if _, err := openCredentialID(a.wrapKey, rpID, d.ID); err != nil {
+			return nil, nil
+		}
+		c.RPID = rpID
+		return c, nil
 	case err == nil:
 		if c.RPID != rpID {
 			return nil, nil

@@ -124,23 +124,7 @@ func TestTPMRSAKeyInTPM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x509.ParsePKCS8PrivateKey(stored.KeyBlob); err == nil {
-		t.Fatal("the stored blob is a software private key")
-	}
-	if _, err := (keystore.Software{}).Load(keystore.AlgRS256, stored.KeyBlob); err == nil {
-		t.Fatal("the stored blob loads as a software key")
-	}
-	key, err := tpA.KeyProvider().Load(keystore.AlgRS256, stored.KeyBlob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](key.(*tpm.Key).PubArea())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := pub.ObjectAttributes; pub.Type != tpm2.TPMAlgRSA || !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin {
-		t.Errorf("key type 0x%x attributes %+v: want a non-exportable TPM RSA key", pub.Type, a)
-	}
+	wantTPMOnlyKey(t, tpA, keystore.AlgRS256, stored.KeyBlob, tpm2.TPMAlgRSA)
 	u.Credentials = append(u.Credentials, *cred)
 	login(t, k, rp, u, nil)
 
@@ -152,4 +136,30 @@ func TestTPMRSAKeyInTPM(t *testing.T) {
 	if _, err := tpB.KeyProvider().Load(keystore.AlgRS256, stored.KeyBlob); err == nil {
 		t.Error("another TPM loads the key")
 	}
+}
+
+// wantTPMOnlyKey checks that blob, a stored credential's key, is only the
+// TPM's wrapped blob: no software key loads from it, and the key tp loads
+// from it is of keyType and non-exportable (fixedTPM, fixedParent,
+// sensitiveDataOrigin). It returns that key.
+func wantTPMOnlyKey(t *testing.T, tp *tpm.TPM, alg keystore.Algorithm, blob []byte, keyType tpm2.TPMAlgID) keystore.Key {
+	t.Helper()
+	if _, err := x509.ParsePKCS8PrivateKey(blob); err == nil {
+		t.Fatal("the stored blob is a software private key")
+	}
+	if _, err := (keystore.Software{}).Load(alg, blob); err == nil {
+		t.Fatal("the stored blob loads as a software key")
+	}
+	key, err := tp.KeyProvider().Load(alg, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](key.(*tpm.Key).PubArea())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := pub.ObjectAttributes; pub.Type != keyType || !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin {
+		t.Errorf("key type 0x%x attributes %+v: want a non-exportable TPM key of type 0x%x", pub.Type, a, keyType)
+	}
+	return key
 }

@@ -1,6 +1,7 @@
 package ctap2
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -8,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -316,6 +318,23 @@ func (a *Authenticator) HandleMSG(ctx context.Context, apdu []byte) []byte {
 	return swInsNotSupported
 }
 
+// maxU2FKeyHandleLength is the longest U2F key handle: its length is one
+// byte (FIDO U2F raw message formats sections 4.3 and 5.4).
+const maxU2FKeyHandleLength = 255
+
+// u2fProvider is the provider of U2F keys: the device provider (the TPM)
+// when it makes P-256 keys, as for device-bound CTAP2 credentials. U2F
+// credentials are device-bound whatever --passkeys says: U2F has no backup
+// flags and no backup ever holds a U2F key, so a user who keeps
+// device-bound keys in the TPM gets every U2F key there too, as a hardware
+// key keeps its U2F keys in its secure element.
+func (a *Authenticator) u2fProvider() keystore.KeyProvider {
+	if p := a.opts.DeviceKeys; p != nil && p.Supports(keystore.AlgES256) {
+		return p
+	}
+	return a.opts.SoftwareKeys
+}
+
 // u2fRegister is U2F_REGISTER (U2F raw messages section 4).
 func (a *Authenticator) u2fRegister(ctx context.Context, data []byte) []byte {
 	if len(data) != 64 {
@@ -325,24 +344,34 @@ func (a *Authenticator) u2fRegister(ctx context.Context, data []byte) []byte {
 	if !a.u2fTakePresence(ctx, "U2F register", u2fKey(U2FRegister, data)) {
 		return swConditionsNotSatisfied
 	}
-	blob, key, err := a.opts.SoftwareKeys.Generate(keystore.AlgES256)
+	provider := a.u2fProvider()
+	blob, key, err := provider.Generate(keystore.AlgES256)
 	if err != nil {
 		a.opts.Logger.Error("U2F key generation", "err", err)
 		return swWrongData
 	}
 	pub, ok := key.Public().(*ecdsa.PublicKey)
-	if !ok {
+	if !ok || pub.Curve != elliptic.P256() {
 		return swWrongData
 	}
 	point, err := pub.Bytes()
 	if err != nil {
 		return swWrongData
 	}
-	cred := &keystore.Credential{Algorithm: keystore.AlgES256, Provider: a.opts.SoftwareKeys.Name(), KeyBlob: blob}
-	handle, err := sealCredentialID(a.wrapKey, appID, cred)
-	if err != nil || len(handle) > 255 {
-		a.opts.Logger.Error("U2F key handle", "err", err)
+	cred := &keystore.Credential{Algorithm: keystore.AlgES256, Provider: provider.Name(), KeyBlob: blob}
+	// A software key's scalar fits the handle (kind 1, 64 bytes); a TPM's
+	// wrapped key (about 290 bytes with its ID) does not, so the store
+	// keeps it and the handle only names it (kind 7, 32 bytes).
+	handle, stored, err := sealCredentialIDWithin(a.wrapKey, appID, cred, maxU2FKeyHandleLength)
+	if err != nil || len(handle) > maxU2FKeyHandleLength {
+		a.opts.Logger.Error("U2F key handle", "err", err, "length", len(handle))
 		return swWrongData
+	}
+	if stored {
+		if err := a.storeU2FCredential(cred, handle, pub); err != nil {
+			a.opts.Logger.Error("U2F key handle", "err", err)
+			return swWrongData
+		}
 	}
 	toSign := append([]byte{0x00}, appID...)
 	toSign = append(toSign, challenge...)
@@ -362,13 +391,62 @@ func (a *Authenticator) u2fRegister(ctx context.Context, data []byte) []byte {
 	return append(out, swNoError...)
 }
 
+// storeU2FCredential stores the credential of a U2F key handle that
+// leaves its key to the store (kind 7). It has no RP ID: U2F gives only
+// the application ID's hash, which the handle binds (its additional
+// data); findCredential and u2fCredential check it. As for a CTAP2
+// credential, a crash after this write and before the answer leaves a
+// credential nobody knows, which reset removes.
+func (a *Authenticator) storeU2FCredential(cred *keystore.Credential, handle []byte, pub *ecdsa.PublicKey) error {
+	cose, err := encodeCOSEKey(keystore.AlgES256, pub)
+	if err != nil {
+		return err
+	}
+	cred.ID, cred.PublicKey, cred.Created = handle, cose, a.opts.Now()
+	if err := a.store.PutCredential(cred); err != nil {
+		return fmt.Errorf("storing U2F credential: %w", err)
+	}
+	return nil
+}
+
+// u2fCredential finds the credential of a U2F key handle for the
+// application whose SHA-256 is appID: the one the handle seals or, for a
+// handle that leaves its key to the store (kind 7: a TPM key made by
+// U2F_REGISTER), the stored one. A handle of another application, or of a
+// deleted credential, is an error.
+func (a *Authenticator) u2fCredential(appID, handle []byte) (*keystore.Credential, error) {
+	sealed, err := openCredentialIDHash(a.wrapKey, appID, handle)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := a.store.Credential(handle)
+	switch {
+	case errors.Is(err, keystore.ErrDeleted):
+		// A stored credential deleted through credential management or the
+		// control API is gone for U2F too: its ID may still open, but its
+		// tombstone refuses it.
+		return nil, err
+	case errors.Is(err, keystore.ErrNotFound):
+		return sealed, nil // a kind 7 handle without its credential has no KeyBlob
+	case err != nil:
+		return nil, err
+	}
+	if sealed.KeyBlob != nil {
+		return sealed, nil
+	}
+	if h := sha256Sum([]byte(stored.RPID)); stored.RPID != "" && !bytes.Equal(h[:], appID) {
+		return nil, errCredIDInvalid
+	}
+	return stored, nil
+}
+
 // u2fAuthenticate is U2F_AUTHENTICATE (U2F raw messages section 5).
 func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data []byte) []byte {
 	if len(data) < 65 || len(data) != 65+int(data[64]) {
 		return swWrongLength
 	}
 	challenge, appID, handle := data[:32], data[32:64], data[65:]
-	cred, err := openCredentialIDHash(a.wrapKey, appID, handle)
+	cred, err := a.u2fCredential(appID, handle)
 	if err != nil || cred.Discoverable || cred.KeyBlob == nil || cred.CredProtect >= credProtectOptionalWithList ||
 		cred.Algorithm != keystore.AlgES256 {
 		// U2F knows only non-discoverable credentials without user
@@ -376,19 +454,22 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 		// still opens) belongs to CTAP2 and its credential management,
 		// and one protected above userVerificationOptional must not be
 		// usable over CTAP1 (CTAP 2.1 section 12.1, credProtect); nor is
-		// one whose key only the store holds (a TPM's RSA key). U2F keys
-		// are ECDSA P-256 only (U2F raw messages sections 4.3 and 5.4):
-		// a CTAP2 credential of any other algorithm (EdDSA, ES384, ES512,
-		// RS256, PS256; software or TPM) is not a U2F key handle. Every
-		// P1, check-only included, answers as for a handle not ours,
-		// before any touch is asked for.
+		// one whose key the store no longer holds (deleted, or reset).
+		// U2F keys are ECDSA P-256 only (U2F raw messages sections 4.3
+		// and 5.4): a CTAP2 credential of any other algorithm (EdDSA,
+		// ES384, ES512, RS256, PS256; software or TPM) is not a U2F key
+		// handle. Every P1, check-only included, answers as for a handle
+		// not ours, before any touch is asked for.
 		return swWrongData
 	}
-	if _, err := a.store.Credential(handle); errors.Is(err, keystore.ErrDeleted) {
-		// A stored credential deleted through credential management or the
-		// control API is gone for U2F too: its ID still opens, but its
-		// tombstone refuses it, before any touch is asked for.
+	// A key this authenticator cannot load (another TPM's, with the same
+	// store) is not ours either: every P1 answers so, before any touch.
+	key, err := a.loadKey(cred)
+	if err != nil {
 		return swWrongData
+	}
+	if pub, ok := key.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return swWrongData // a provider's key that is not what its ID says
 	}
 	var flags byte
 	switch control {
@@ -403,13 +484,6 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	default:
 		return swWrongData
 	}
-	key, err := a.loadKey(cred)
-	if err != nil {
-		return swWrongData
-	}
-	if pub, ok := key.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
-		return swWrongData // a provider's key that is not what its ID says
-	}
 	count, err := a.store.NextSignCount(handle)
 	if err != nil {
 		a.opts.Logger.Error("U2F counter", "err", err)
@@ -422,6 +496,7 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 	toSign = append(toSign, challenge...)
 	sig, err := key.Sign(toSign)
 	if err != nil {
+		a.opts.Logger.Error("U2F signature", "err", err)
 		return swWrongData
 	}
 	out := append([]byte{flags}, ctr[:]...)

@@ -75,8 +75,9 @@ func TestU2FOnlyES256(t *testing.T) {
 			})
 		}
 		// U2F_REGISTER on a key whose device-bound keys are the TPM's
-		// makes a software P-256 key sealed in its handle, as always (a
-		// TPM key's handle would not fit, below); it authenticates.
+		// makes a TPM P-256 key the store keeps, behind a short handle (a
+		// handle carrying the TPM's wrapped key would not fit, below;
+		// TestU2FTPMKeys); it authenticates.
 		app, chal := sha256.Sum256([]byte(appID)), sha256.Sum256([]byte("challenge"))
 		reg := u2f(t, k, apdu(1, 0, append(chal[:], app[:]...)))
 		if !bytes.HasSuffix(reg, []byte{0x90, 0x00}) || reg[0] != 0x05 {

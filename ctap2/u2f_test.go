@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -43,48 +41,17 @@ func TestU2F(t *testing.T) {
 	}
 	app := sha256.Sum256([]byte("https://u2f.example.com"))
 	chal := sha256.Sum256([]byte("challenge"))
-	reg := u2f(t, k, apdu(1, 0, append(chal[:], app[:]...)))
-	if !bytes.HasSuffix(reg, []byte{0x90, 0x00}) || reg[0] != 0x05 {
-		t.Fatalf("U2F_REGISTER: %x", reg)
-	}
-	pub := reg[1:66]
-	handle := reg[67 : 67+int(reg[66])]
-	rest := reg[67+int(reg[66]) : len(reg)-2]
-	cert, err := x509.ParseCertificate(rest)
-	var sig []byte
-	if err != nil {
-		// The certificate is followed by the signature: find the split.
-		for i := 200; i < len(rest); i++ {
-			if c, err := x509.ParseCertificate(rest[:i]); err == nil {
-				cert, sig = c, rest[i:]
-				break
-			}
-		}
-	}
-	if cert == nil {
-		t.Fatal("no attestation certificate in the registration")
-	}
-	signed := append([]byte{0}, app[:]...)
-	signed = append(signed, chal[:]...)
-	signed = append(signed, handle...)
-	signed = append(signed, pub...)
-	digest := sha256.Sum256(signed)
-	if !ecdsa.VerifyASN1(cert.PublicKey.(*ecdsa.PublicKey), digest[:], sig) {
-		t.Fatal("registration signature does not verify with the attestation certificate")
-	}
+	r := checkU2FRegistration(t, u2f(t, k, apdu(1, 0, append(chal[:], app[:]...))), app, chal)
+	handle := r.handle
 	auth := append(append(append([]byte{}, chal[:]...), app[:]...), byte(len(handle)))
 	auth = append(auth, handle...)
 	out := u2f(t, k, apdu(2, 3, auth))
 	if !bytes.HasSuffix(out, []byte{0x90, 0x00}) || out[0]&1 != 1 {
 		t.Fatalf("U2F_AUTHENTICATE: %x", out)
 	}
-	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pub)
-	if err != nil {
-		t.Fatalf("registration public key: %v", err)
-	}
-	signed = append(append(append([]byte{}, app[:]...), out[:5]...), chal[:]...)
-	digest = sha256.Sum256(signed)
-	if !ecdsa.VerifyASN1(key, digest[:], out[5:len(out)-2]) {
+	signed := append(append(append([]byte{}, app[:]...), out[:5]...), chal[:]...)
+	digest := sha256.Sum256(signed)
+	if !ecdsa.VerifyASN1(r.pub, digest[:], out[5:len(out)-2]) {
 		t.Fatal("authentication signature does not verify")
 	}
 	first := binary.BigEndian.Uint32(out[1:5])

@@ -96,3 +96,44 @@ func TestE2ETPMRSAFido2Tools(t *testing.T) {
 	fido2Assert(t, k.Where, "example.com", id, pub, "rs256")
 	fido2Assert(t, k.Where, "resident.example", "", rpub, "rs256", "-r")
 }
+
+// TestE2ETPMU2F: with `vkey run --keys tpm` on swtpm, U2F registrations
+// are TPM keys the state keeps behind a short key handle (at most 255
+// bytes, FIDO U2F raw message formats section 4.3; 32 here, where a
+// handle carrying the TPM's wrapped key would take about 290).
+// libfido2's tools in U2F mode (fido2-cred -M -u, verified by fido2-cred
+// -V; fido2-assert -G -u, verified by fido2-assert -V) over the pty, and
+// python-fido2 0.9.1's Ctap1 over UDP (RegistrationData.verify,
+// SignatureData.verify, check-only, dont-enforce; testdata/python/
+// u2f_tpm_udp.py) register and authenticate, also after a restart, with a
+// counter that keeps growing.
+func TestE2ETPMU2F(t *testing.T) {
+	swtpmtest.Need(t)
+	needTool(t, "fido2-cred", "fido2-assert", "/usr/bin/python3")
+	tpm := swtpmtest.Start(t)
+	state := filepath.Join(t.TempDir(), "state")
+	common := []string{"--state", state, "--keys", "tpm", "--tpm", tpm.Spec(), "--presence", "auto"}
+	pty := append([]string{"--transport", "pty"}, common...)
+	udp := append([]string{"--transport", "udp", "--udp-addr", "127.0.0.1:0"}, common...)
+
+	k := startKey(t, pty...)
+	id, pub := fido2Register(t, k.Where, "example.com", "es256", "-u")
+	raw, err := base64.StdEncoding.DecodeString(id)
+	if err != nil || len(raw) > 255 {
+		t.Fatalf("U2F key handle %q (%v): want at most 255 bytes", id, err)
+	}
+	t.Logf("fido2-cred -M -u: %d-byte key handle", len(raw))
+	fido2Assert(t, k.Where, "example.com", id, pub, "es256", "-u")
+	stopKey(t, k)
+
+	handles := filepath.Join(t.TempDir(), "handles")
+	k = startKey(t, udp...)
+	runPython(t, k, "u2f_tpm_udp.py", []string{"VKEY_U2F_HANDLES=" + handles})
+	stopKey(t, k)
+
+	k = startKey(t, udp...)
+	runPython(t, k, "u2f_tpm_udp.py", []string{"VKEY_U2F_CHECK=" + handles})
+	stopKey(t, k)
+	k = startKey(t, pty...)
+	fido2Assert(t, k.Where, "example.com", id, pub, "es256", "-u")
+}

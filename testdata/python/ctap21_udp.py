@@ -9,7 +9,6 @@ with the reason, on any failure.
 """
 
 import os
-import time
 
 from fido2.client import Fido2Client
 from fido2.cose import ES256
@@ -139,16 +138,7 @@ def u2f(dev):
     check(ctap1.get_version() == "U2F_V2", "U2F_VERSION")
     app, chal = sha256(b"https://u2f.example.com"), os.urandom(32)
 
-    def poll(fn):
-        deadline = time.time() + 10
-        while True:
-            try:
-                return fn()
-            except ApduError as e:
-                if e.code != 0x6985 or time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-
+    poll = vkeyudp.poll_u2f
     reg = poll(lambda: ctap1.register(chal, app))
     reg.verify(app, chal)
     check(True, "U2F_REGISTER verified (attestation signature)")

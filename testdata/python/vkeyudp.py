@@ -9,6 +9,7 @@ simulators (127.0.0.1:8111).
 import os
 import socket
 import sys
+import time
 import traceback
 
 from fido2.ctap import CtapError
@@ -69,6 +70,21 @@ def expect_error(code, fn, what):
         check(e.code == code, "%s (got %s)" % (what, e.code))
         return
     raise SystemExit("FAIL: %s: no error" % what)
+
+
+def poll_u2f(fn):
+    """fn's result, polling while a U2F request answers
+    SW_CONDITIONS_NOT_SATISFIED (6985: the key asks for the touch)."""
+    from fido2.ctap1 import ApduError
+
+    deadline = time.time() + 10
+    while True:
+        try:
+            return fn()
+        except ApduError as e:
+            if e.code != 0x6985 or time.time() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def run(main):
