@@ -108,6 +108,8 @@ func TestE2ETPMRSAFido2Tools(t *testing.T) {
 // u2f_tpm_udp.py) register and authenticate, also after a restart, with a
 // counter that keeps growing.
 func TestE2ETPMU2F(t *testing.T) {
+	clientsummary.Record(t, "libfido2 tools -u (pty) and python3-fido2 Ctap1 (UDP), TPM keys (swtpm)",
+		"U2F register and authenticate with P-256 keys in the TPM, verified by each client, across a restart")
 	swtpmtest.Need(t)
 	needTool(t, "fido2-cred", "fido2-assert", "/usr/bin/python3")
 	tpm := swtpmtest.Start(t)
