@@ -191,8 +191,10 @@ func TestVMBrowsers(t *testing.T) {
 			_, err = os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json"))
 		}
 		if err == nil {
-			// The guest sees the host's root, so the folder itself.
-			err = os.WriteFile(filepath.Join(share, "node-dir"), []byte(dir), 0o644)
+			// The guest has a /tmp of its own (a clean clone often lives
+			// under the host's /tmp), so the script and playwright-core go
+			// through the share.
+			err = copyPlaywright(dir, filepath.Join(share, "node"))
 		}
 		if err != nil {
 			t.Logf("playwright: skipped, playwright-core is not installed in testdata/node (make deps installs it): %v", err)
@@ -483,4 +485,24 @@ func logTail(t *testing.T, path string) {
 		lines = lines[len(lines)-60:]
 	}
 	t.Logf("--- %s (last lines):\n%s", filepath.Base(path), strings.Join(lines, "\n"))
+}
+
+// copyPlaywright copies what the playwright case runs (the script, its
+// package.json and node_modules/playwright-core) from testdata/node in src
+// to dst, a folder of the guest's share.
+func copyPlaywright(src, dst string) error {
+	pkg := filepath.Join("node_modules", "playwright-core")
+	if err := os.CopyFS(filepath.Join(dst, pkg), os.DirFS(filepath.Join(src, pkg))); err != nil {
+		return fmt.Errorf("copying playwright-core into the guest's share: %w", err)
+	}
+	for _, name := range []string{"playwright_passkey.mjs", "package.json"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, name), b, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("copying %s into the guest's share: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -198,7 +198,7 @@ case_playwright() {
 	fi
 	dev=$(cat "$ready"); say "playwright: vkey is on $dev"
 	# DEBUG=pw:browser: Chromium's own log (--vmodule) in playwright.log.
-	(cd "$(cat "$S/node-dir")" && DEBUG=pw:browser VKEY_CHROMIUM=/usr/bin/chromium \
+	(cd "$S/node" && DEBUG=pw:browser VKEY_CHROMIUM=/usr/bin/chromium \
 		VKEY_CHROMIUM_ARGS="${chromium_flags[*]} --vmodule=*webauthn*=1,*fido*=1,*device_event_log*=1" \
 		VKEY_TIMEOUT_MS=$(( CASE_SECONDS * 1000 / 2 )) \
 		timeout "$CASE_SECONDS" node playwright_passkey.mjs) > "$OUT/playwright.log" 2>&1
