@@ -399,6 +399,45 @@ func (f *File) Credentials() ([]*Credential, error) {
 	return out, nil
 }
 
+// CredentialsPage implements Store: credentials come in the order of their
+// record keys (a MAC of the ID: stable, unrelated to anything else), and
+// the cursor is the last record key of the page. One read transaction
+// decrypts the page's records, and no other.
+func (f *File) CredentialsPage(after []byte, limit int) ([]*Credential, []byte, error) {
+	if limit <= 0 {
+		return nil, nil, fmt.Errorf("keystore: page limit must be positive, got %d", limit)
+	}
+	var out []*Credential
+	var next []byte
+	err := f.view(func(tx *bolt.Tx) error {
+		out, next = make([]*Credential, 0, min(limit, 1024)), nil
+		cur := tx.Bucket(bucketCreds).Cursor()
+		k, _ := cur.First()
+		if after != nil {
+			if k, _ = cur.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, _ = cur.Next()
+			}
+		}
+		var last []byte
+		for ; k != nil; k, _ = cur.Next() {
+			if len(out) == limit {
+				next = append([]byte(nil), last...) // keys live as long as tx
+				return nil
+			}
+			c, err := f.credentialTx(tx, k)
+			if err != nil {
+				return err
+			}
+			out, last = append(out, c), k
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, next, nil
+}
+
 // DiscoverableCredentials implements Store.
 func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 	if len(rpIDHash) != sha256.Size {

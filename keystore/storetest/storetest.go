@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore Factory) {
 	}{
 		{"Identity", testIdentity},
 		{"Credentials", testCredentials},
+		{"CredentialsPage", testCredentialsPage},
 		{"DeepCopies", testDeepCopies},
 		{"NilInputs", testNilInputs},
 		{"Discoverable", testDiscoverable},
