@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/internal/benchpair"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -223,4 +224,31 @@ func TestVirtualCredentialsHoldNoLock(t *testing.T) {
 		_, err := k.a.VirtualCredentials()
 		return err
 	})
+}
+
+// BenchmarkListRPCredentials compares listing one relying party's 6
+// credentials (5 discoverable, 1 stored non-discoverable) through
+// VirtualCredentialsPage, as GET /credentials?rpId= does, on the
+// persistent store holding 100,000 other credentials against the same
+// holding 100.
+func BenchmarkListRPCredentials(b *testing.B) {
+	op := func(n int, name string) benchpair.Op {
+		f := benchState(b, n)
+		for i := range 6 {
+			c := pagedCred(i, "list.example", i < 5)
+			c.Created = time.Now()
+			if err := f.PutCredential(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		k := newKey(b, func(o *ctap2.Options) { o.Store = f })
+		return benchpair.Op{Name: name, Run: func() error {
+			page, next, err := k.a.VirtualCredentialsPage("list.example", nil, ctap2.DefaultVirtualPage)
+			if err == nil && (len(page) != 6 || next != nil) {
+				err = fmt.Errorf("%d credentials (cursor %x), want 6", len(page), next)
+			}
+			return err
+		}}
+	}
+	benchpair.Compare(b, 1, op(largeState, "100000-stored"), op(smallState, "100-stored"))
 }
