@@ -259,11 +259,11 @@ func sortVirtualOldestFirst(vs []VirtualCredential) {
 // VirtualCredentialsPage returns at most limit (1 to MaxVirtualPage)
 // stored credentials that follow cursor (nil: the first page), and the
 // cursor of the next page (nil after the last). With rpID, only that
-// relying party's credentials, found through the store's relying-party
-// index (discoverable ones) plus, for the stored non-discoverable ones
-// (syncable credentials, and credentials whose key is kept in the store,
-// credential ID kind 7), a walk of the whole store, since no index names
-// them (its cost grows with the store). Without rpID, every stored
+// relying party's credentials, ordered by ID, found through the store's
+// relying-party indices of discoverable and of stored non-discoverable
+// credentials (syncable ones, and those whose key is kept in the store,
+// credential ID kind 7): a page costs what the relying party holds, not
+// what the store holds. Without rpID, every stored
 // credential, in the store's own stable order (see
 // keystore.Store.CredentialsPage).
 //
@@ -340,32 +340,19 @@ func (a *Authenticator) VirtualCredentialsPage(rpID string, cursor []byte, limit
 	return page, next, nil
 }
 
-// rpCredentials returns the stored credentials of rpID: the discoverable
-// ones through the relying-party index, the non-discoverable ones by
-// walking the store (no index names them).
+// rpCredentials returns the stored credentials of rpID through the
+// store's two relying-party indices: discoverable and non-discoverable.
 func (a *Authenticator) rpCredentials(rpID string) ([]*keystore.Credential, error) {
 	h := sha256Sum([]byte(rpID))
 	creds, err := a.store.DiscoverableCredentials(h[:])
 	if err != nil {
 		return nil, fmt.Errorf("listing credentials: %w", err)
 	}
-	creds = slices.DeleteFunc(creds, func(c *keystore.Credential) bool { return c.RPID != rpID })
-	var after []byte
-	for {
-		page, next, err := a.store.CredentialsPage(after, MaxVirtualPage)
-		if err != nil {
-			return nil, fmt.Errorf("listing credentials: %w", err)
-		}
-		for _, c := range page {
-			if !c.Discoverable && c.RPID == rpID {
-				creds = append(creds, c)
-			}
-		}
-		if next == nil {
-			return creds, nil
-		}
-		after = next
+	nd, err := a.store.NonDiscoverableCredentials(h[:])
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
 	}
+	return slices.DeleteFunc(append(creds, nd...), func(c *keystore.Credential) bool { return c.RPID != rpID }), nil
 }
 
 // VirtualCredential returns the stored credential with this ID, or an

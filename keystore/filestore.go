@@ -52,6 +52,13 @@ func (f *File) indexKeys(c *Credential, ck []byte) (rp, user []byte) {
 	return rp, user
 }
 
+// ndrpKey is the bucketNDRP key of the non-discoverable credential c
+// stored under ck.
+func (f *File) ndrpKey(c *Credential, ck []byte) []byte {
+	h := sha256.Sum256([]byte(c.RPID))
+	return append(f.rpTag(h[:]), ck...)
+}
+
 // removeTx deletes the credential stored under ck (old is its record) with
 // its index entries. A discoverable credential's counter goes with it (its
 // ID names a discoverable credential, which is refused once not stored); a
@@ -61,6 +68,9 @@ func (f *File) removeTx(tx *bolt.Tx, ck []byte, old *Credential) error {
 		return err
 	}
 	if !old.Discoverable {
+		if err := tx.Bucket(bucketNDRP).Delete(f.ndrpKey(old, ck)); err != nil {
+			return err
+		}
 		rec, err := f.counterTx(tx, ck)
 		if err != nil {
 			return err
@@ -116,6 +126,8 @@ func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) (fresh bo
 			}
 		} else if err := tx.Bucket(bucketCreds).Delete(ck[:]); err != nil {
 			return false, err
+		} else if err := tx.Bucket(bucketNDRP).Delete(f.ndrpKey(old, ck[:])); err != nil {
+			return false, err
 		}
 	case !errors.Is(err, errAbsent):
 		return false, err
@@ -138,6 +150,8 @@ func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) (fresh bo
 		if err := f.putMetaUint(tx, metaNDisc, n+1); err != nil {
 			return false, err
 		}
+	} else if err := tx.Bucket(bucketNDRP).Put(f.ndrpKey(c, ck[:]), nil); err != nil {
+		return false, err
 	}
 	// A credential stored again (a restore) keeps its counter but is no
 	// longer deleted. A new one gets its first counter reservation in the
@@ -214,6 +228,8 @@ func (f *File) PutCredentials(cs []*Credential) error {
 				rp, user := f.indexKeys(c, ck[:])
 				_ = add(bucketRP, rp, nil)
 				_ = add(bucketUser, user, nil)
+			} else {
+				_ = add(bucketNDRP, f.ndrpKey(c, ck[:]), nil)
 			}
 		}
 		for name, l := range lists {
@@ -440,6 +456,17 @@ func (f *File) CredentialsPage(after []byte, limit int) ([]*Credential, []byte, 
 
 // DiscoverableCredentials implements Store.
 func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return f.indexedCredentials(bucketRP, rpIDHash)
+}
+
+// NonDiscoverableCredentials implements Store.
+func (f *File) NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return f.indexedCredentials(bucketNDRP, rpIDHash)
+}
+
+// indexedCredentials returns the credentials the index bucket (keys
+// rpTag(rpIdHash) || credKey) lists under rpIDHash, oldest first.
+func (f *File) indexedCredentials(bucket, rpIDHash []byte) ([]*Credential, error) {
 	if len(rpIDHash) != sha256.Size {
 		return nil, fmt.Errorf("keystore: rpIdHash must be %d bytes, got %d", sha256.Size, len(rpIDHash))
 	}
@@ -447,7 +474,7 @@ func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 	out := []*Credential{}
 	err := f.view(func(tx *bolt.Tx) error {
 		out = out[:0]
-		cur := tx.Bucket(bucketRP).Cursor()
+		cur := tx.Bucket(bucket).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 			c, err := f.credentialTx(tx, k[len(prefix):])
 			if err != nil {

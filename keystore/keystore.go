@@ -229,6 +229,11 @@ type Store interface {
 	// DiscoverableCredentials returns the discoverable credentials whose
 	// RP ID hashes (SHA-256) to rpIDHash, oldest first.
 	DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
+	// NonDiscoverableCredentials returns the stored non-discoverable
+	// credentials (syncable ones, and those whose key is kept in the store)
+	// whose RP ID hashes to rpIDHash, oldest first; tombstones are not
+	// credentials.
+	NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
 	// DiscoverableCount is the number of discoverable credentials stored.
 	DiscoverableCount() (int, error)
 	// DiscoverableRPs lists the relying parties that have discoverable

@@ -35,9 +35,11 @@ type Memory struct {
 	identity        *Identity
 	creds           map[string]*Credential
 	// order holds the keys of creds, sorted: the order of CredentialsPage.
-	order     []string
-	byRP      map[[32]byte]map[string]bool
-	byUser    map[userKey]map[string]bool
+	order  []string
+	byRP   map[[32]byte]map[string]bool
+	byUser map[userKey]map[string]bool
+	// byRPND indexes the non-discoverable credentials by RP ID hash.
+	byRPND    map[[32]byte]map[string]bool
 	ndisc     int
 	counters  map[[32]byte]*memCounter
 	global    uint32
@@ -63,6 +65,7 @@ func (m *Memory) wipe() {
 	m.order = nil
 	m.byRP = map[[32]byte]map[string]bool{}
 	m.byUser = map[userKey]map[string]bool{}
+	m.byRPND = map[[32]byte]map[string]bool{}
 	m.ndisc = 0
 	m.counters = map[[32]byte]*memCounter{}
 	m.global = 0
@@ -116,6 +119,7 @@ func (m *Memory) removeLocked(old *Credential) {
 	m.deleteLocked(id)
 	k := CounterKey(old.ID)
 	if !old.Discoverable {
+		dropIndex(m.byRPND, sha256.Sum256([]byte(old.RPID)), id)
 		c := m.counters[k]
 		if c == nil {
 			c = &memCounter{}
@@ -150,6 +154,7 @@ func (m *Memory) putUnlimitedLocked(c *Credential) {
 			m.removeLocked(old)
 		} else {
 			m.deleteLocked(id)
+			dropIndex(m.byRPND, sha256.Sum256([]byte(old.RPID)), id)
 		}
 	}
 	if c.Discoverable {
@@ -157,6 +162,8 @@ func (m *Memory) putUnlimitedLocked(c *Credential) {
 		addIndex(m.byRP, uk.rp, id)
 		addIndex(m.byUser, uk, id)
 		m.ndisc++
+	} else {
+		addIndex(m.byRPND, sha256.Sum256([]byte(c.RPID)), id)
 	}
 	if ctr := m.counters[CounterKey(c.ID)]; ctr != nil {
 		ctr.deleted = false
@@ -275,12 +282,22 @@ func (m *Memory) CredentialsPage(after []byte, limit int) ([]*Credential, []byte
 
 // DiscoverableCredentials implements Store.
 func (m *Memory) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return m.indexed(m.byRP, rpIDHash)
+}
+
+// NonDiscoverableCredentials implements Store.
+func (m *Memory) NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return m.indexed(m.byRPND, rpIDHash)
+}
+
+// indexed returns the credentials idx lists under rpIDHash, oldest first.
+func (m *Memory) indexed(idx map[[32]byte]map[string]bool, rpIDHash []byte) ([]*Credential, error) {
 	if len(rpIDHash) != sha256.Size {
 		return nil, fmt.Errorf("keystore: rpIdHash must be %d bytes, got %d", sha256.Size, len(rpIDHash))
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ids := m.byRP[[32]byte(rpIDHash)]
+	ids := idx[[32]byte(rpIDHash)]
 	out := make([]*Credential, 0, len(ids))
 	for id := range ids {
 		out = append(out, m.creds[id].Clone())

@@ -152,3 +152,63 @@ func testCredentialsPage(t *testing.T, newStore Factory) {
 		t.Fatalf("CredentialsPage after reset: %d credentials, cursor %x, %v", len(cs), n, err)
 	}
 }
+
+func testNonDiscoverable(t *testing.T, newStore Factory) {
+	s := newStore(t, 0)
+	list := func(rp string) []string {
+		t.Helper()
+		cs, err := s.NonDiscoverableCredentials(rpHash(rp))
+		must(t, err)
+		return ids(cs)
+	}
+	if _, err := s.NonDiscoverableCredentials([]byte("short")); err == nil {
+		t.Fatal("NonDiscoverableCredentials of a short hash: no error")
+	}
+	if got := list("a.example"); len(got) != 0 {
+		t.Fatalf("new store: %q", got)
+	}
+	must(t, s.PutCredential(Cred("n2", "a.example", "u2", false, 2)))
+	must(t, s.PutCredential(Cred("n1", "a.example", "u1", false, 1)))
+	must(t, s.PutCredential(Cred("d", "a.example", "u3", true, 3)))
+	must(t, s.PutCredential(Cred("o", "b.example", "u4", false, 4)))
+	if got := list("a.example"); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Fatalf("NonDiscoverableCredentials %q, want oldest first [n1 n2]", got)
+	}
+	if got := list("b.example"); !slices.Equal(got, []string{"o"}) {
+		t.Fatalf("other RP: %q", got)
+	}
+	// Becoming discoverable (and back) moves a credential between indices.
+	must(t, s.PutCredential(Cred("n1", "a.example", "u1", true, 1)))
+	if got := list("a.example"); !slices.Equal(got, []string{"n2"}) {
+		t.Fatalf("after n1 became discoverable: %q", got)
+	}
+	must(t, s.PutCredential(Cred("d", "a.example", "u3", false, 3)))
+	if got := list("a.example"); !slices.Equal(got, []string{"n2", "d"}) {
+		t.Fatalf("after d stopped being discoverable: %q", got)
+	}
+	// Moving to another RP under the same ID re-indexes it.
+	must(t, s.PutCredential(Cred("o", "c.example", "u4", false, 4)))
+	if b, c := list("b.example"), list("c.example"); len(b) != 0 || !slices.Equal(c, []string{"o"}) {
+		t.Fatalf("after o moved to c.example: b %q, c %q", b, c)
+	}
+	// A tombstone is not listed; a restore lists it again.
+	must(t, s.DeleteCredential([]byte("n2")))
+	if got := list("a.example"); !slices.Equal(got, []string{"d"}) {
+		t.Fatalf("after deleting n2: %q", got)
+	}
+	must(t, s.PutCredential(Cred("n2", "a.example", "u2", false, 2)))
+	if got := list("a.example"); !slices.Equal(got, []string{"n2", "d"}) {
+		t.Fatalf("after restoring n2: %q", got)
+	}
+	// Copies, and a reset empties the index.
+	cs, err := s.NonDiscoverableCredentials(rpHash("a.example"))
+	must(t, err)
+	cs[0].KeyBlob[0] ^= 0xff
+	if again := must2(s.Credential([]byte("n2"))); !same(again, Cred("n2", "a.example", "u2", false, 2)) {
+		t.Fatal("changing a listed credential changed the store")
+	}
+	must(t, s.Reset())
+	if got := list("a.example"); len(got) != 0 {
+		t.Fatalf("after reset: %q", got)
+	}
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeepCopies", testDeepCopies},
 		{"NilInputs", testNilInputs},
 		{"Discoverable", testDiscoverable},
+		{"NonDiscoverable", testNonDiscoverable},
 		{"DiscoverableRPs", testDiscoverableRPs},
 		{"Limit", testLimit},
 		{"PutDiscoverable", testPutDiscoverable},
