@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -142,46 +141,26 @@ func TestVirtualCredentialsPageEveryOnce(t *testing.T) {
 // Credentials, or an RP index read) made after arm until release.
 type blockingListStore struct {
 	keystore.Store
-	mu      sync.Mutex
-	armed   bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *blockingListStore) arm() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.armed, s.entered, s.release = true, make(chan struct{}), make(chan struct{})
-}
-
-func (s *blockingListStore) wait() {
-	s.mu.Lock()
-	armed := s.armed
-	s.armed = false
-	s.mu.Unlock()
-	if armed {
-		close(s.entered)
-		<-s.release
-	}
+	storeGate
 }
 
 func (s *blockingListStore) CredentialsPage(after []byte, limit int) ([]*keystore.Credential, []byte, error) {
-	s.wait()
+	s.pass()
 	return s.Store.CredentialsPage(after, limit)
 }
 
 func (s *blockingListStore) Credentials() ([]*keystore.Credential, error) {
-	s.wait()
+	s.pass()
 	return s.Store.Credentials()
 }
 
 func (s *blockingListStore) DiscoverableCredentials(rpIDHash []byte) ([]*keystore.Credential, error) {
-	s.wait()
+	s.pass()
 	return s.Store.DiscoverableCredentials(rpIDHash)
 }
 
 func (s *blockingListStore) NonDiscoverableCredentials(rpIDHash []byte) ([]*keystore.Credential, error) {
-	s.wait()
+	s.pass()
 	return s.Store.NonDiscoverableCredentials(rpIDHash)
 }
 
