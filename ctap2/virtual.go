@@ -436,16 +436,43 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 // RemoveAllCredentials deletes every stored credential (WebDriver "Remove
 // All Credentials") and returns how many there were. Credentials that live
 // only in their ID are not stored and stay usable; authenticatorReset ends
-// them.
+// them. It reads the store a page at a time without the lock and takes the
+// lock only to delete a page, so CTAP commands go on between pages; a
+// credential made meanwhile may or may not be removed.
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
-	defer a.lockForRemoval()()
-	all, err := a.store.Credentials()
-	if err != nil {
-		return 0, fmt.Errorf("listing credentials: %w", err)
-	}
+	const page = 100 // deletions (one commit each) per hold of the lock
 	n := 0
-	for _, c := range all {
-		if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+	var after []byte
+	for {
+		creds, next, err := a.store.CredentialsPage(after, page)
+		if err != nil {
+			return n, fmt.Errorf("listing credentials: %w", err)
+		}
+		if len(creds) > 0 {
+			removed, err := a.removeCredentials(creds)
+			n += removed
+			if err != nil {
+				return n, err
+			}
+		}
+		if next == nil {
+			return n, nil
+		}
+		after = next
+	}
+}
+
+// removeCredentials deletes creds under the lock and reports how many
+// were still stored.
+func (a *Authenticator) removeCredentials(creds []*keystore.Credential) (int, error) {
+	defer a.lockForRemoval()()
+	n := 0
+	for _, c := range creds {
+		err := a.store.DeleteCredential(c.ID)
+		if errors.Is(err, keystore.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
 			return n, fmt.Errorf("deleting credential: %w", err)
 		}
 		a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})

@@ -164,10 +164,10 @@ func (s *blockingListStore) NonDiscoverableCredentials(rpIDHash []byte) ([]*keys
 	return s.Store.NonDiscoverableCredentials(rpIDHash)
 }
 
-// TestVirtualCredentialsHoldNoLock: while a listing is inside the store's
-// page read, a getAssertion completes: the listing holds no lock a CTAP
-// command needs (the defect: a list of a large store held the
-// authenticator's lock for its whole run).
+// TestVirtualCredentialsHoldNoLock: while a listing (or a removal of all
+// credentials) is inside the store's page read, a getAssertion completes:
+// it holds no lock a CTAP command needs (the defect: a list of a large
+// store held the authenticator's lock for its whole run).
 func TestVirtualCredentialsHoldNoLock(t *testing.T) {
 	store := &blockingListStore{Store: keystore.NewMemory(keystore.Unlimited)}
 	k := newKey(t, func(o *ctap2.Options) { o.Store = store })
@@ -217,6 +217,17 @@ func TestVirtualCredentialsHoldNoLock(t *testing.T) {
 		_, err := k.a.VirtualCredentials()
 		return err
 	})
+	// RemoveAllCredentials takes the lock only to delete a page it read.
+	assertDuring("RemoveAllCredentials", func() error {
+		n, err := k.a.RemoveAllCredentials()
+		if err == nil && n != 51 {
+			err = fmt.Errorf("removed %d credentials, want 51", n)
+		}
+		return err
+	})
+	if left, err := store.Credentials(); err != nil || len(left) != 0 {
+		t.Fatalf("after RemoveAllCredentials: %d credentials left, %v", len(left), err)
+	}
 }
 
 // BenchmarkListRPCredentials compares listing one relying party's 6
