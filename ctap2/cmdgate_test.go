@@ -10,31 +10,42 @@ import (
 	"github.com/vkey-dev/vkey/keystore"
 )
 
-// stallingStore holds the first Config call made after arm until release:
-// a command that reads the configuration (getInfo) then keeps running.
-type stallingStore struct {
-	keystore.Store
+// storeGate holds the first call that passes it after arm until release.
+type storeGate struct {
 	mu      sync.Mutex
 	armed   bool
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (s *stallingStore) arm() {
-	s.mu.Lock()
-	s.armed, s.entered, s.release = true, make(chan struct{}), make(chan struct{})
-	s.mu.Unlock()
+func (g *storeGate) arm() {
+	g.mu.Lock()
+	g.armed, g.entered, g.release = true, make(chan struct{}), make(chan struct{})
+	g.mu.Unlock()
+}
+
+// pass returns at once, unless the gate is armed: then it disarms it,
+// closes entered and waits for release.
+func (g *storeGate) pass() {
+	g.mu.Lock()
+	armed := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if armed {
+		close(g.entered)
+		<-g.release
+	}
+}
+
+// stallingStore holds the first Config call made after arm until release:
+// a command that reads the configuration (getInfo) then keeps running.
+type stallingStore struct {
+	keystore.Store
+	storeGate
 }
 
 func (s *stallingStore) Config() (keystore.Config, error) {
-	s.mu.Lock()
-	armed := s.armed
-	s.armed = false
-	s.mu.Unlock()
-	if armed {
-		close(s.entered)
-		<-s.release
-	}
+	s.pass()
 	return s.Store.Config()
 }
 

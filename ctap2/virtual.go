@@ -1,6 +1,7 @@
 package ctap2
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -8,6 +9,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/vkey-dev/vkey/keystore"
 )
@@ -16,8 +19,9 @@ import (
 // hardware key cannot offer: it is shaped after the credential commands of
 // the W3C WebAuthn virtual authenticator (WebAuthn Level 3 section 11,
 // "Add Credential", "Get Credentials", "Remove Credential", "Remove All
-// Credentials", "Set Credential Properties"). Every method takes a.mu, so a
-// change never interleaves with a CTAP command.
+// Credentials", "Set Credential Properties"). Every method that changes
+// state takes a.mu, so a change never interleaves with a CTAP command; the
+// listing reads the store a page at a time without it.
 
 // Errors of the virtual-authenticator methods.
 var (
@@ -67,6 +71,9 @@ type VirtualCredential struct {
 	PublicKey []byte
 	// Provider names the key provider ("software", "tpm"); reported only.
 	Provider string
+
+	// created orders VirtualCredentials.
+	created time.Time
 }
 
 // AddCredential stores a credential made from c (WebDriver "Add
@@ -194,30 +201,158 @@ func pkcs8Algorithm(der []byte) (keystore.Algorithm, error) {
 	return 0, fmt.Errorf("unsupported private key type %T (want ECDSA, Ed25519 or RSA)", k)
 }
 
+// Paging of VirtualCredentialsPage.
+const (
+	// DefaultVirtualPage is the page size the control API uses when the
+	// caller names none.
+	DefaultVirtualPage = 100
+	// MaxVirtualPage bounds a page: what one call decrypts and encodes.
+	MaxVirtualPage = 1000
+)
+
+// ErrInvalidPage is returned by VirtualCredentialsPage for a limit out of
+// range or a cursor it did not make.
+var ErrInvalidPage = errors.New("invalid page request")
+
+// Cursors of VirtualCredentialsPage: a tag byte, then the position.
+const (
+	cursorAll byte = 'a' // then a keystore.Store.CredentialsPage cursor
+	cursorRP  byte = 'r' // then the last credential ID of the page
+)
+
 // VirtualCredentials returns every credential the authenticator stores
 // (WebDriver "Get Credentials"), oldest first. Credentials that live only
 // in their own ID (non-discoverable, device-bound, made by makeCredential)
-// are not held by the authenticator and are not listed.
+// are not held by the authenticator and are not listed. It reads the store
+// a page at a time without holding the authenticator's lock (see
+// VirtualCredentialsPage), so CTAP commands go on meanwhile; its cost still
+// grows with the store.
 func (a *Authenticator) VirtualCredentials() ([]VirtualCredential, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	all, err := a.store.Credentials()
-	if err != nil {
-		return nil, fmt.Errorf("listing credentials: %w", err)
-	}
-	blobs, err := a.largeBlobEntries()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]VirtualCredential, 0, len(all))
-	for _, c := range all {
-		v, err := a.virtualLocked(c, blobs)
+	var out []VirtualCredential
+	var cursor []byte
+	for {
+		page, next, err := a.VirtualCredentialsPage("", cursor, MaxVirtualPage)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		out = append(out, page...)
+		if next == nil {
+			break
+		}
+		cursor = next
 	}
+	sortVirtualOldestFirst(out)
 	return out, nil
+}
+
+// sortVirtualOldestFirst orders vs by creation time, then ID, as
+// keystore.SortOldestFirst orders credentials.
+func sortVirtualOldestFirst(vs []VirtualCredential) {
+	slices.SortStableFunc(vs, func(x, y VirtualCredential) int {
+		if c := x.created.Compare(y.created); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.ID, y.ID)
+	})
+}
+
+// VirtualCredentialsPage returns at most limit (1 to MaxVirtualPage)
+// stored credentials that follow cursor (nil: the first page), and the
+// cursor of the next page (nil after the last). With rpID, only that
+// relying party's credentials, ordered by ID, found through the store's
+// relying-party indices of discoverable and of stored non-discoverable
+// credentials (syncable ones, and those whose key is kept in the store,
+// credential ID kind 7): a page costs what the relying party holds, not
+// what the store holds. Without rpID, every stored
+// credential, in the store's own stable order (see
+// keystore.Store.CredentialsPage).
+//
+// The authenticator's lock is not held: each page is one read of the
+// store and one of the large-blob array, so CTAP commands are not held up
+// by a listing. A credential added or removed during a walk may or may not
+// be listed; none is listed twice and none stored throughout is missed. A
+// cursor is opaque; one this method did not make is ErrInvalidPage.
+func (a *Authenticator) VirtualCredentialsPage(rpID string, cursor []byte, limit int) (page []VirtualCredential, next []byte, err error) {
+	if limit < 1 || limit > MaxVirtualPage {
+		return nil, nil, fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidPage, limit, MaxVirtualPage)
+	}
+	var creds []*keystore.Credential
+	if rpID == "" {
+		var after []byte
+		if cursor != nil {
+			if len(cursor) < 2 || cursor[0] != cursorAll {
+				return nil, nil, fmt.Errorf("%w: the cursor is not one this key made", ErrInvalidPage)
+			}
+			after = cursor[1:]
+		}
+		if creds, after, err = a.store.CredentialsPage(after, limit); err != nil {
+			return nil, nil, fmt.Errorf("listing credentials: %w", err)
+		}
+		if after != nil {
+			next = append([]byte{cursorAll}, after...)
+		}
+	} else {
+		var after []byte
+		if cursor != nil {
+			if len(cursor) < 2 || cursor[0] != cursorRP {
+				return nil, nil, fmt.Errorf("%w: the cursor is not one this key made", ErrInvalidPage)
+			}
+			after = cursor[1:]
+		}
+		if creds, err = a.rpCredentials(rpID); err != nil {
+			return nil, nil, err
+		}
+		// Ordered by ID, the last ID of a page is where the next starts,
+		// whatever is added or removed meanwhile.
+		slices.SortFunc(creds, func(x, y *keystore.Credential) int { return bytes.Compare(x.ID, y.ID) })
+		i := 0
+		if after != nil {
+			i, _ = slices.BinarySearchFunc(creds, after, func(c *keystore.Credential, id []byte) int { return bytes.Compare(c.ID, id) })
+			for i < len(creds) && bytes.Equal(creds[i].ID, after) {
+				i++
+			}
+		}
+		end := min(i+limit, len(creds))
+		if end < len(creds) {
+			next = append([]byte{cursorRP}, creds[end-1].ID...)
+		}
+		creds = creds[i:end]
+	}
+	if len(creds) == 0 {
+		return []VirtualCredential{}, next, nil
+	}
+	// The large-blob array is read and parsed once per page, and only
+	// when a credential of the page has a largeBlobKey.
+	var blobs []LargeBlobEntry
+	if slices.ContainsFunc(creds, func(c *keystore.Credential) bool { return c.LargeBlobKey != nil }) {
+		if blobs, err = a.largeBlobEntries(); err != nil {
+			return nil, nil, err
+		}
+	}
+	page = make([]VirtualCredential, 0, len(creds))
+	for _, c := range creds {
+		v, err := a.virtualOf(c, blobs)
+		if err != nil {
+			return nil, nil, err
+		}
+		page = append(page, v)
+	}
+	return page, next, nil
+}
+
+// rpCredentials returns the stored credentials of rpID through the
+// store's two relying-party indices: discoverable and non-discoverable.
+func (a *Authenticator) rpCredentials(rpID string) ([]*keystore.Credential, error) {
+	h := sha256Sum([]byte(rpID))
+	creds, err := a.store.DiscoverableCredentials(h[:])
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	nd, err := a.store.NonDiscoverableCredentials(h[:])
+	if err != nil {
+		return nil, fmt.Errorf("listing credentials: %w", err)
+	}
+	return slices.DeleteFunc(append(creds, nd...), func(c *keystore.Credential) bool { return c.RPID != rpID }), nil
 }
 
 // VirtualCredential returns the stored credential with this ID, or an
@@ -238,10 +373,12 @@ func (a *Authenticator) virtualByIDLocked(id []byte) (VirtualCredential, error) 
 	if err != nil {
 		return VirtualCredential{}, err
 	}
-	return a.virtualLocked(c, blobs)
+	return a.virtualOf(c, blobs)
 }
 
-func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobEntry) (VirtualCredential, error) {
+// virtualOf makes the VirtualCredential of c, with its large blob from
+// blobs. It needs no lock: it reads only the store.
+func (a *Authenticator) virtualOf(c *keystore.Credential, blobs []LargeBlobEntry) (VirtualCredential, error) {
 	n, err := a.store.SignCount(c.ID)
 	if err != nil {
 		return VirtualCredential{}, fmt.Errorf("reading the signature counter: %w", err)
@@ -250,7 +387,7 @@ func (a *Authenticator) virtualLocked(c *keystore.Credential, blobs []LargeBlobE
 		ID: c.ID, RPID: c.RPID, UserHandle: c.UserID, UserName: c.UserName, UserDisplayName: c.UserDisplayName,
 		Discoverable: c.Discoverable, Algorithm: c.Algorithm, SignCount: n,
 		BackupEligible: c.BackupEligible, BackupState: c.BackupState,
-		PublicKey: c.PublicKey, Provider: c.Provider,
+		PublicKey: c.PublicKey, Provider: c.Provider, created: c.Created,
 	}
 	if c.BackupEligible && c.Provider == keystore.SoftwareProviderName {
 		v.PrivateKey = c.KeyBlob
@@ -299,16 +436,43 @@ func (a *Authenticator) RemoveCredential(id []byte) error {
 // RemoveAllCredentials deletes every stored credential (WebDriver "Remove
 // All Credentials") and returns how many there were. Credentials that live
 // only in their ID are not stored and stay usable; authenticatorReset ends
-// them.
+// them. It reads the store a page at a time without the lock and takes the
+// lock only to delete a page, so CTAP commands go on between pages; a
+// credential made meanwhile may or may not be removed.
 func (a *Authenticator) RemoveAllCredentials() (int, error) {
-	defer a.lockForRemoval()()
-	all, err := a.store.Credentials()
-	if err != nil {
-		return 0, fmt.Errorf("listing credentials: %w", err)
-	}
+	const page = 100 // deletions (one commit each) per hold of the lock
 	n := 0
-	for _, c := range all {
-		if err := a.store.DeleteCredential(c.ID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+	var after []byte
+	for {
+		creds, next, err := a.store.CredentialsPage(after, page)
+		if err != nil {
+			return n, fmt.Errorf("listing credentials: %w", err)
+		}
+		if len(creds) > 0 {
+			removed, err := a.removeCredentials(creds)
+			n += removed
+			if err != nil {
+				return n, err
+			}
+		}
+		if next == nil {
+			return n, nil
+		}
+		after = next
+	}
+}
+
+// removeCredentials deletes creds under the lock and reports how many
+// were still stored.
+func (a *Authenticator) removeCredentials(creds []*keystore.Credential) (int, error) {
+	defer a.lockForRemoval()()
+	n := 0
+	for _, c := range creds {
+		err := a.store.DeleteCredential(c.ID)
+		if errors.Is(err, keystore.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
 			return n, fmt.Errorf("deleting credential: %w", err)
 		}
 		a.emit(CredentialDeleted{RPID: c.RPID, CredentialID: c.ID})

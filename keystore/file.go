@@ -47,8 +47,9 @@ const (
 const (
 	// MasterKeySize is the length of the master key (AES-256).
 	MasterKeySize = 32
-	// storeFormat is the version of the record layout in StateFileName.
-	storeFormat = 2
+	// storeFormat is the version of the record layout in StateFileName:
+	// 3 added bucketNDRP. A format-2 store is upgraded when opened.
+	storeFormat = 3
 )
 
 // DefaultReserveBlock is the initial number of signature counter values a
@@ -144,8 +145,11 @@ var (
 	// bucketCounters: credKey(id) -> counter record, for stored credentials
 	// and the tombstones of deleted non-discoverable ones.
 	bucketCounters = []byte("ctr")
+	// bucketNDRP: rpTag(rpIdHash) || credKey(id) -> "" for every stored
+	// non-discoverable credential (the control API's list of one RP).
+	bucketNDRP = []byte("ndrp")
 
-	allBuckets = [][]byte{bucketMeta, bucketCreds, bucketRP, bucketUser, bucketCounters}
+	allBuckets = [][]byte{bucketMeta, bucketCreds, bucketRP, bucketUser, bucketCounters, bucketNDRP}
 
 	metaFormat    = []byte("format")
 	metaIdentity  = []byte("identity")
@@ -537,6 +541,25 @@ func (f *File) openDB() error {
 	if f.db, err = f.boltOpen(false); err != nil {
 		return err
 	}
+	var current bool
+	err = f.view(func(tx *bolt.Tx) error {
+		b, err := f.get(tx, bucketMeta, metaFormat)
+		current = len(b) == 2 && binary.BigEndian.Uint16(b) == storeFormat
+		return err
+	})
+	if err != nil {
+		err = &CorruptError{Path: f.path, Err: err}
+	} else if !current {
+		// One transaction: a failure (a full disk) leaves format 2 whole.
+		if err = f.update(f.upgradeTx); err != nil {
+			err = fmt.Errorf("open state: upgrading %s to store format %d: %w", f.path, storeFormat, err)
+		}
+	}
+	if err != nil {
+		_ = f.db.Close()
+		f.db = nil
+		return err
+	}
 	return nil
 }
 
@@ -603,11 +626,6 @@ func checkFreelistSynced(head []byte) error {
 // checkTx checks that the store is one this code understands and that the
 // master key decrypts it.
 func (f *File) checkTx(tx *bolt.Tx) error {
-	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil {
-			return fmt.Errorf("bucket %s missing", name)
-		}
-	}
 	b, err := f.get(tx, bucketMeta, metaFormat)
 	if err != nil {
 		return err
@@ -615,13 +633,41 @@ func (f *File) checkTx(tx *bolt.Tx) error {
 	if len(b) != 2 {
 		return errors.New("bad format record")
 	}
-	if v := binary.BigEndian.Uint16(b); v != storeFormat {
+	v := binary.BigEndian.Uint16(b)
+	if v != storeFormat && v != 2 {
 		return fmt.Errorf("store format %d is not one this vkey understands (%d)", v, storeFormat)
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil && !(v == 2 && bytes.Equal(name, bucketNDRP)) {
+			return fmt.Errorf("bucket %s missing", name)
+		}
 	}
 	if _, err := f.metaUint(tx, metaNDisc); err != nil {
 		return err
 	}
 	return nil
+}
+
+// upgradeTx turns a format-2 store into the current format: it indexes
+// the stored non-discoverable credentials (bucketNDRP), in the one
+// transaction that also records the new format, so a crash leaves either
+// format whole. It reads every credential once, at the first open.
+func (f *File) upgradeTx(tx *bolt.Tx) error {
+	idx, err := tx.CreateBucketIfNotExists(bucketNDRP)
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketCreds).ForEach(func(k, _ []byte) error {
+		c, err := f.credentialTx(tx, k)
+		if err != nil || c.Discoverable {
+			return err
+		}
+		return idx.Put(f.ndrpKey(c, k), nil)
+	})
+	if err != nil {
+		return err
+	}
+	return f.put(tx, bucketMeta, metaFormat, binary.BigEndian.AppendUint16(nil, storeFormat))
 }
 
 // initTx creates the buckets and the records of an empty store.

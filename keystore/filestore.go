@@ -52,6 +52,13 @@ func (f *File) indexKeys(c *Credential, ck []byte) (rp, user []byte) {
 	return rp, user
 }
 
+// ndrpKey is the bucketNDRP key of the non-discoverable credential c
+// stored under ck.
+func (f *File) ndrpKey(c *Credential, ck []byte) []byte {
+	h := sha256.Sum256([]byte(c.RPID))
+	return append(f.rpTag(h[:]), ck...)
+}
+
 // removeTx deletes the credential stored under ck (old is its record) with
 // its index entries. A discoverable credential's counter goes with it (its
 // ID names a discoverable credential, which is refused once not stored); a
@@ -61,6 +68,9 @@ func (f *File) removeTx(tx *bolt.Tx, ck []byte, old *Credential) error {
 		return err
 	}
 	if !old.Discoverable {
+		if err := tx.Bucket(bucketNDRP).Delete(f.ndrpKey(old, ck)); err != nil {
+			return err
+		}
 		rec, err := f.counterTx(tx, ck)
 		if err != nil {
 			return err
@@ -116,6 +126,8 @@ func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) (fresh bo
 			}
 		} else if err := tx.Bucket(bucketCreds).Delete(ck[:]); err != nil {
 			return false, err
+		} else if err := tx.Bucket(bucketNDRP).Delete(f.ndrpKey(old, ck[:])); err != nil {
+			return false, err
 		}
 	case !errors.Is(err, errAbsent):
 		return false, err
@@ -138,6 +150,8 @@ func (f *File) putCredentialTx(tx *bolt.Tx, c *Credential, limit bool) (fresh bo
 		if err := f.putMetaUint(tx, metaNDisc, n+1); err != nil {
 			return false, err
 		}
+	} else if err := tx.Bucket(bucketNDRP).Put(f.ndrpKey(c, ck[:]), nil); err != nil {
+		return false, err
 	}
 	// A credential stored again (a restore) keeps its counter but is no
 	// longer deleted. A new one gets its first counter reservation in the
@@ -214,6 +228,8 @@ func (f *File) PutCredentials(cs []*Credential) error {
 				rp, user := f.indexKeys(c, ck[:])
 				_ = add(bucketRP, rp, nil)
 				_ = add(bucketUser, user, nil)
+			} else {
+				_ = add(bucketNDRP, f.ndrpKey(c, ck[:]), nil)
 			}
 		}
 		for name, l := range lists {
@@ -399,8 +415,58 @@ func (f *File) Credentials() ([]*Credential, error) {
 	return out, nil
 }
 
+// CredentialsPage implements Store: credentials come in the order of their
+// record keys (a MAC of the ID: stable, unrelated to anything else), and
+// the cursor is the last record key of the page. One read transaction
+// decrypts the page's records, and no other.
+func (f *File) CredentialsPage(after []byte, limit int) ([]*Credential, []byte, error) {
+	if limit <= 0 {
+		return nil, nil, fmt.Errorf("keystore: page limit must be positive, got %d", limit)
+	}
+	var out []*Credential
+	var next []byte
+	err := f.view(func(tx *bolt.Tx) error {
+		out, next = make([]*Credential, 0, min(limit, 1024)), nil
+		cur := tx.Bucket(bucketCreds).Cursor()
+		k, _ := cur.First()
+		if after != nil {
+			if k, _ = cur.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, _ = cur.Next()
+			}
+		}
+		var last []byte
+		for ; k != nil; k, _ = cur.Next() {
+			if len(out) == limit {
+				next = append([]byte(nil), last...) // keys live as long as tx
+				return nil
+			}
+			c, err := f.credentialTx(tx, k)
+			if err != nil {
+				return err
+			}
+			out, last = append(out, c), k
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, next, nil
+}
+
 // DiscoverableCredentials implements Store.
 func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return f.indexedCredentials(bucketRP, rpIDHash)
+}
+
+// NonDiscoverableCredentials implements Store.
+func (f *File) NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return f.indexedCredentials(bucketNDRP, rpIDHash)
+}
+
+// indexedCredentials returns the credentials the index bucket (keys
+// rpTag(rpIdHash) || credKey) lists under rpIDHash, oldest first.
+func (f *File) indexedCredentials(bucket, rpIDHash []byte) ([]*Credential, error) {
 	if len(rpIDHash) != sha256.Size {
 		return nil, fmt.Errorf("keystore: rpIdHash must be %d bytes, got %d", sha256.Size, len(rpIDHash))
 	}
@@ -408,7 +474,7 @@ func (f *File) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
 	out := []*Credential{}
 	err := f.view(func(tx *bolt.Tx) error {
 		out = out[:0]
-		cur := tx.Bucket(bucketRP).Cursor()
+		cur := tx.Bucket(bucket).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 			c, err := f.credentialTx(tx, k[len(prefix):])
 			if err != nil {

@@ -192,9 +192,9 @@ type Identity struct {
 // concurrent use, must make every successful write durable before it
 // returns, except where a method says otherwise, and must never return
 // values that share memory with what they hold. Every operation costs what
-// it touches, not what the store holds, except Credentials. A nil
-// argument is an error, never a panic. Package storetest checks all of
-// this for any implementation.
+// it touches, not what the store holds, except Credentials (walk a large
+// store with CredentialsPage). A nil argument is an error, never a panic.
+// Package storetest checks all of this for any implementation.
 type Store interface {
 	// Identity returns the installation identity, or ErrNotFound before one is set.
 	Identity() (*Identity, error)
@@ -217,9 +217,23 @@ type Store interface {
 	// Credentials returns every stored credential, oldest first. It is the
 	// one operation whose cost grows with the store.
 	Credentials() ([]*Credential, error)
+	// CredentialsPage returns at most limit (> 0) stored credentials that
+	// follow the cursor after (nil: from the first), in an order of the
+	// store's choosing that does not change while a credential is stored,
+	// and the cursor to pass for the next page (nil when no credential
+	// follows). A cursor is opaque: the key of the page's last record. A
+	// walk returns no credential twice and skips none stored throughout
+	// it; one added or deleted meanwhile may or may not appear. It costs
+	// the page it reads, not the store.
+	CredentialsPage(after []byte, limit int) (creds []*Credential, next []byte, err error)
 	// DiscoverableCredentials returns the discoverable credentials whose
 	// RP ID hashes (SHA-256) to rpIDHash, oldest first.
 	DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
+	// NonDiscoverableCredentials returns the stored non-discoverable
+	// credentials (syncable ones, and those whose key is kept in the store)
+	// whose RP ID hashes to rpIDHash, oldest first; tombstones are not
+	// credentials.
+	NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error)
 	// DiscoverableCount is the number of discoverable credentials stored.
 	DiscoverableCount() (int, error)
 	// DiscoverableRPs lists the relying parties that have discoverable

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -33,14 +34,18 @@ type Memory struct {
 	maxDiscoverable int
 	identity        *Identity
 	creds           map[string]*Credential
-	byRP            map[[32]byte]map[string]bool
-	byUser          map[userKey]map[string]bool
-	ndisc           int
-	counters        map[[32]byte]*memCounter
-	global          uint32
-	pin             PINState
-	config          Config
-	largeBlob       []byte
+	// order holds the keys of creds, sorted: the order of CredentialsPage.
+	order  []string
+	byRP   map[[32]byte]map[string]bool
+	byUser map[userKey]map[string]bool
+	// byRPND indexes the non-discoverable credentials by RP ID hash.
+	byRPND    map[[32]byte]map[string]bool
+	ndisc     int
+	counters  map[[32]byte]*memCounter
+	global    uint32
+	pin       PINState
+	config    Config
+	largeBlob []byte
 }
 
 // NewMemory returns an empty in-memory store holding at most
@@ -57,8 +62,10 @@ func NewMemory(maxDiscoverable int) *Memory {
 
 func (m *Memory) wipe() {
 	m.creds = map[string]*Credential{}
+	m.order = nil
 	m.byRP = map[[32]byte]map[string]bool{}
 	m.byUser = map[userKey]map[string]bool{}
+	m.byRPND = map[[32]byte]map[string]bool{}
 	m.ndisc = 0
 	m.counters = map[[32]byte]*memCounter{}
 	m.global = 0
@@ -109,9 +116,10 @@ func dropIndex[K comparable](idx map[K]map[string]bool, k K, id string) {
 // removeLocked deletes a stored credential as File.removeTx does.
 func (m *Memory) removeLocked(old *Credential) {
 	id := string(old.ID)
-	delete(m.creds, id)
+	m.deleteLocked(id)
 	k := CounterKey(old.ID)
 	if !old.Discoverable {
+		dropIndex(m.byRPND, sha256.Sum256([]byte(old.RPID)), id)
 		c := m.counters[k]
 		if c == nil {
 			c = &memCounter{}
@@ -145,7 +153,8 @@ func (m *Memory) putUnlimitedLocked(c *Credential) {
 		if old.Discoverable {
 			m.removeLocked(old)
 		} else {
-			delete(m.creds, id)
+			m.deleteLocked(id)
+			dropIndex(m.byRPND, sha256.Sum256([]byte(old.RPID)), id)
 		}
 	}
 	if c.Discoverable {
@@ -153,11 +162,25 @@ func (m *Memory) putUnlimitedLocked(c *Credential) {
 		addIndex(m.byRP, uk.rp, id)
 		addIndex(m.byUser, uk, id)
 		m.ndisc++
+	} else {
+		addIndex(m.byRPND, sha256.Sum256([]byte(c.RPID)), id)
 	}
 	if ctr := m.counters[CounterKey(c.ID)]; ctr != nil {
 		ctr.deleted = false
 	}
+	if _, ok := m.creds[id]; !ok {
+		i, _ := slices.BinarySearch(m.order, id)
+		m.order = slices.Insert(m.order, i, id)
+	}
 	m.creds[id] = c.Clone()
+}
+
+// deleteLocked removes the credential stored under id from creds and order.
+func (m *Memory) deleteLocked(id string) {
+	delete(m.creds, id)
+	if i, ok := slices.BinarySearch(m.order, id); ok {
+		m.order = slices.Delete(m.order, i, i+1)
+	}
 }
 
 // PutCredential implements Store.
@@ -229,14 +252,52 @@ func (m *Memory) Credentials() ([]*Credential, error) {
 	return out, nil
 }
 
+// CredentialsPage implements Store: credentials come in the byte order of
+// their IDs, and the cursor is the last ID of the page.
+func (m *Memory) CredentialsPage(after []byte, limit int) ([]*Credential, []byte, error) {
+	if limit <= 0 {
+		return nil, nil, fmt.Errorf("keystore: page limit must be positive, got %d", limit)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i := 0
+	if after != nil {
+		var found bool
+		i, found = slices.BinarySearch(m.order, string(after))
+		if found {
+			i++
+		}
+	}
+	end := min(i+limit, len(m.order))
+	out := make([]*Credential, 0, end-i)
+	for _, id := range m.order[i:end] {
+		out = append(out, m.creds[id].Clone())
+	}
+	var next []byte
+	if end < len(m.order) {
+		next = []byte(m.order[end-1])
+	}
+	return out, next, nil
+}
+
 // DiscoverableCredentials implements Store.
 func (m *Memory) DiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return m.indexed(m.byRP, rpIDHash)
+}
+
+// NonDiscoverableCredentials implements Store.
+func (m *Memory) NonDiscoverableCredentials(rpIDHash []byte) ([]*Credential, error) {
+	return m.indexed(m.byRPND, rpIDHash)
+}
+
+// indexed returns the credentials idx lists under rpIDHash, oldest first.
+func (m *Memory) indexed(idx map[[32]byte]map[string]bool, rpIDHash []byte) ([]*Credential, error) {
 	if len(rpIDHash) != sha256.Size {
 		return nil, fmt.Errorf("keystore: rpIdHash must be %d bytes, got %d", sha256.Size, len(rpIDHash))
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ids := m.byRP[[32]byte(rpIDHash)]
+	ids := idx[[32]byte(rpIDHash)]
 	out := make([]*Credential, 0, len(ids))
 	for id := range ids {
 		out = append(out, m.creds[id].Clone())

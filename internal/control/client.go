@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -56,17 +58,23 @@ func NewHTTPClient(baseURL string) *Client {
 // into out (if not nil). An error answer is an *APIError; a socket where
 // nobody listens is ErrNotRunning.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.do(ctx, method, path, in, out)
+	return err
+}
+
+// do is Do, returning the answer's header too.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encoding request: %w", err)
+			return nil, fmt.Errorf("encoding request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("control API request: %w", err)
+		return nil, fmt.Errorf("control API request: %w", err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -74,31 +82,31 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if u, ok := asUntrusted(err); ok {
-			return u
+			return nil, u
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("%w (%s)", ErrNotRunning, c.target)
+			return nil, fmt.Errorf("%w (%s)", ErrNotRunning, c.target)
 		}
-		return fmt.Errorf("control API %s: %w", c.target, err)
+		return nil, fmt.Errorf("control API %s: %w", c.target, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("control API answer: %w", err)
+		return nil, fmt.Errorf("control API answer: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		var e apiError
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = resp.Status
 		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decoding control API answer: %w", err)
+			return nil, fmt.Errorf("decoding control API answer: %w", err)
 		}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // Info is GET /info.
@@ -141,4 +149,53 @@ func (c *Client) Deny(ctx context.Context) (*PresenceState, error) {
 // PowerCycle is POST /power-cycle.
 func (c *Client) PowerCycle(ctx context.Context) error {
 	return c.Do(ctx, http.MethodPost, "/power-cycle", nil, nil)
+}
+
+// CredentialsPage is GET /credentials: one page of at most limit
+// credentials (0: the key's default) of rpID (all if empty) after cursor
+// ("" for the first page), and the cursor of the next page ("" after the
+// last).
+func (c *Client) CredentialsPage(ctx context.Context, rpID, cursor string, limit int) (creds []Credential, next string, err error) {
+	q := url.Values{}
+	if rpID != "" {
+		q.Set("rpId", rpID)
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/credentials"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	h, err := c.do(ctx, http.MethodGet, path, nil, &creds)
+	if err != nil {
+		return nil, "", err
+	}
+	return creds, h.Get(NextCursorHeader), nil
+}
+
+// Credentials lists every credential of rpID (all if empty), following
+// the cursors of GET /credentials page by page (of at most limit; 0 for
+// the key's default). A credential added or removed meanwhile may or may
+// not be listed; none is listed twice.
+func (c *Client) Credentials(ctx context.Context, rpID string, limit int) ([]Credential, error) {
+	var all []Credential
+	cursor := ""
+	for {
+		page, next, err := c.CredentialsPage(ctx, rpID, cursor, limit)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		if next == cursor {
+			return nil, fmt.Errorf("control API %s: the credential list does not advance", c.target)
+		}
+		cursor = next
+	}
 }

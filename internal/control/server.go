@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -489,18 +491,58 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, credentialJSON(got))
 }
 
+// NextCursorHeader is the response header of GET /credentials that holds
+// the cursor of the next page; it is absent after the last page. The body
+// stays a JSON array of credentials, as before paging existed.
+const NextCursorHeader = "Vkey-Next-Cursor"
+
+// listCredentials answers GET /credentials[?rpId=RP][&limit=N][&cursor=C]:
+// one page of credentials (default ctap2.DefaultVirtualPage, at most
+// ctap2.MaxVirtualPage), with the next page's cursor in NextCursorHeader
+// and in a Link header (RFC 8288, rel="next"). The key's lock is not held
+// while the page is read, so CTAP commands go on meanwhile.
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) {
-	all, err := s.cfg.Authenticator.VirtualCredentials()
+	q := r.URL.Query()
+	rp := q.Get("rpId")
+	limit := ctap2.DefaultVirtualPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > ctap2.MaxVirtualPage {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", ctap2.MaxVirtualPage))
+			return
+		}
+		limit = n
+	}
+	var cursor []byte
+	if v := q.Get("cursor"); v != "" {
+		b, err := decodeB64(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "cursor is not one this key gave: pass the "+NextCursorHeader+" header of the previous page")
+			return
+		}
+		cursor = b
+	}
+	page, next, err := s.cfg.Authenticator.VirtualCredentialsPage(rp, cursor, limit)
+	if errors.Is(err, ctap2.ErrInvalidPage) {
+		writeError(w, http.StatusBadRequest, "cursor is not one this key gave for this rpId: pass the "+NextCursorHeader+" header of the previous page")
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rp := r.URL.Query().Get("rpId")
-	out := []Credential{}
-	for _, v := range all {
-		if rp == "" || v.RPID == rp {
-			out = append(out, credentialJSON(v))
+	out := make([]Credential, 0, len(page))
+	for _, v := range page {
+		out = append(out, credentialJSON(v))
+	}
+	if next != nil {
+		c := b64(next)
+		nq := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {c}}
+		if rp != "" {
+			nq.Set("rpId", rp)
 		}
+		w.Header().Set(NextCursorHeader, c)
+		w.Header().Set("Link", "</credentials?"+nq.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -40,11 +40,15 @@ type fixture struct {
 	socket string
 }
 
-func newFixture(t *testing.T, mode presence.Mode) *fixture {
+func newFixture(t *testing.T, mode presence.Mode, mutate ...func(*ctap2.Options)) *fixture {
 	t.Helper()
 	f := &fixture{hub: control.NewHub()}
 	f.broker = presence.New(presence.Options{Mode: mode})
-	a, err := ctap2.New(ctap2.Options{Store: keystore.NewMemory(0), Presence: f.broker, Attestation: ctap2.AttestationNone, Observer: f.hub})
+	opts := ctap2.Options{Store: keystore.NewMemory(0), Presence: f.broker, Attestation: ctap2.AttestationNone, Observer: f.hub}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	a, err := ctap2.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,11 @@ func Run(t *testing.T, newStore Factory) {
 	}{
 		{"Identity", testIdentity},
 		{"Credentials", testCredentials},
+		{"CredentialsPage", testCredentialsPage},
 		{"DeepCopies", testDeepCopies},
 		{"NilInputs", testNilInputs},
 		{"Discoverable", testDiscoverable},
+		{"NonDiscoverable", testNonDiscoverable},
 		{"DiscoverableRPs", testDiscoverableRPs},
 		{"Limit", testLimit},
 		{"PutDiscoverable", testPutDiscoverable},
