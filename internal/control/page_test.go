@@ -37,8 +37,9 @@ func (f *fixture) get(t *testing.T, path string) (*http.Response, []byte) {
 	return resp, body
 }
 
-// TestCredentialsPaging: GET /credentials answers pages (default 100, at
-// most 1000) with the next page's cursor in a header, the body staying a
+// TestCredentialsPaging: GET /credentials without parameters answers the
+// whole list, as before paging; with limit or cursor it answers pages
+// (default 100, at most 1000) with the next page's cursor in a header, the body staying a
 // JSON array; the client follows the cursors and lists each of 1,000
 // credentials exactly once, also for one relying party.
 func TestCredentialsPaging(t *testing.T) {
@@ -86,9 +87,17 @@ func TestCredentialsPaging(t *testing.T) {
 		once(fmt.Sprintf("rp3, limit %d", limit), mine, perRP["rp3.example"], "rp3.example")
 	}
 
-	// Without parameters: the first 100, a JSON array as before paging,
-	// and the cursor in Vkey-Next-Cursor and a Link header.
+	// Without parameters: every credential, a JSON array as before paging,
+	// and no cursor.
 	resp, body := f.get(t, "/credentials")
+	var whole []control.Credential
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &whole) != nil || resp.Header.Get(control.NextCursorHeader) != "" {
+		t.Fatalf("GET /credentials: %s, %d credentials, cursor %q", resp.Status, len(whole), resp.Header.Get(control.NextCursorHeader))
+	}
+	once("no parameters", whole, 1000, "")
+	// With a cursor-less limit: the first page, and the cursor in
+	// Vkey-Next-Cursor and a Link header.
+	resp, body = f.get(t, fmt.Sprintf("/credentials?limit=%d", ctap2.DefaultVirtualPage))
 	var first []control.Credential
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &first) != nil || len(first) != ctap2.DefaultVirtualPage {
 		t.Fatalf("GET /credentials: %s, %d credentials (%.80s)", resp.Status, len(first), body)

@@ -497,8 +497,9 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 const NextCursorHeader = "Vkey-Next-Cursor"
 
 // listCredentials answers GET /credentials[?rpId=RP][&limit=N][&cursor=C]:
-// one page of credentials (default ctap2.DefaultVirtualPage, at most
-// ctap2.MaxVirtualPage), with the next page's cursor in NextCursorHeader
+// with neither limit nor cursor, every credential (as before paging);
+// otherwise one page of credentials (default ctap2.DefaultVirtualPage, at
+// most ctap2.MaxVirtualPage), with the next page's cursor in NextCursorHeader
 // and in a Link header (RFC 8288, rel="next"). The key's lock is not held
 // while the page is read, so CTAP commands go on meanwhile.
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) {
@@ -522,7 +523,19 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) {
 		}
 		cursor = b
 	}
+	// Without limit and cursor the answer is the whole list, as before
+	// paging existed: scripts written then keep seeing every credential.
+	// It is read a page at a time, so the key's lock is still not held.
+	whole := q.Get("limit") == "" && cursor == nil
+	if whole {
+		limit = ctap2.MaxVirtualPage
+	}
 	page, next, err := s.cfg.Authenticator.VirtualCredentialsPage(rp, cursor, limit)
+	for whole && err == nil && next != nil {
+		var more []ctap2.VirtualCredential
+		more, next, err = s.cfg.Authenticator.VirtualCredentialsPage(rp, next, limit)
+		page = append(page, more...)
+	}
 	if errors.Is(err, ctap2.ErrInvalidPage) {
 		writeError(w, http.StatusBadRequest, "cursor is not one this key gave for this rpId: pass the "+NextCursorHeader+" header of the previous page")
 		return
