@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 
 	"github.com/vkey-dev/vkey/ctap2"
 	"github.com/vkey-dev/vkey/hid"
@@ -59,9 +60,11 @@ func LogObserver(l *slog.Logger) ctap2.Observer {
 		}
 		switch e := e.(type) {
 		case ctap2.CredentialCreated:
-			l.Debug("credential created", relyingParty(e.RPID, e.RPIDHash, e.U2F), "discoverable", e.Discoverable, "u2f", e.U2F)
+			l.Debug("credential created", append([]any{relyingParty(e.RPID, e.RPIDHash, e.U2F), "discoverable", e.Discoverable, "u2f", e.U2F},
+				extensionAttrs(e.Extensions, e.ExtensionOutputs)...)...)
 		case ctap2.CredentialAsserted:
-			l.Debug("credential asserted", relyingParty(e.RPID, e.RPIDHash, e.U2F), "counter", e.SignCount, "up", e.UserPresent, "uv", e.UserVerified, "u2f", e.U2F)
+			l.Debug("credential asserted", append([]any{relyingParty(e.RPID, e.RPIDHash, e.U2F), "counter", e.SignCount, "up", e.UserPresent, "uv", e.UserVerified, "u2f", e.U2F},
+				extensionAttrs(e.Extensions, e.ExtensionOutputs)...)...)
 		case ctap2.CredentialDeleted:
 			l.Debug("credential deleted", "rp", escape.Terminal(e.RPID))
 		case ctap2.CredentialUpdated:
@@ -82,6 +85,21 @@ func LogObserver(l *slog.Logger) ctap2.Observer {
 			l.Debug("presence timed out", "command", escape.Terminal(e.Request.Command))
 		}
 	})
+}
+
+// extensionAttrs are the log attributes naming the extensions a command
+// acted on (ext=) and returned output for (ext_out=), comma-separated and
+// left out when there are none. ctap2 names only extensions it implements,
+// but the names are escaped like everything else a request chose.
+func extensionAttrs(acted, out []string) []any {
+	var attrs []any
+	if len(acted) > 0 {
+		attrs = append(attrs, slog.String("ext", escape.Terminal(strings.Join(acted, ","))))
+	}
+	if len(out) > 0 {
+		attrs = append(attrs, slog.String("ext_out", escape.Terminal(strings.Join(out, ","))))
+	}
+	return attrs
 }
 
 // relyingParty is the log attribute naming an event's relying party: its

@@ -21,7 +21,8 @@ import (
 
 // TestLogObserverLines drives an in-process key through makeCredential,
 // getAssertion with hmac-secret, a U2F register and authenticate (named by
-// their application ID's hash, not an empty rp), a relying party whose ID
+// their application ID's hash, not an empty rp), the extensions each
+// command acted on and answered (only names the key implements), a relying party whose ID
 // holds terminal escapes, a touch nobody gives, and setting and changing
 // the PIN, and checks the exact `--verbose` lines (vkey.LogObserver): what
 // comes from a request is escaped (internal/escape), and no secret (the
@@ -47,7 +48,10 @@ func TestLogObserverLines(t *testing.T) {
 		t.Helper()
 		req := &ctap2.MakeCredentialRequest{ClientDataHash: make([]byte, 32), RP: &ctap2.RPEntity{ID: rpID},
 			User: &ctap2.UserEntity{ID: []byte{1}, Name: "alice"}, PubKeyCredParams: []ctap2.CredentialParameter{{Type: "public-key", Alg: -7}},
-			Options: map[string]bool{"rk": true}, Extensions: ctap2.MakeCredentialExtensions{HMACSecret: true}}
+			Options: map[string]bool{"rk": true}, Extensions: ctap2.MakeCredentialExtensions{HMACSecret: true, CredProtect: 1,
+				// An extension the key does not implement: its name, the
+				// request's text, never reaches the log.
+				Other: map[string][]byte{"x-\x1b[2Jhidden": {0xf5}}}}
 		att, err := c.MakeCredential(ctx, req)
 		if err != nil {
 			t.Fatalf("makeCredential at %q: %v", rpID, err)
@@ -123,16 +127,16 @@ func TestLogObserverLines(t *testing.T) {
 	want := []string{
 		// Automatic presence answers at once: no presence requested.
 		`level=DEBUG msg="presence answered" command=makeCredential err=<nil>`,
-		`level=DEBUG msg="credential created" rp=example.com discoverable=true u2f=false`,
+		`level=DEBUG msg="credential created" rp=example.com discoverable=true u2f=false ext=credProtect,hmac-secret ext_out=credProtect,hmac-secret`,
 		`level=DEBUG msg="presence answered" command=getAssertion err=<nil>`,
-		`level=DEBUG msg="credential asserted" rp=example.com counter=2 up=true uv=false u2f=false`,
+		`level=DEBUG msg="credential asserted" rp=example.com counter=2 up=true uv=false u2f=false ext=hmac-secret ext_out=hmac-secret`,
 		`level=DEBUG msg="presence answered" command="U2F register" err=<nil>`,
 		// U2F names the relying party only by its application ID's hash.
 		`level=DEBUG msg="credential created" app=` + hex.EncodeToString(app[:8]) + ` discoverable=false u2f=true`,
 		`level=DEBUG msg="presence answered" command="U2F authenticate" err=<nil>`,
 		`level=DEBUG msg="credential asserted" app=` + hex.EncodeToString(app[:8]) + ` counter=1 up=true uv=false u2f=true`,
 		`level=DEBUG msg="presence answered" command=makeCredential err=<nil>`,
-		`level=DEBUG msg="credential created" rp=evil.example\x1b[2J\x1b]0;pwned\x07\x0a\u202emoc.elpmaxe\\x41 discoverable=true u2f=false`,
+		`level=DEBUG msg="credential created" rp=evil.example\x1b[2J\x1b]0;pwned\x07\x0a\u202emoc.elpmaxe\\x41 discoverable=true u2f=false ext=credProtect,hmac-secret ext_out=credProtect,hmac-secret`,
 		`level=DEBUG msg="presence requested" command=makeCredential rp=example.org`,
 		`level=DEBUG msg="presence timed out" command=makeCredential`,
 		`level=DEBUG msg="PIN set"`,
@@ -147,6 +151,9 @@ func TestLogObserverLines(t *testing.T) {
 		if (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' {
 			t.Errorf("the log holds %U, unescaped", r)
 		}
+	}
+	if strings.Contains(got, "hidden") {
+		t.Error("the log names an extension the key does not implement")
 	}
 	secrets := map[string][]byte{"PIN": []byte(pin), "new PIN": []byte(newPIN), "salt": salt, "pinUvAuthParam": ga.PinUvAuthParam}
 	for name, s := range secrets {

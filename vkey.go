@@ -89,7 +89,9 @@ type Options struct {
 	// Keys says where device-bound keys live (default SoftwareKeys).
 	Keys Keys
 	// DeviceKeys, if set, makes device-bound keys instead of what Keys
-	// selects (a TPM the caller opened: tpm.TPM.KeyProvider()).
+	// selects (a TPM the caller opened: tpm.TPM.KeyProvider()). U2F
+	// registrations use it too: with TPM keys each one is a TPM key kept
+	// as a stored credential that its 32-byte key handle names.
 	DeviceKeys keystore.KeyProvider
 	// TPM is the TPM to use: "" for /dev/tpmrm0, or swtpm:SOCKET.
 	TPM string

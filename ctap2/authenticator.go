@@ -86,6 +86,10 @@ type Options struct {
 	// DeviceKeys is nil or lacks the algorithm (default keystore.Software{}).
 	SoftwareKeys keystore.KeyProvider
 	// DeviceKeys makes device-bound keys (the TPM); nil means software keys.
+	// It makes every U2F (CTAP1) registration's key too: with TPM keys a
+	// U2F registration is a stored credential (the wrapped key is too long
+	// for a key handle) whose 32-byte key handle only names it; with
+	// software keys the 64-byte handle carries the key (see u2f.go).
 	DeviceKeys keystore.KeyProvider
 	// Presence asks for user presence (default: deny, a key nobody touches).
 	Presence Presence

@@ -120,6 +120,13 @@ func (e MakeCredentialExtensions) inputs() map[string]any {
 	return m
 }
 
+// names lists, sorted, the extensions e holds a field for: the ones this
+// key implements, never a name from Other.
+func (e MakeCredentialExtensions) names() []string {
+	e.Other = nil
+	return slices.Sorted(maps.Keys(e.inputs()))
+}
+
 // UnmarshalCBOR decodes the extensions map. Only a value that is not a
 // map with text keys fails; a malformed input is kept for the command.
 func (e *MakeCredentialExtensions) UnmarshalCBOR(data []byte) error {
@@ -193,6 +200,12 @@ func (e GetAssertionExtensions) inputs() map[string]any {
 	setTrue(m, "largeBlobKey", e.LargeBlobKey)
 	setTrue(m, "thirdPartyPayment", e.ThirdPartyPayment)
 	return m
+}
+
+// names is as MakeCredentialExtensions.names.
+func (e GetAssertionExtensions) names() []string {
+	e.Other = nil
+	return slices.Sorted(maps.Keys(e.inputs()))
 }
 
 // UnmarshalCBOR decodes the extensions map. Only a value that is not a
@@ -356,4 +369,15 @@ func decodeHMACSecretInput(raw []byte) *HMACSecretInput {
 		return &HMACSecretInput{invalid: err}
 	}
 	return &in
+}
+
+// outputNames lists, sorted, the extension outputs of out, with
+// largeBlobKey when the response carries one (CTAP 2.1 section 12.3).
+func outputNames(out map[string]any, largeBlobKey bool) []string {
+	names := slices.Collect(maps.Keys(out))
+	if largeBlobKey {
+		names = append(names, "largeBlobKey")
+	}
+	slices.Sort(names)
+	return names
 }

@@ -34,13 +34,16 @@ type getAssertionExtensions struct {
 	// payment asks whether the credential is for third-party payment
 	// (CTAP 2.2 section 12.9).
 	payment bool
+	// names are the extensions of the request the key read, for the
+	// Observer.
+	names []string
 }
 
 // checkGetAssertionExtensions checks the extension inputs of a request
 // (CTAP 2.1 section 12), those the key advertises, and prepares the
 // hmac-secret output.
 func (a *Authenticator) checkGetAssertionExtensions(in *GetAssertionExtensions) (getAssertionExtensions, error) {
-	e := getAssertionExtensions{credBlob: in.CredBlob, largeBlobKey: in.LargeBlobKey, payment: in.ThirdPartyPayment}
+	e := getAssertionExtensions{credBlob: in.CredBlob, largeBlobKey: in.LargeBlobKey, payment: in.ThirdPartyPayment, names: in.names()}
 	// Inputs are checked in the order of the request (see
 	// extensionDecoder).
 	if in.invalid != nil && !in.hmacSecretFirst {
@@ -307,7 +310,8 @@ func (a *Authenticator) assert(c *keystore.Credential, rpID string, clientDataHa
 	if ext.largeBlobKey && c.LargeBlobKey != nil {
 		resp.LargeBlobKey = c.LargeBlobKey
 	}
-	a.emit(CredentialAsserted{RPID: rpID, RPIDHash: rpIDHash, CredentialID: c.ID, SignCount: count, UserPresent: up, UserVerified: uv})
+	a.emit(CredentialAsserted{RPID: rpID, RPIDHash: rpIDHash, CredentialID: c.ID, SignCount: count, UserPresent: up, UserVerified: uv,
+		Extensions: ext.names, ExtensionOutputs: outputNames(outExt, resp.LargeBlobKey != nil)})
 	return resp, nil
 }
 

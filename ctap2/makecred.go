@@ -264,7 +264,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte) (any,
 		return nil, err
 	}
 	a.emit(CredentialCreated{RPID: req.RP.ID, RPIDHash: rpIDHash, CredentialID: cred.ID, UserName: req.User.Name,
-		Discoverable: rk, SignCount: count})
+		Discoverable: rk, SignCount: count, Extensions: ext.names(), ExtensionOutputs: outputNames(outExt, largeBlobKey != nil)})
 	return makeCredentialResponse{Format: format, AuthData: ad, AttStmt: stmt, EPAtt: ep, LargeBlobKey: largeBlobKey}, nil
 }
 

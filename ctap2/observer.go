@@ -59,6 +59,16 @@ type CredentialCreated struct {
 	SignCount uint32
 	// U2F says the credential came from a CTAP1/U2F register.
 	U2F bool
+	// Extensions names, sorted, the extensions of the request that this
+	// key implements (and its profile advertises): those it read and
+	// acted on, even when acting meant ignoring an input, as
+	// hmac-secret-mc without hmac-secret (CTAP 2.2 section 12.7). Names it
+	// does not implement are left out: they are the request's text.
+	Extensions []string
+	// ExtensionOutputs names, sorted, the extensions it returned output
+	// for: in the authenticator data, and largeBlobKey in the response
+	// (CTAP 2.1 section 12.3).
+	ExtensionOutputs []string
 }
 
 // CredentialAsserted: getAssertion, getNextAssertion or U2F authenticate
@@ -71,6 +81,9 @@ type CredentialAsserted struct {
 	UserPresent  bool
 	UserVerified bool
 	U2F          bool
+	// Extensions and ExtensionOutputs are as in CredentialCreated.
+	Extensions       []string
+	ExtensionOutputs []string
 }
 
 // CredentialDeleted: a stored credential was deleted (credential

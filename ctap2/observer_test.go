@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -76,6 +77,10 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 		}
 		req := mcRequest(t, "example.com", []byte{user}, true)
 		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Param(req.ClientDataHash), tok.Version()
+		// hmac-secret-mc without hmac-secret is read and ignored (CTAP
+		// 2.2 section 12.7); an unknown name stays out of the event.
+		req.Extensions = ctap2.MakeCredentialExtensions{CredProtect: 1, LargeBlobKey: true,
+			HMACSecretMC: &ctap2.HMACSecretInput{}, Other: map[string][]byte{"x-\x1b[31m": {0xf5}}}
 		return k.register(t, req)
 	}
 	id1 := mc(1)
@@ -86,6 +91,12 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 		c.UserName != "alice" || !c.Discoverable || c.U2F {
 		t.Errorf("CredentialCreated %+v", c)
 	}
+	if want := []string{"credProtect", "hmac-secret-mc", "largeBlobKey"}; !slices.Equal(c.Extensions, want) {
+		t.Errorf("CredentialCreated.Extensions %q, want %q", c.Extensions, want)
+	}
+	if want := []string{"credProtect", "largeBlobKey"}; !slices.Equal(c.ExtensionOutputs, want) {
+		t.Errorf("CredentialCreated.ExtensionOutputs %q, want %q", c.ExtensionOutputs, want)
+	}
 	if a := es[0].(ctap2.PresenceAnswered); a.Request.Command != "makeCredential" || a.Err != nil {
 		t.Errorf("PresenceAnswered %+v", a)
 	}
@@ -93,7 +104,8 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 	rec.take()
 
 	// Two accounts: getAssertion and getNextAssertion each assert one.
-	got, err := k.c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32)})
+	got, err := k.c.GetAssertion(ctx, &ctap2.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32),
+		Extensions: ctap2.GetAssertionExtensions{LargeBlobKey: true, CredBlob: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +114,8 @@ func TestObserverSeesWhatCommandsDo(t *testing.T) {
 	if a := es[1].(ctap2.CredentialAsserted); a.RPID != "example.com" || !bytes.Equal(a.CredentialID, got.Credential.ID) ||
 		!a.UserPresent || a.UserVerified || a.SignCount == 0 {
 		t.Errorf("CredentialAsserted %+v", a)
+	} else if want := []string{"credBlob", "largeBlobKey"}; !slices.Equal(a.Extensions, want) || !slices.Equal(a.ExtensionOutputs, want) {
+		t.Errorf("CredentialAsserted extensions %q, outputs %q, want both %q", a.Extensions, a.ExtensionOutputs, want)
 	}
 	if _, err := k.c.GetNextAssertion(ctx); err != nil {
 		t.Fatal(err)

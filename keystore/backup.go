@@ -40,12 +40,16 @@ var ErrBadBackup = errors.New("not a vkey backup file, or a damaged one")
 type DeviceBoundError struct {
 	// ID is the credential ID.
 	ID []byte
-	// RPID is its relying party.
+	// RPID is its relying party; empty for a U2F credential, which
+	// knows its application only by hash.
 	RPID string
 }
 
 // Error implements error.
 func (e *DeviceBoundError) Error() string {
+	if e.RPID == "" {
+		return fmt.Sprintf("credential %s (a U2F credential) is device-bound and never leaves this key", shortID(e.ID))
+	}
 	return fmt.Sprintf("credential %s for %s is device-bound and never leaves this key", shortID(e.ID), e.RPID)
 }
 

@@ -247,3 +247,16 @@ func TestBackupImportBoundsArgon2(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceBoundErrorU2F: a stored U2F credential has no RP ID, so the
+// error names it as a U2F credential rather than "for " and nothing.
+func TestDeviceBoundErrorU2F(t *testing.T) {
+	u2f := (&DeviceBoundError{ID: []byte{1, 2}}).Error()
+	if want := "credential 0102 (a U2F credential) is device-bound and never leaves this key"; u2f != want {
+		t.Fatalf("U2F: %q, want %q", u2f, want)
+	}
+	rp := (&DeviceBoundError{ID: []byte{1, 2}, RPID: "example.com"}).Error()
+	if want := "credential 0102 for example.com is device-bound and never leaves this key"; rp != want {
+		t.Fatalf("RP: %q, want %q", rp, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vkey-dev/vkey"
 	"github.com/vkey-dev/vkey/ctap2"
+	"github.com/vkey-dev/vkey/ctap2/client"
 	"github.com/vkey-dev/vkey/keystore"
 )
 
@@ -41,15 +42,12 @@ func infoValue(device string, in *ctap2.GetInfoResponse) infoJSON {
 		Options: in.Options, MaxMsgSize: in.MaxMsgSize, PinUvAuthProtocols: in.PinUvAuthProtocols,
 		MaxCredentialCountInList: in.MaxCredentialCountInList, MaxCredentialIDLength: in.MaxCredentialIDLength,
 		Transports: in.Transports, MaxSerializedLargeBlobArray: in.MaxSerializedLargeBlobArray,
-		ForcePINChange: in.ForcePINChange, MinPINLength: in.MinPINLength, FirmwareVersion: in.FirmwareVersion,
+		ForcePINChange: in.ForcePINChange, MinPINLength: client.MinPINLength(in), FirmwareVersion: in.FirmwareVersion,
 		MaxCredBlobLength: in.MaxCredBlobLength, MaxRPIDsForSetMinPINLength: in.MaxRPIDsForSetMinPINLength,
 		RemainingDiscoverableCredentials: in.RemainingDiscoverableCredentials,
 	}
 	for _, a := range in.Algorithms {
 		out.Algorithms = append(out.Algorithms, keystore.Algorithm(a.Alg).Name())
-	}
-	if out.MinPINLength == 0 {
-		out.MinPINLength = 4 // CTAP 2.1 section 6.4: absent means 4
 	}
 	for _, s := range []*[]string{&out.Versions, &out.Extensions, &out.Transports, &out.Algorithms} {
 		if *s == nil {

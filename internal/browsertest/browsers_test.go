@@ -46,7 +46,9 @@ type browserCase struct {
 	optional map[string]string
 	// observe are steps run and reported with what the browser did,
 	// never required: what a browser does where the spec lets it choose.
-	observe []string
+	// The value says, in a few words, what a step that did not give its
+	// result means (e.g. "gave no results without a PIN").
+	observe map[string]string
 	// known, when set, names a known defect: the case runs and its
 	// outcome is reported, but a failure does not fail the test.
 	known string
@@ -95,7 +97,7 @@ var cases = []browserCase{
 	// shows which extensions it was asked for). Without a PIN its sign-in
 	// gives no PRF results either (prf, observed only).
 	{name: "firefox-headless", browser: "firefox-esr", steps: []string{"create", "get", "discoverable", "prf-create"},
-		observe: []string{"prf"}},
+		observe: map[string]string{"prf": "gave no results without a PIN"}},
 	// Chromium 156 sends hmac-secret-mc when create() asks prf.eval and
 	// the key lists it in getInfo: prf-create requires prf.results.first,
 	// equal to what get() gives for the same salt (prfmc=results).
@@ -303,8 +305,8 @@ func TestVMBrowsers(t *testing.T) {
 				fmt.Fprintf(&summary, "%s: %s passed (the known defect %q did not show this time: it is a race)\n", c.name, step, defect)
 			}
 		}
-		for _, step := range c.observe {
-			fmt.Fprintf(&summary, "%s: observed %s: %s\n", c.name, step, observed(got, step))
+		for _, step := range slices.Sorted(maps.Keys(c.observe)) {
+			fmt.Fprintf(&summary, "%s: not required, observed: %s (%s)\n", c.name, observed(c, got, step), detail(got, step))
 		}
 		if r, ok := got["same-rp"]; ok && r.OK {
 			fmt.Fprintf(&summary, "%s: go-webauthn verified the kit's and Chromium's responses; key b's counter: %v; registration JSON: %v; key a: %v; with two keys: %v\n",
@@ -341,18 +343,7 @@ func writeSummary(c browserCase, got map[string]report, passed, failed []string)
 	if r, ok := got["create"]; ok && r.UA != "" {
 		client += " (" + r.UA + ")"
 	}
-	what := strings.Join(passed, ", ")
-	for _, step := range slices.Sorted(maps.Keys(c.optional)) {
-		note := c.optional[step]
-		if r, ok := got[step]; ok && r.OK {
-			what += fmt.Sprintf("; optional %s ok", step)
-		} else {
-			what += fmt.Sprintf("; optional %s not ok (%s)", step, note)
-		}
-	}
-	for _, step := range c.observe {
-		what += fmt.Sprintf("; observed %s: %s", step, observed(got, step))
-	}
+	what := summaryWhat(c, got, passed)
 	switch {
 	case len(failed) == 0:
 		clientsummary.Write(clientsummary.Passed, client, what)
@@ -363,8 +354,41 @@ func writeSummary(c browserCase, got map[string]report, passed, failed []string)
 	}
 }
 
-// observed says what a step not required reported.
-func observed(got map[string]report, step string) string {
+// summaryWhat is what case c's summary line says after its status: the
+// steps that passed, then each optional and each observed step.
+func summaryWhat(c browserCase, got map[string]report, passed []string) string {
+	what := strings.Join(passed, ", ")
+	for _, step := range slices.Sorted(maps.Keys(c.optional)) {
+		note := c.optional[step]
+		if r, ok := got[step]; ok && r.OK {
+			what += fmt.Sprintf("; optional %s ok", step)
+		} else {
+			what += fmt.Sprintf("; optional %s not ok (%s)", step, note)
+		}
+	}
+	for _, step := range slices.Sorted(maps.Keys(c.observe)) {
+		what += "; not required, observed: " + observed(c, got, step)
+	}
+	return what
+}
+
+// observed says in words what a step not required did: "prf ok", "prf
+// gave no results without a PIN" (the case's note, when it did not give
+// its result), or "prf sent no report".
+func observed(c browserCase, got map[string]report, step string) string {
+	r, ok := got[step]
+	switch {
+	case !ok:
+		return step + " sent no report"
+	case r.OK:
+		return step + " ok"
+	default:
+		return step + " " + c.observe[step]
+	}
+}
+
+// detail is a step's report detail as JSON, for the test log.
+func detail(got map[string]report, step string) string {
 	r, ok := got[step]
 	if !ok {
 		return "no report"

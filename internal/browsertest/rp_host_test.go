@@ -105,3 +105,37 @@ func TestCaseTimes(t *testing.T) {
 		t.Errorf("caseTimes: %q", got)
 	}
 }
+
+// TestSummaryObservedStep feeds firefox-headless's recorded reports (PRF at
+// sign-in without a PIN gives no results, which is not required) to the
+// summary: the observed step reads as words, not as a raw report.
+func TestSummaryObservedStep(t *testing.T) {
+	var c browserCase
+	for _, bc := range cases {
+		if bc.name == "firefox-headless" {
+			c = bc
+		}
+	}
+	if c.name == "" {
+		t.Fatal("no firefox-headless case")
+	}
+	passed := []string{"create", "get", "discoverable", "prf-create"}
+	got := map[string]report{"prf": {Case: c.name, Step: "prf", OK: false,
+		Detail: map[string]any{"error": "Error: the first sign-in gave no PRF results"}}}
+	for _, s := range passed {
+		got[s] = report{Case: c.name, Step: s, OK: true}
+	}
+	for _, tc := range []struct {
+		name string
+		got  map[string]report
+		want string
+	}{
+		{"no results", got, "create, get, discoverable, prf-create; not required, observed: prf gave no results without a PIN"},
+		{"results", map[string]report{"prf": {OK: true}}, "create, get, discoverable, prf-create; not required, observed: prf ok"},
+		{"no report", map[string]report{}, "create, get, discoverable, prf-create; not required, observed: prf sent no report"},
+	} {
+		if w := summaryWhat(c, tc.got, passed); w != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, w, tc.want)
+		}
+	}
+}

@@ -48,6 +48,11 @@ type Event struct {
 	SignCount    *uint32 `json:"signCount,omitempty"`
 	UserPresent  *bool   `json:"userPresent,omitempty"`
 	UserVerified *bool   `json:"userVerified,omitempty"`
+	// Extensions names, sorted, the request's extensions the key acted
+	// on (only ones it implements), and ExtensionOutputs those it
+	// answered with output (ctap2.CredentialCreated).
+	Extensions       []string `json:"extensions,omitempty"`
+	ExtensionOutputs []string `json:"extensionOutputs,omitempty"`
 	// Command is the CTAP command asking for presence.
 	Command string `json:"command,omitempty"`
 	// Result is a presence answer: approved, denied, timeout or cancelled.
@@ -121,12 +126,13 @@ func (h *Hub) Observe(_ context.Context, e ctap2.Event) {
 	switch e := e.(type) {
 	case ctap2.CredentialCreated:
 		ev := Event{Type: EventCredentialAdded, Source: "ctap", CredentialID: b64(e.CredentialID), UserName: e.UserName,
-			Discoverable: &e.Discoverable, SignCount: &e.SignCount}
+			Discoverable: &e.Discoverable, SignCount: &e.SignCount, Extensions: e.Extensions, ExtensionOutputs: e.ExtensionOutputs}
 		ev.RPID, ev.RPIDHash = rpNames(e.RPID, e.RPIDHash, e.U2F)
 		h.Emit(ev)
 	case ctap2.CredentialAsserted:
 		ev := Event{Type: EventCredentialAsserted, Source: "ctap", CredentialID: b64(e.CredentialID),
-			SignCount: &e.SignCount, UserPresent: &e.UserPresent, UserVerified: &e.UserVerified}
+			SignCount: &e.SignCount, UserPresent: &e.UserPresent, UserVerified: &e.UserVerified,
+			Extensions: e.Extensions, ExtensionOutputs: e.ExtensionOutputs}
 		ev.RPID, ev.RPIDHash = rpNames(e.RPID, e.RPIDHash, e.U2F)
 		h.Emit(ev)
 	case ctap2.CredentialDeleted:
