@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/vkey-dev/vkey/internal/escape"
 )
 
 // Backup file layout (all integers big-endian). Everything before the
@@ -50,7 +52,7 @@ func (e *DeviceBoundError) Error() string {
 	if e.RPID == "" {
 		return fmt.Sprintf("credential %s (a U2F credential) is device-bound and never leaves this key", shortID(e.ID))
 	}
-	return fmt.Sprintf("credential %s for %s is device-bound and never leaves this key", shortID(e.ID), e.RPID)
+	return fmt.Sprintf("credential %s for %s is device-bound and never leaves this key", shortID(e.ID), escape.Terminal(e.RPID))
 }
 
 func shortID(id []byte) string {

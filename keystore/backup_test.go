@@ -259,4 +259,9 @@ func TestDeviceBoundErrorU2F(t *testing.T) {
 	if want := "credential 0102 for example.com is device-bound and never leaves this key"; rp != want {
 		t.Fatalf("RP: %q, want %q", rp, want)
 	}
+	// The RP ID comes from a request: it reaches a terminal escaped.
+	hostile := (&DeviceBoundError{ID: []byte{1, 2}, RPID: "evil\x1b[2J.example\n"}).Error()
+	if strings.ContainsAny(hostile, "\x1b\n") {
+		t.Fatalf("hostile RP ID printed raw: %q", hostile)
+	}
 }
