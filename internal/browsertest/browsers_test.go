@@ -332,6 +332,7 @@ func TestVMBrowsers(t *testing.T) {
 	t.Logf("browsers, per client:\n%s", summary.String())
 	if t.Failed() {
 		logTail(t, filepath.Join(share, "out", "vkey.log"))
+		logTail(t, filepath.Join(share, "out", "dmesg.log"))
 	}
 }
 

@@ -404,6 +404,10 @@ while read -r c; do
 	say "case $c"
 	"case_${c//-/_}"
 	say "case $c: done"
+	# The kernel's log, kept with the others: uhid and hidraw report there
+	# what no process sees (a full uhid output queue drops a client's
+	# report with only "Output queue is full").
+	dmesg >"$OUT/dmesg.log" 2>&1
 done < "$S/cases"
 [ -n "$XPID" ] && kill "$XPID"
 say "all cases done"
