@@ -359,7 +359,17 @@ func (s *Server) usbTouch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) usbPower(w http.ResponseWriter, r *http.Request) {
 	switch r.PathValue("state") {
 	case "off":
-		s.cfg.Presence.Deny()
+		if s.cfg.Presence.Deny() {
+			// Let the refusal reach the waiting command before the power
+			// cycle cancels it, or the command may see the cancel first
+			// and answer KEEPALIVE_CANCEL instead of OPERATION_DENIED.
+			// The broker forgets a request once its wait has returned.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if _, ok := s.cfg.Presence.Pending(); !ok {
+					break
+				}
+			}
+		}
 		s.doPowerCycle()
 	case "on":
 		s.doPowerCycle()
