@@ -91,11 +91,11 @@ func responseOf(r report) ([]byte, error) {
 func (rp *sameRP) register(u *webauthntest.User, name string, body []byte) (*webauthn.Credential, error) {
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
 	if err != nil {
-		return nil, fmt.Errorf("%s: go-webauthn cannot parse the response: %w", name, describe(err))
+		return nil, fmt.Errorf("%s: go-webauthn cannot parse the response: %w", name, webauthntest.Describe(err))
 	}
 	cred, err := rp.w.CreateCredential(u, *rp.sessions[name], parsed)
 	if err != nil {
-		return nil, fmt.Errorf("%s: go-webauthn refuses the registration: %w", name, describe(err))
+		return nil, fmt.Errorf("%s: go-webauthn refuses the registration: %w", name, webauthntest.Describe(err))
 	}
 	if !cred.Flags.UserPresent {
 		return nil, fmt.Errorf("%s: flag UP is not set", name)
@@ -111,7 +111,7 @@ func (rp *sameRP) register(u *webauthntest.User, name string, body []byte) (*web
 func (rp *sameRP) login(u *webauthntest.User, name string, credID []byte, body []byte) (*webauthn.Credential, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
-		return nil, fmt.Errorf("%s: go-webauthn cannot parse the response: %w", name, describe(err))
+		return nil, fmt.Errorf("%s: go-webauthn cannot parse the response: %w", name, webauthntest.Describe(err))
 	}
 	s := *rp.sessions[name]
 	s.UserID = u.ID
@@ -123,7 +123,7 @@ func (rp *sameRP) login(u *webauthntest.User, name string, credID []byte, body [
 	before := u.Credentials[i].Authenticator.SignCount
 	cred, err := rp.w.ValidateLogin(u, s, parsed)
 	if err != nil {
-		return nil, fmt.Errorf("%s: go-webauthn refuses the assertion: %w", name, describe(err))
+		return nil, fmt.Errorf("%s: go-webauthn refuses the assertion: %w", name, webauthntest.Describe(err))
 	}
 	switch {
 	case !cred.Flags.UserPresent:
@@ -133,14 +133,6 @@ func (rp *sameRP) login(u *webauthntest.User, name string, credID []byte, body [
 	}
 	u.Credentials[i] = *cred
 	return cred, nil
-}
-
-// describe adds go-webauthn's detail to its error.
-func describe(err error) error {
-	if pe, ok := err.(*protocol.Error); ok {
-		return fmt.Errorf("%w (%s: %s)", err, pe.Type, pe.DevInfo)
-	}
-	return err
 }
 
 // verifySameRP verifies, in the order they were made, the kit's and

@@ -114,7 +114,7 @@ func (rp *RP) FinishRegistration(u *User, c *Ceremony, credID []byte, format str
 	}
 	cred, err := rp.W.CreateCredential(u, *c.Session, parsed)
 	if err != nil {
-		return nil, fmt.Errorf("verify registration: %w", describe(err))
+		return nil, fmt.Errorf("verify registration: %w", Describe(err))
 	}
 	u.Credentials = append(u.Credentials, *cred)
 	return cred, nil
@@ -161,7 +161,7 @@ func (rp *RP) FinishLogin(u *User, users []*User, c *Ceremony, credID, authData,
 	})
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
-		return nil, fmt.Errorf("parse assertion: %w", describe(err))
+		return nil, fmt.Errorf("parse assertion: %w", Describe(err))
 	}
 	var cred *webauthn.Credential
 	if u != nil {
@@ -178,7 +178,7 @@ func (rp *RP) FinishLogin(u *User, users []*User, c *Ceremony, credID, authData,
 		}, *c.Session, parsed)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("verify assertion: %w", describe(err))
+		return nil, fmt.Errorf("verify assertion: %w", Describe(err))
 	}
 	for i := range u.Credentials {
 		if string(u.Credentials[i].ID) == string(cred.ID) {
@@ -188,8 +188,9 @@ func (rp *RP) FinishLogin(u *User, users []*User, c *Ceremony, credID, authData,
 	return cred, nil
 }
 
-// describe adds go-webauthn's detail to its error.
-func describe(err error) error {
+// Describe adds go-webauthn's detail (the protocol.Error type and
+// DevInfo) to its error.
+func Describe(err error) error {
 	if pe, ok := err.(*protocol.Error); ok {
 		return fmt.Errorf("%w (%s: %s)", err, pe.Type, pe.DevInfo)
 	}
