@@ -109,7 +109,7 @@ func newBackupExportCommand() *cobra.Command {
 			var db *keystore.DeviceBoundError
 			switch {
 			case errors.As(err, &db):
-				return fmt.Errorf("%w: device-bound passkeys never leave the key", err)
+				return fmt.Errorf("%w: leave its --id out: only passkeys made under `vkey run --passkeys syncable` can be exported", err)
 			case errors.Is(err, fs.ErrExist):
 				return fmt.Errorf("%s exists already: choose another --out, or add --force to replace it", out)
 			case err != nil:

@@ -35,7 +35,7 @@ func parseOnOff(s string) (bool, error) {
 func configError(err error) error {
 	var unsupported *client.UnsupportedError
 	if errors.As(err, &unsupported) {
-		return fmt.Errorf("this key does not support %s", unsupported.Feature)
+		return fmt.Errorf("this key does not support %s (`vkey info` lists what it does)", unsupported.Feature)
 	}
 	return ctapError(err)
 }

@@ -179,7 +179,7 @@ func parseAlgorithms(list string) ([]keystore.Algorithm, error) {
 		return nil, usageError("%v in --algorithms (want a comma-separated list of ES256, EdDSA, ES384, ES512, RS256, PS256)", err)
 	}
 	if err != nil {
-		return nil, usageError("%v in --algorithms", err)
+		return nil, usageError("%v in --algorithms: list each algorithm once", err)
 	}
 	return algs, nil
 }
